@@ -1,0 +1,36 @@
+"""jupyter-ml-workbench: launch compute from notebook cells, the CLI or the JupyterLab sidebar.
+
+``%load_ext workbench`` registers the magics. The Python API (``workbench.Service`` and the
+errors) is imported on first use, so importing this package costs almost nothing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from .errors import WorkbenchError
+    from .service import Service
+
+__all__ = ["Service", "WorkbenchError", "__version__", "load_ipython_extension"]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Called by ``%load_ext workbench``."""
+    from .magics import load_ipython_extension as load
+
+    load(ipython)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Service":
+        from .service import Service
+
+        return Service
+    if name == "WorkbenchError":
+        from .errors import WorkbenchError
+
+        return WorkbenchError
+    raise AttributeError(f"module 'workbench' has no attribute {name!r}")

@@ -1,0 +1,1 @@
+"""Where workloads run: the backend protocol, its registry, and the backends."""

@@ -1,0 +1,259 @@
+"""The local backend: each workload is a detached, supervised process group.
+
+Submitting stages the run directory, inserts the record (granting GPUs in the same
+transaction), moves the staged directory into place and starts the supervisor. If any
+step fails, what the earlier steps made is removed again, so bad input or a failed start
+leaves neither a record nor a directory behind.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ...config import Settings
+from ...errors import BackendUnavailable, Conflict, NotFound, SpecError
+from ...runtime import procs
+from ...spec import CodeSpec, CommonSpec
+from ...store import ACTIVE, CANCELLED, FAILED, PENDING, Store, Workload
+from ...units import format_bytes, parse_bytes
+from ..base import Payload
+from .gpus import allocate, check_request, detect_gpus
+
+START_GRACE = 60.0  # seconds a record may stay pending before its supervisor must be up
+_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+class LocalBackend:
+    """Runs workloads as processes on this machine."""
+
+    name = "local"
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self._host_gpus: list[str] | None = None
+
+    # -- GPUs ------------------------------------------------------------------------------
+    @property
+    def host_gpus(self) -> list[str]:
+        if self._host_gpus is None:
+            configured = self.settings.local_gpus
+            self._host_gpus = list(configured) if configured is not None else detect_gpus()
+        return self._host_gpus
+
+    # -- submit ----------------------------------------------------------------------------
+    def submit(self, workload_id: str, spec: CommonSpec, payload: Payload) -> Workload:
+        if not isinstance(spec, CodeSpec) or getattr(spec, "kind", None) != "pod":
+            raise SpecError(
+                f"the local backend cannot run {getattr(spec, 'kind', '?')!r} workloads yet",
+                value=getattr(spec, "kind", None),
+                hint="run a pod workload",
+            )
+        gpus = spec.resources.gpus
+        check_request(gpus, self.host_gpus)
+        runs = self.settings.runs_dir
+        runs.mkdir(parents=True, exist_ok=True)
+        staging = runs / f".staging-{workload_id}-{os.getpid()}"
+        final = runs / workload_id
+        try:
+            self._stage(staging, spec, payload)
+            record = Workload(
+                id=workload_id,
+                kind="pod",
+                backend=self.name,
+                status=PENDING,
+                spec=spec.model_dump(mode="json", exclude={"code"}),
+                run_dir=str(final),
+                created=time.time(),
+                owner=self.settings.owner,
+                session=payload.session,
+            )
+
+            def grant(store: Store) -> Workload:
+                granted = allocate(gpus, self.host_gpus, store.gpus_in_use(self.name))
+                return Workload(**{**record.to_dict(), "gpus": granted})
+
+            record = self.store.insert(record, amend=grant)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        try:
+            if final.exists():  # left by a record that no longer exists
+                shutil.rmtree(final)
+            staging.rename(final)
+            self._write_launch(final, spec, payload, record.gpus)
+            self._start_supervisor(workload_id)
+        except BaseException as exc:
+            self.store.delete(workload_id)
+            shutil.rmtree(final, ignore_errors=True)
+            shutil.rmtree(staging, ignore_errors=True)
+            if isinstance(exc, OSError):
+                raise BackendUnavailable(
+                    f"could not start the local workload: {exc}",
+                    value=workload_id,
+                    hint=f"check that {runs} is writable",
+                ) from exc
+            raise
+        return self.store.get(workload_id)
+
+    def _stage(self, staging: Path, spec: CommonSpec, payload: Payload) -> None:
+        assert isinstance(spec, CodeSpec)
+        (staging / "payload").mkdir(parents=True)
+        (staging / "logs").mkdir()
+        (staging / "outputs").mkdir()
+        (staging / "logs" / "output.log").touch()
+        if payload.code is not None:
+            entry, argv0 = "cell.py", "cell"
+            (staging / "payload" / entry).write_text(payload.code)
+        else:
+            entry = Path(payload.script_name or "script.py").name
+            argv0 = spec.script or entry
+            (staging / "payload" / entry).write_bytes(payload.script or b"")
+        if payload.inputs is not None:
+            (staging / "payload" / "inputs.pkl").write_bytes(payload.inputs)
+        meta = {"entry": entry, "argv0": argv0, "args": spec.args, "get": spec.get}
+        (staging / "payload" / "meta.json").write_text(json.dumps(meta))
+        (staging / "spec.json").write_text(spec.model_dump_json(indent=2))
+
+    def _write_launch(self, run_dir: Path, spec: CommonSpec, payload: Payload, gpus: list[str]) -> None:
+        env = {
+            "PYTHONUNBUFFERED": "1",
+            "CUDA_VISIBLE_DEVICES": ",".join(gpus),
+            "WORKBENCH_WORKLOAD_ID": run_dir.name,
+            "WORKBENCH_RUN_DIR": str(run_dir),
+            "WORKBENCH_OUTPUT_DIR": str(run_dir / "outputs"),
+            "WORKBENCH_HOME": str(self.settings.home),
+        }
+        if spec.resources.cpu:
+            from ...units import parse_cpu
+
+            threads = str(max(1, math.ceil(parse_cpu(spec.resources.cpu))))
+            env.update({var: threads for var in _THREAD_VARS})
+        env.update(spec.env)
+        launch: dict[str, Any] = {
+            "argv": [sys.executable, "-m", "workbench.runtime.cell", str(run_dir)],
+            "cwd": payload.cwd,
+            "env": env,
+            "secrets": [ref.model_dump() for ref in spec.secrets],
+            "timeout": spec.timeout,
+            "kill_grace": self.settings.kill_grace,
+        }
+        if spec.resources.memory:
+            limit = parse_bytes(spec.resources.memory)
+            launch.update(memory_limit=limit, memory_label=format_bytes(limit))
+        (run_dir / "launch.json").write_text(json.dumps(launch, indent=2))
+
+    def _start_supervisor(self, workload_id: str) -> None:
+        run_dir = self.settings.runs_dir / workload_id
+        with (run_dir / "logs" / "supervisor.log").open("ab") as log:
+            subprocess.Popen(
+                [sys.executable, "-m", "workbench.runtime.supervisor", str(self.store.path), workload_id],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+            )
+
+    # -- state -----------------------------------------------------------------------------
+    def refresh(self, workload: Workload) -> Workload:
+        """Mark workloads whose supervisor vanished (machine restart, kill -9) as failed."""
+        if workload.status not in ACTIVE:
+            return workload
+        if workload.supervisor_pid:
+            if procs.is_alive(workload.supervisor_pid, workload.id):
+                return workload
+            procs.kill_group(workload.pid)
+            message = "the supervisor process ended without recording an outcome"
+        elif time.time() - workload.created > START_GRACE:
+            message = "the supervisor never started"
+        else:
+            return workload
+        self.store.finish(workload.id, FAILED, exit_code=None, message=message)
+        return self.store.get(workload.id)
+
+    def logs(self, workload: Workload, *, follow: bool = False) -> Iterator[str]:
+        path = Path(workload.run_dir) / "logs" / "output.log"
+        if not path.exists():
+            raise NotFound(
+                f"no logs for {workload.id!r}: {path.name} is missing from its run directory",
+                value=workload.id,
+            )
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        pause = 0.005
+        with path.open("rb") as fh:
+            while True:
+                chunk = fh.read(65536)
+                if chunk:
+                    pause = 0.005
+                    yield decoder.decode(chunk)
+                    continue
+                if not follow:
+                    break
+                current = self.refresh(self.store.get(workload.id))
+                if current.done:
+                    rest = fh.read()
+                    tail = decoder.decode(rest, final=True)
+                    if tail:
+                        yield tail
+                    break
+                time.sleep(pause)
+                pause = min(pause * 2, self.settings.poll_interval)
+
+    def cancel(self, workload: Workload) -> Workload:
+        workload = self.refresh(workload)
+        if workload.done:
+            return workload
+        self.store.update(workload.id, cancel_requested=1)
+        if workload.status == PENDING and self.store.update(
+            workload.id,
+            only_if=[PENDING],
+            status=CANCELLED,
+            message="cancelled before it started",
+            ended=time.time(),
+        ):
+            return self.store.get(workload.id)  # the supervisor sees this and never starts it
+        if procs.is_alive(workload.supervisor_pid, workload.id):
+            assert workload.supervisor_pid is not None
+            os.kill(workload.supervisor_pid, signal.SIGTERM)
+            deadline = time.monotonic() + self.settings.kill_grace + 5.0
+            while time.monotonic() < deadline:
+                current = self.store.get(workload.id)
+                if current.done:
+                    return current
+                time.sleep(0.02)
+        procs.kill_group(workload.pid)
+        self.store.finish(workload.id, CANCELLED, exit_code=None, message="cancelled")
+        return self.store.get(workload.id)
+
+    def delete(self, workload: Workload) -> None:
+        workload = self.refresh(workload)
+        if not workload.done:
+            raise Conflict(
+                f"{workload.id!r} is still {workload.status}",
+                value=workload.id,
+                hint=f"`workbench cancel {workload.id}` first, or rm --force",
+            )
+        self.store.delete(workload.id)
+        shutil.rmtree(workload.run_dir, ignore_errors=True)
+
+    def results(self, workload: Workload) -> dict[str, Any]:
+        path = Path(workload.run_dir) / "results.pkl"
+        if not path.exists():
+            return {}
+        import cloudpickle
+
+        with path.open("rb") as fh:
+            data: dict[str, Any] = cloudpickle.load(fh)
+        return data

@@ -1,0 +1,163 @@
+"""The ``workbench`` command line.
+
+Exit codes: 0 success, 1 the workload failed (or timed out), 2 bad input, 130 interrupted.
+Every error is one line on stderr: what is wrong, the bad value, what to do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from .errors import WorkbenchError
+from .options import ArgumentParser, HelpShown, add_spec_options, spec_fields
+
+if TYPE_CHECKING:
+    from .service import Service
+
+OUTPUTS = ("table", "json", "yaml")
+
+
+def _service() -> Service:
+    from .service import Service
+
+    return Service()
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="workbench",
+        description="Launch and manage compute from notebooks: pods, Dask, training, batch runs.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=ArgumentParser)
+
+    run = sub.add_parser(
+        "run",
+        help="run a Python script as a pod workload",
+        description="Run SCRIPT as a pod; arguments after -- go to the script.",
+    )
+    run.add_argument("script", metavar="SCRIPT")
+    add_spec_options(run, "pod", skip=("send", "get"))
+    run.add_argument("--detach", "-d", action="store_true", help="print the name and return at once")
+
+    ls = sub.add_parser("ls", help="list workloads")
+    ls.add_argument("-o", "--output", choices=OUTPUTS, default="table")
+    ls.add_argument("--kind", choices=("pod", "dask", "train", "notebook"))
+    ls.add_argument(
+        "--status", action="append", choices=("pending", "running", "succeeded", "failed", "cancelled")
+    )
+
+    logs = sub.add_parser("logs", help="print a workload's output")
+    logs.add_argument("name", metavar="NAME")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing until it ends")
+
+    describe = sub.add_parser("describe", help="show everything recorded about a workload")
+    describe.add_argument("name", metavar="NAME")
+    describe.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
+
+    wait = sub.add_parser("wait", help="wait until a workload ends; exit 1 if it failed")
+    wait.add_argument("name", metavar="NAME")
+    wait.add_argument("--timeout", type=float, default=None, help="seconds")
+
+    cancel = sub.add_parser("cancel", help="stop a running workload")
+    cancel.add_argument("name", metavar="NAME")
+
+    rm = sub.add_parser("rm", help="delete a finished workload, its record and run directory")
+    rm.add_argument("name", metavar="NAME")
+    rm.add_argument("--force", action="store_true", help="cancel it first if it still runs")
+
+    schema = sub.add_parser("schema", help="print the JSON Schema of a kind's spec")
+    schema.add_argument("kind", choices=("pod", "dask", "train", "notebook"))
+    return parser
+
+
+def _stream(service: Service, name: str) -> None:
+    for chunk in service.logs(name, follow=True):
+        sys.stdout.write(chunk)
+        sys.stdout.flush()
+
+
+def _run(args: argparse.Namespace, script_args: list[str]) -> int:
+    service = _service()
+    raw = spec_fields(args, "pod")
+    raw.update(script=args.script, args=script_args)
+    workload = service.launch(raw, cwd=os.getcwd())
+    if args.detach:
+        print(workload.id)
+        return 0
+    print(f"workbench: {workload.id} started on {workload.backend}", file=sys.stderr)
+    try:
+        _stream(service, workload.id)
+        final = service.wait(workload.id)
+    except KeyboardInterrupt:
+        final = service.cancel(workload.id)
+        print(f"\nworkbench: interrupted; {final.id} {final.status}", file=sys.stderr)
+        return 130
+    service.check(final)
+    print(f"workbench: {final.id} succeeded", file=sys.stderr)
+    return 0
+
+
+def _dispatch(args: argparse.Namespace, script_args: list[str]) -> int:
+    from . import render
+
+    if args.command == "run":
+        return _run(args, script_args)
+    if args.command == "schema":
+        from .spec import json_schema
+
+        print(render.as_json(json_schema(args.kind)))
+        return 0
+    service = _service()
+    if args.command == "ls":
+        workloads = service.list(kind=args.kind, status=args.status)
+        if args.output == "table":
+            print(render.table(workloads))
+        else:
+            data = [w.to_dict() for w in workloads]
+            print(render.as_json(data) if args.output == "json" else render.as_yaml(data), end="\n")
+    elif args.command == "logs":
+        for chunk in service.logs(args.name, follow=args.follow):
+            sys.stdout.write(chunk)
+            sys.stdout.flush()
+    elif args.command == "describe":
+        workload = service.get(args.name)
+        text = render.describe(workload) if args.output == "yaml" else render.as_json(workload.to_dict())
+        print(text, end="" if text.endswith("\n") else "\n")
+    elif args.command == "wait":
+        service.check(service.wait(args.name, timeout=args.timeout))
+    elif args.command == "cancel":
+        workload = service.cancel(args.name)
+        print(f"{workload.id} {workload.status}")
+    elif args.command == "rm":
+        service.delete(args.name, force=args.force)
+        print(f"{args.name} deleted")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``workbench`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    script_args: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, script_args = argv[:cut], argv[cut + 1 :]
+    try:
+        args = build_parser().parse_args(argv)
+        return _dispatch(args, script_args)
+    except HelpShown:
+        return 0
+    except WorkbenchError as exc:
+        print(f"workbench: error: {exc.one_line()}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""Settings and profiles.
+
+One precedence rule for every setting: an explicit argument beats a ``WORKBENCH_*``
+environment variable, which beats the config file, which beats the default. The config
+file is YAML at ``$WORKBENCH_CONFIG`` (default ``~/.config/workbench/config.yaml``)::
+
+    backend: local
+    profiles:
+      a100-small:
+        resources: {gpus: 1, gpu_type: NVIDIA-A100-SXM4-80GB, memory: 32Gi}
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from .errors import SpecError
+from .spec import Resources, SecretRef, Volume
+from .units import parse_duration
+
+DEFAULT_IMAGE = "python:3.11-slim"
+
+
+def config_path() -> Path:
+    """Where the config file is read from."""
+    explicit = os.environ.get("WORKBENCH_CONFIG")
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "workbench" / "config.yaml"
+
+
+def default_home() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "workbench"
+
+
+class Profile(BaseModel):
+    """A named preset of spec fields; explicit fields of a spec win over it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    description: str | None = None
+    image: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    secrets: list[SecretRef] = Field(default_factory=list)
+    volumes: list[Volume] = Field(default_factory=list)
+    resources: Resources | None = None
+    timeout: float | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    backend: Literal["local", "kubernetes"] | None = None
+    queue: str | None = None
+    priority_class: str | None = None
+    node_selector: dict[str, str] = Field(default_factory=dict)
+
+    def as_spec_fields(self) -> dict[str, Any]:
+        """The fields this profile sets, as spec input."""
+        data = self.model_dump(exclude_none=True, exclude={"description"}, mode="json")
+        return {k: v for k, v in data.items() if v not in ({}, [])}
+
+
+class Settings(BaseSettings):
+    """Everything an admin or user can configure."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="WORKBENCH_", extra="forbid", frozen=True, validate_default=True
+    )
+
+    home: Path = Field(default_factory=default_home, description="state store and run directories")
+    backend: Literal["local", "kubernetes"] = "local"
+    image: str = DEFAULT_IMAGE
+    owner: str = Field(default_factory=getpass.getuser)
+    profiles: dict[str, Profile] = Field(default_factory=dict)
+    local_gpus: Annotated[list[str] | None, NoDecode] = Field(
+        None, description="GPU indices the local backend may use; unset = detect with nvidia-smi"
+    )
+    kill_grace: float = Field(5.0, description="seconds between SIGTERM and SIGKILL")
+    poll_interval: float = Field(0.05, gt=0, le=5, description="longest wait between log reads")
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @field_validator("local_gpus", mode="before")
+    @classmethod
+    def _gpu_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.lower() in ("", "none"):
+                return []
+            return [part.strip() for part in text.split(",") if part.strip()]
+        if isinstance(value, (list, tuple)):
+            return [str(v) for v in value]
+        return value
+
+    @field_validator("kill_grace", mode="before")
+    @classmethod
+    def _grace(cls, value: Any) -> Any:
+        return parse_duration(value)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # explicit argument > WORKBENCH_* environment > config file > defaults
+        path = config_path()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if path.is_file():
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+        return tuple(sources)
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "workbench.db"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.home / "runs"
+
+    def profile(self, name: str) -> Profile:
+        """The named profile.
+
+        Raises:
+            SpecError: no such profile, listing the ones that exist.
+        """
+        if name not in self.profiles:
+            known = ", ".join(sorted(self.profiles)) or "none are configured"
+            raise SpecError(
+                f"unknown profile {name!r} (known: {known})",
+                value=name,
+                hint=f"add it under profiles: in {config_path()} or pick a known one",
+            )
+        return self.profiles[name]
+
+
+def load_settings(**explicit: Any) -> Settings:
+    """Build settings with the precedence rule; a bad setting is a one-line SpecError."""
+    try:
+        return Settings(**explicit)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise SpecError(
+            f"invalid setting {where}: {first['msg']}",
+            value=first.get("input"),
+            hint=f"fix WORKBENCH_{where.split('.')[0].upper()} or {config_path()}",
+        ) from None
+    except (OSError, ValueError) as exc:  # unreadable or malformed YAML
+        raise SpecError(
+            f"cannot read the config file {config_path()}: {exc}",
+            value=str(config_path()),
+            hint="fix the YAML or point WORKBENCH_CONFIG elsewhere",
+        ) from None
+
+
+def merge_profile(raw: Mapping[str, Any], profile: Profile) -> dict[str, Any]:
+    """Spec input with the profile's fields filled in where the spec does not set them.
+
+    Mappings (env, labels, node selector, resources) merge key by key; the spec's keys win.
+    """
+    merged: dict[str, Any] = dict(profile.as_spec_fields())
+    for key, value in raw.items():
+        base = merged.get(key)
+        if isinstance(base, dict) and isinstance(value, Mapping):
+            merged[key] = {**base, **{k: v for k, v in value.items() if v is not None}}
+        elif value is not None or key not in merged:
+            merged[key] = value
+    return merged

@@ -1,0 +1,73 @@
+"""How workloads are shown by the CLI and the magics: tables, JSON, YAML, descriptions."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from .store import Workload
+
+COLUMNS = ("NAME", "KIND", "BACKEND", "STATUS", "AGE", "GPUS", "MESSAGE")
+
+
+def age(seconds: float) -> str:
+    """Kubectl-style age: 42s, 5m, 3h, 2d."""
+    seconds = max(0.0, seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+def _row(w: Workload, now: float) -> tuple[str, ...]:
+    message = w.message if len(w.message) <= 60 else w.message[:57] + "..."
+    return (w.id, w.kind, w.backend, w.status, age(now - w.created), ",".join(w.gpus) or "-", message)
+
+
+def table(workloads: Sequence[Workload]) -> str:
+    """A plain-text table of workloads."""
+    now = time.time()
+    rows = [COLUMNS, *(_row(w, now) for w in workloads)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
+    return "\n".join("  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip() for r in rows)
+
+
+def as_json(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=True, default=str)
+
+
+def as_yaml(data: Any) -> str:
+    import yaml
+
+    text: str = yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
+    return text
+
+
+def describe(w: Workload) -> str:
+    """A readable YAML description of one workload."""
+    data = w.to_dict()
+    for key in ("created", "started", "ended"):
+        if data[key]:
+            data[key] = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(data[key]))
+    data["name"] = data.pop("id")
+    order = [
+        "name",
+        "kind",
+        "backend",
+        "status",
+        "message",
+        "exit_code",
+        "created",
+        "started",
+        "ended",
+        "gpus",
+        "owner",
+        "session",
+        "run_dir",
+        "pid",
+        "supervisor_pid",
+        "spec",
+    ]
+    return as_yaml({k: data[k] for k in order if k in data})

@@ -1,0 +1,5 @@
+"""What runs inside a workload's process or pod: the supervisor and the code runners.
+
+Everything here imports only the core (``workbench.store``, ``workbench.errors``) and the
+standard library (plus cloudpickle in the runners), so it stays small and ships in images.
+"""

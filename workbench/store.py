@@ -1,0 +1,253 @@
+"""The state store every process shares: SQLite in WAL mode under ``WORKBENCH_HOME``.
+
+The kernel, the CLI, the Jupyter server and each workload's supervisor open their own
+connection. Writes that must not race (a new record and its GPU grant, a status change)
+happen in one ``BEGIN IMMEDIATE`` transaction, and status changes are conditional on the
+current status so a late writer cannot overwrite a final state.
+
+This module imports only the standard library: the supervisor uses it and must stay small.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import Conflict, NotFound
+
+PENDING = "pending"
+RUNNING = "running"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+CANCELLED = "cancelled"
+ACTIVE = (PENDING, RUNNING)
+FINAL = (SUCCEEDED, FAILED, CANCELLED)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS workloads (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    status TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    owner TEXT NOT NULL DEFAULT '',
+    session TEXT,
+    run_dir TEXT NOT NULL,
+    gpus TEXT NOT NULL DEFAULT '[]',
+    created REAL NOT NULL,
+    started REAL,
+    ended REAL,
+    pid INTEGER,
+    supervisor_pid INTEGER,
+    exit_code INTEGER,
+    message TEXT NOT NULL DEFAULT '',
+    cancel_requested INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS workloads_status ON workloads(status);
+CREATE INDEX IF NOT EXISTS workloads_created ON workloads(created);
+"""
+_COLUMNS = [
+    "id", "kind", "backend", "status", "spec", "owner", "session", "run_dir", "gpus", "created",
+    "started", "ended", "pid", "supervisor_pid", "exit_code", "message", "cancel_requested",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One launched thing, as recorded."""
+
+    id: str
+    kind: str
+    backend: str
+    status: str
+    spec: dict[str, Any]
+    run_dir: str
+    created: float
+    owner: str = ""
+    session: str | None = None
+    gpus: list[str] = field(default_factory=list)
+    started: float | None = None
+    ended: float | None = None
+    pid: int | None = None
+    supervisor_pid: int | None = None
+    exit_code: int | None = None
+    message: str = ""
+    cancel_requested: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.id
+
+    @property
+    def done(self) -> bool:
+        return self.status in FINAL
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def _from_row(cls, row: sqlite3.Row) -> Workload:
+        data = dict(zip(_COLUMNS, row, strict=True))
+        data["spec"] = json.loads(data["spec"])
+        data["gpus"] = json.loads(data["gpus"])
+        data["cancel_requested"] = bool(data["cancel_requested"])
+        return cls(**data)
+
+
+class Store:
+    """A connection to the shared SQLite store.
+
+    Args:
+        path: the database file; its folder is created when missing.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """An immediate (write-locked) transaction; rolled back on any error."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- reads -----------------------------------------------------------------------------
+    def get(self, workload_id: str) -> Workload:
+        row = self._db.execute(
+            f"SELECT {', '.join(_COLUMNS)} FROM workloads WHERE id = ?", (workload_id,)
+        ).fetchone()
+        if row is None:
+            raise NotFound(
+                f"no workload named {workload_id!r}",
+                value=workload_id,
+                hint="run `workbench ls` to see the workloads",
+            )
+        return Workload._from_row(row)
+
+    def find(self, prefix: str) -> Workload:
+        """A workload by exact name, else by a unique name prefix."""
+        try:
+            return self.get(prefix)
+        except NotFound:
+            pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            rows = self._db.execute(
+                f"SELECT {', '.join(_COLUMNS)} FROM workloads WHERE id LIKE ? ESCAPE '\\' LIMIT 3",
+                (pattern,),
+            ).fetchall()
+            if len(rows) == 1:
+                return Workload._from_row(rows[0])
+            if len(rows) > 1:
+                names = ", ".join(r[0] for r in rows)
+                raise Conflict(
+                    f"{prefix!r} matches several workloads ({names}…)",
+                    value=prefix,
+                    hint="give more of the name",
+                ) from None
+            raise
+
+    def list(
+        self,
+        *,
+        kind: str | None = None,
+        status: Sequence[str] | None = None,
+        backend: str | None = None,
+        session: str | None = None,
+    ) -> list[Workload]:
+        """Workloads, newest first, filtered by the given fields."""
+        where, args = [], []
+        for column, value in (("kind", kind), ("backend", backend), ("session", session)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if status:
+            where.append(f"status IN ({', '.join('?' for _ in status)})")
+            args.extend(status)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self._db.execute(
+            f"SELECT {', '.join(_COLUMNS)} FROM workloads {clause} ORDER BY created DESC", args
+        ).fetchall()
+        return [Workload._from_row(r) for r in rows]
+
+    def gpus_in_use(self, backend: str = "local") -> dict[str, str]:
+        """GPU index → the active workload holding it."""
+        marks = ", ".join("?" * len(ACTIVE))
+        rows = self._db.execute(
+            f"SELECT id, gpus FROM workloads WHERE backend = ? AND status IN ({marks})",
+            (backend, *ACTIVE),
+        ).fetchall()
+        return {gpu: wid for wid, gpus in rows for gpu in json.loads(gpus)}
+
+    # -- writes ----------------------------------------------------------------------------
+    def insert(self, workload: Workload, *, amend: Callable[[Store], Workload] | None = None) -> Workload:
+        """Insert a new record atomically and return what was written.
+
+        Args:
+            workload: the record; its id must be free.
+            amend: called inside the same write transaction before the insert, returning the
+                record to write (e.g. with a GPU grant); it may raise to abort, writing nothing.
+        """
+        with self.transaction() as db:
+            if db.execute("SELECT 1 FROM workloads WHERE id = ?", (workload.id,)).fetchone():
+                raise Conflict(
+                    f"a workload named {workload.id!r} already exists",
+                    value=workload.id,
+                    hint=f"choose another --name, or `workbench rm {workload.id}` first",
+                )
+            if amend is not None:
+                workload = amend(self)
+            data = workload.to_dict()
+            data["spec"] = json.dumps(data["spec"], sort_keys=True)
+            data["gpus"] = json.dumps(data["gpus"])
+            data["cancel_requested"] = int(data["cancel_requested"])
+            db.execute(
+                f"INSERT INTO workloads ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})",
+                [data[c] for c in _COLUMNS],
+            )
+        return workload
+
+    def update(self, workload_id: str, *, only_if: Sequence[str] | None = None, **fields: Any) -> bool:
+        """Set fields; with ``only_if``, only while the status is one of those. True if written."""
+        if "gpus" in fields:
+            fields["gpus"] = json.dumps(fields["gpus"])
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        sql = f"UPDATE workloads SET {sets} WHERE id = ?"
+        args: list[Any] = [*fields.values(), workload_id]
+        if only_if:
+            sql += f" AND status IN ({', '.join('?' for _ in only_if)})"
+            args.extend(only_if)
+        with self.transaction() as db:
+            return db.execute(sql, args).rowcount == 1
+
+    def finish(self, workload_id: str, status: str, *, exit_code: int | None, message: str) -> bool:
+        """Record a final status once; a workload already final keeps its first outcome."""
+        return self.update(
+            workload_id,
+            only_if=ACTIVE,
+            status=status,
+            exit_code=exit_code,
+            message=message,
+            ended=time.time(),
+        )
+
+    def delete(self, workload_id: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM workloads WHERE id = ?", (workload_id,))
