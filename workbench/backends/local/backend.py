@@ -62,6 +62,7 @@ class LocalBackend:
             )
         gpus = spec.resources.gpus
         check_request(gpus, self.host_gpus)
+        self._check_secrets(spec)
         runs = self.settings.runs_dir
         runs.mkdir(parents=True, exist_ok=True)
         staging = runs / f".staging-{workload_id}-{os.getpid()}"
@@ -106,6 +107,17 @@ class LocalBackend:
                 ) from exc
             raise
         return self.store.get(workload_id)
+
+    def _check_secrets(self, spec: CommonSpec) -> None:
+        """Locally, a secret is a file ``secrets/SECRET/KEY`` under WORKBENCH_HOME."""
+        for ref in spec.secrets:
+            path = self.settings.home / "secrets" / ref.secret / ref.key
+            if not path.is_file():
+                raise SpecError(
+                    f"secret {ref.secret}:{ref.key} (for {ref.env}) does not exist on the local backend",
+                    value=f"{ref.secret}:{ref.key}",
+                    hint=f"write the value to {path} (mode 600)",
+                )
 
     def _stage(self, staging: Path, spec: CommonSpec, payload: Payload) -> None:
         assert isinstance(spec, CodeSpec)

@@ -1,0 +1,120 @@
+"""The magics in a real kernel: %load_ext, %%pod, %wb, interrupts and kernel restarts."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from workbench.service import Service
+
+from .kernel import Kernel
+
+
+@pytest.fixture
+def kernel(wb_home: object) -> Iterator[Kernel]:
+    k = Kernel()
+    reply = k.run("%load_ext workbench")
+    assert reply.error is None, reply
+    yield k
+    k.stop()
+
+
+def test_load_ext_imports_no_heavy_module(wb_home: object) -> None:
+    k = Kernel()
+    try:
+        reply = k.run(
+            "%load_ext workbench\n"
+            "import sys\n"
+            "heavy = ['kubernetes', 'torch', 'dask', 'distributed', 'papermill', 'jsonschema', 'pydantic']\n"
+            "print(sorted(m for m in heavy if m in sys.modules))\n"
+        )
+        assert reply.error is None, reply
+        assert reply.stdout.strip() == "[]"
+    finally:
+        k.stop()
+
+
+def test_pod_send_get_round_trip(kernel: Kernel) -> None:
+    assert kernel.run("x = 21").error is None
+    reply = kernel.run("%%pod --send x --get y\ny = x * 2\nprint('computed', y)")
+    assert reply.error is None, reply
+    assert reply.stdout == "computed 42\n"
+    check = kernel.run("print(y, type(y).__name__)")
+    assert check.stdout == "42 int\n"
+
+
+def test_failed_cell_shows_one_clear_line(kernel: Kernel) -> None:
+    reply = kernel.run("%%pod\nprint('partial')\nraise ValueError('bad shape')")
+    assert "partial" in reply.stdout
+    assert "ValueError: bad shape" in reply.stdout  # the workload's own traceback, streamed
+    assert reply.error is not None
+    assert len(reply.error["traceback"]) == 1
+    line = reply.error["traceback"][0]
+    assert "failed: exited with code 1: ValueError: bad shape" in line
+    assert "workbench/" not in line and "Traceback" not in line
+
+
+def test_bad_flag_is_one_line_and_creates_nothing(kernel: Kernel) -> None:
+    reply = kernel.run("%%pod --gpus -1\nprint('never')")
+    assert reply.error is not None
+    assert reply.error["traceback"] == [
+        "\x1b[31mworkbench: invalid --gpus (resources.gpus): -1 is negative; ask for 0 or more GPUs"
+        " — see `workbench schema pod` for every field\x1b[0m"
+    ]
+    assert reply.stdout == ""
+    assert Service().store.list() == []
+
+
+def test_send_of_undefined_variable(kernel: Kernel) -> None:
+    reply = kernel.run("%%pod --send nothing_here\npass")
+    assert reply.error is not None
+    assert "--send nothing_here: no such variable in the kernel" in reply.error_text
+    assert Service().store.list() == []
+
+
+def test_interrupt_cancels_the_workload(kernel: Kernel) -> None:
+    msg_id = kernel.submit(
+        "%%pod --name sleeper\nimport time\nprint('sleeping', flush=True)\ntime.sleep(300)"
+    )
+    service = Service()
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if "sleeping" in "".join(service.logs("sleeper")):
+                break
+        except Exception:
+            pass
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    kernel.interrupt()
+    reply = kernel.collect(msg_id)
+    assert reply.error is not None
+    assert "interrupted; sleeper cancelled" in reply.error_text
+    assert service.get("sleeper").status == "cancelled"
+
+
+def test_workload_survives_kernel_restart(kernel: Kernel) -> None:
+    reply = kernel.run(
+        "%%pod --name survivor --detach\nimport time\nprint('first', flush=True)\ntime.sleep(2)\nprint('second')"
+    )
+    assert reply.error is None, reply
+    assert "survivor launched" in reply.stdout
+    kernel.restart()
+    assert kernel.run("%load_ext workbench").error is None
+    listing = kernel.run("%wb ls")
+    assert "survivor" in listing.stdout
+    Service().wait("survivor", timeout=60)
+    logs = kernel.run("%wb logs survivor")
+    assert logs.stdout == "first\nsecond\n"
+    described = kernel.run("%wb describe survivor")
+    assert "status: succeeded" in described.stdout
+    session_line = next(line for line in described.stdout.splitlines() if line.startswith("session:"))
+    assert len(session_line.split(":", 1)[1].strip()) >= 8  # tagged with the launching kernel
+
+
+def test_wb_unknown_command(kernel: Kernel) -> None:
+    reply = kernel.run("%wb frobnicate x")
+    assert reply.error is not None
+    assert "unknown %wb command 'frobnicate'" in reply.error_text
