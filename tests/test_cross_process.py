@@ -29,7 +29,8 @@ def test_launched_here_cancelled_from_the_cli(service: Service) -> None:
 def test_launched_by_another_process_cancelled_here(service: Service) -> None:
     launcher = (
         "from workbench.service import Service\n"
-        "print(Service().launch({'kind': 'pod', 'name': 'remote', 'code': 'import time\\ntime.sleep(300)'}).id)\n"
+        "spec = {'kind': 'pod', 'name': 'remote', 'code': 'import time\\ntime.sleep(300)'}\n"
+        "print(Service().launch(spec).id)\n"
     )
     subprocess.run([sys.executable, "-c", launcher], capture_output=True, text=True, check=True)
     assert [w.id for w in service.list()] == ["remote"]

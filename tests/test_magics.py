@@ -97,7 +97,8 @@ def test_interrupt_cancels_the_workload(kernel: Kernel) -> None:
 
 def test_workload_survives_kernel_restart(kernel: Kernel) -> None:
     reply = kernel.run(
-        "%%pod --name survivor --detach\nimport time\nprint('first', flush=True)\ntime.sleep(2)\nprint('second')"
+        "%%pod --name survivor --detach\n"
+        "import time\nprint('first', flush=True)\ntime.sleep(2)\nprint('second')"
     )
     assert reply.error is None, reply
     assert "survivor launched" in reply.stdout

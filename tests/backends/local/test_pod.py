@@ -145,7 +145,12 @@ def test_main_process_exit_kills_leftover_children(service: Service, tmp_path: P
 
 
 def test_memory_limit_is_enforced_like_an_oom_kill(service: Service) -> None:
-    code = "import time\nblock = bytearray(400 * 1024 * 1024)\nblock[::4096] = b'x' * len(block[::4096])\ntime.sleep(30)"
+    code = (
+        "import time\n"
+        "block = bytearray(400 * 1024 * 1024)\n"
+        "block[::4096] = b'x' * len(block[::4096])\n"
+        "time.sleep(30)"
+    )
     final = run(service, code, resources={"memory": "150Mi"})
     assert final.status == "failed"
     assert final.message == "OOMKilled: used more than the memory limit (150Mi)"
@@ -186,7 +191,7 @@ def test_script_with_arguments(service: Service, tmp_path: Path) -> None:
 
 
 def test_missing_script_creates_nothing(service: Service, tmp_path: Path) -> None:
-    with pytest.raises(SpecError, match="cannot read script 'nope.py'"):
+    with pytest.raises(SpecError, match=r"cannot read script 'nope\.py'"):
         service.launch({"kind": "pod", "script": "nope.py"}, cwd=str(tmp_path))
     assert_nothing_created(service)
 
