@@ -195,11 +195,6 @@ def test_unknown_profile_without_any_configured() -> None:
         Settings().profile("gpu")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=SpecError,
-    reason="bug: Profile.timeout is a bare float, so '1h' in a profile is rejected although specs accept it",
-)
 def test_profile_timeout_accepts_durations(config_file: Path) -> None:
     write(config_file, {"profiles": {"long": {"timeout": "1h"}}})
     assert load_settings().profile("long").timeout == 3600.0
@@ -243,11 +238,6 @@ def test_undecodable_config_is_spec_error(config_file: Path) -> None:
 
 
 @pytest.mark.parametrize("text", ["backend: [\n", "image: 'unterminated\n", "a: b: c\n"])
-@pytest.mark.xfail(
-    strict=True,
-    raises=yaml.YAMLError,
-    reason="bug: load_settings catches (OSError, ValueError) but yaml.YAMLError derives from Exception",
-)
 def test_bad_yaml_is_one_line_spec_error(config_file: Path, text: str) -> None:
     config_file.write_text(text)
     with pytest.raises(SpecError) as info:
@@ -337,12 +327,6 @@ def test_resolve_invalid_field_after_merge(service: Service) -> None:
         service.resolve({**CODE, "profile": "a100-small", "resources": {"memory": "4"}})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: merge_profile only merges Mapping values; the K=V list form the CLI flags produce "
-    "replaces the profile's env/labels instead of merging key by key",
-)
 def test_resolve_merges_k_v_lists_with_profile(service: Service) -> None:
     spec = service.resolve({**CODE, "profile": "a100-small", "env": ["B=3"], "labels": ["owner=ada"]})
     assert spec.env == {"A": "1", "B": "3"}

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -65,6 +66,11 @@ class Profile(BaseModel):
     queue: str | None = None
     priority_class: str | None = None
     node_selector: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _timeout(cls, value: Any) -> Any:
+        return None if value is None else parse_duration(value)
 
     def as_spec_fields(self) -> dict[str, Any]:
         """The fields this profile sets, as spec input."""
@@ -160,16 +166,22 @@ def load_settings(**explicit: Any) -> Settings:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in first["loc"])
         raise SpecError(
-            f"invalid setting {where}: {first['msg']}",
+            f"invalid setting {where}: {str(first['msg']).removeprefix('Value error, ')}",
             value=first.get("input"),
             hint=f"fix WORKBENCH_{where.split('.')[0].upper()} or {config_path()}",
         ) from None
-    except (OSError, ValueError) as exc:  # unreadable or malformed YAML
+    except (OSError, ValueError, TypeError, yaml.YAMLError) as exc:  # unreadable or malformed YAML
+        detail = " ".join(str(exc).split())
+        if isinstance(exc, TypeError):
+            detail = "the top level must be a mapping of setting: value"
         raise SpecError(
-            f"cannot read the config file {config_path()}: {exc}",
+            f"cannot read the config file {config_path()}: {detail}",
             value=str(config_path()),
             hint="fix the YAML or point WORKBENCH_CONFIG elsewhere",
         ) from None
+
+
+_PAIR_FIELDS = ("env", "labels", "node_selector")
 
 
 def merge_profile(raw: Mapping[str, Any], profile: Profile) -> dict[str, Any]:
@@ -179,6 +191,8 @@ def merge_profile(raw: Mapping[str, Any], profile: Profile) -> dict[str, Any]:
     """
     merged: dict[str, Any] = dict(profile.as_spec_fields())
     for key, value in raw.items():
+        if key in _PAIR_FIELDS and isinstance(value, (list, tuple)):
+            value = dict(str(item).partition("=")[::2] for item in value)
         base = merged.get(key)
         if isinstance(base, dict) and isinstance(value, Mapping):
             merged[key] = {**base, **{k: v for k, v in value.items() if v is not None}}

@@ -14,7 +14,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     TypeAdapter,
     ValidationError,
@@ -23,162 +22,32 @@ from pydantic import (
 )
 
 from .errors import SpecError
-from .units import (
-    DNS_SUBDOMAIN,
-    ENV_NAME,
-    check_label,
-    check_name,
-    parse_bytes,
-    parse_cpu,
-    parse_duration,
-)
+from .spec_types import AdaptRange, Resources, SecretRef, Volume, VolumeType, _Model, _split_pair, flag
+from .units import DNS_SUBDOMAIN, ENV_NAME, check_label, check_name, parse_duration
+
+__all__ = [
+    "KINDS",
+    "MODELS",
+    "AdaptRange",
+    "CodeSpec",
+    "CommonSpec",
+    "DaskSpec",
+    "NotebookSpec",
+    "PodSpec",
+    "Resources",
+    "SecretRef",
+    "Spec",
+    "TrainSpec",
+    "Volume",
+    "VolumeType",
+    "flag",
+    "json_schema",
+    "parse_spec",
+]
 
 Kind = Literal["pod", "dask", "train", "notebook"]
 KINDS: tuple[str, ...] = ("pod", "dask", "train", "notebook")
 BackendName = Literal["local", "kubernetes"]
-
-
-def flag(name: str, *, help: str, metavar: str | None = None, **extra: Any) -> dict[str, Any]:
-    """JSON Schema extra that names the CLI/magic flag generated for a field."""
-    info: dict[str, Any] = {"x-flag": name, "x-help": help}
-    if metavar:
-        info["x-metavar"] = metavar
-    info.update(extra)
-    return info
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True)
-
-
-def _split_pair(item: str, sep: str, what: str, example: str) -> tuple[str, str]:
-    key, found, value = item.partition(sep)
-    if not found or not key:
-        raise ValueError(f"{what} {item!r} must look like {example}")
-    return key, value
-
-
-class Resources(_Model):
-    """What one process (or pod, worker, node) may use."""
-
-    cpu: str | None = Field(None, json_schema_extra=flag("--cpu", help="CPU cores, e.g. 2 or 500m"))
-    memory: str | None = Field(
-        None, json_schema_extra=flag("--memory", help="memory limit, e.g. 4Gi or 512Mi")
-    )
-    gpus: int = Field(0, json_schema_extra=flag("--gpus", help="whole number of NVIDIA GPUs", metavar="N"))
-    gpu_type: str | None = Field(
-        None,
-        json_schema_extra=flag("--gpu-type", help="GPU product, e.g. NVIDIA-A100-SXM4-80GB"),
-    )
-    shm: str | None = Field(None, json_schema_extra=flag("--shm", help="size of /dev/shm, e.g. 1Gi"))
-
-    @field_validator("cpu", mode="before")
-    @classmethod
-    def _cpu(cls, value: Any) -> Any:
-        if value is None:
-            return None
-        parse_cpu(value)
-        return str(value).strip()
-
-    @field_validator("memory", "shm", mode="before")
-    @classmethod
-    def _bytes(cls, value: Any) -> Any:
-        if value is None:
-            return None
-        parse_bytes(value)
-        return str(value).strip()
-
-    @field_validator("gpus", mode="before")
-    @classmethod
-    def _gpus(cls, value: Any) -> Any:
-        if isinstance(value, bool):
-            raise ValueError(f"{value!r} is not a number of GPUs; write a whole number such as 1")
-        if isinstance(value, float) and not value.is_integer():
-            raise ValueError(f"{value!r} is not a whole number; GPUs are not shared, ask for 1, 2…")
-        if isinstance(value, str):
-            text = value.strip()
-            if not text.lstrip("-").isdigit():
-                raise ValueError(f"{value!r} is not a whole number of GPUs; write 0, 1, 2…")
-            value = int(text)
-        if isinstance(value, (int, float)) and value < 0:
-            raise ValueError(f"{value!r} is negative; ask for 0 or more GPUs")
-        return value
-
-    @field_validator("gpu_type")
-    @classmethod
-    def _gpu_type(cls, value: str | None) -> str | None:
-        if value is not None:
-            check_label("gpu-type", value)
-        return value
-
-    @model_validator(mode="after")
-    def _type_needs_gpus(self) -> Resources:
-        if self.gpu_type and self.gpus == 0:
-            raise ValueError(f"--gpu-type {self.gpu_type!r} needs --gpus 1 or more")
-        return self
-
-
-class SecretRef(_Model):
-    """An environment variable filled from a key of a secret, by reference only."""
-
-    env: str
-    secret: str
-    key: str
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_text(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            env, ref = _split_pair(value, "=", "secret", "ENV=SECRET:KEY (e.g. TOKEN=hf-token:token)")
-            secret, key = _split_pair(ref, ":", "secret", "ENV=SECRET:KEY (e.g. TOKEN=hf-token:token)")
-            return {"env": env, "secret": secret, "key": key}
-        return value
-
-    @model_validator(mode="after")
-    def _check(self) -> SecretRef:
-        if not ENV_NAME.match(self.env):
-            raise ValueError(f"secret env name {self.env!r} is not a valid variable name")
-        if len(self.secret) > 253 or not DNS_SUBDOMAIN.match(self.secret):
-            raise ValueError(f"secret name {self.secret!r} must be a DNS name like 'hf-token'")
-        if not self.key or not all(c.isalnum() or c in "-._" for c in self.key):
-            raise ValueError(f"secret key {self.key!r} may hold only letters, digits, '-', '_', '.'")
-        return self
-
-
-VolumeType = Literal["pvc", "configmap", "secret", "emptydir"]
-
-
-class Volume(_Model):
-    """A volume mounted into the workload (Kubernetes only; local runs ignore it)."""
-
-    type: VolumeType
-    source: str | None = None
-    mount_path: str
-    read_only: bool = False
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_text(cls, value: Any) -> Any:
-        if not isinstance(value, str):
-            return value
-        example = "TYPE[/NAME]:MOUNT[:ro], e.g. pvc/data:/data or emptydir:/scratch"
-        source_part, mount_part = _split_pair(value, ":", "volume", example)
-        vtype, _, source = source_part.partition("/")
-        mount, _, mode = mount_part.partition(":")
-        if mode not in ("", "ro", "rw"):
-            raise ValueError(f"volume mode {mode!r} must be ro or rw")
-        return {"type": vtype, "source": source or None, "mount_path": mount, "read_only": mode == "ro"}
-
-    @model_validator(mode="after")
-    def _check(self) -> Volume:
-        if not self.mount_path.startswith("/") or ".." in self.mount_path.split("/"):
-            raise ValueError(f"volume mount path {self.mount_path!r} must be absolute, without '..'")
-        if self.type == "emptydir":
-            if self.source:
-                raise ValueError("an emptydir volume takes no name: write emptydir:/scratch")
-        elif not self.source or not DNS_SUBDOMAIN.match(self.source):
-            raise ValueError(f"{self.type} volume needs a DNS name, e.g. {self.type}/data:/data")
-        return self
 
 
 class CommonSpec(_Model):
@@ -327,29 +196,6 @@ class PodSpec(CodeSpec):
     )
 
 
-class AdaptRange(_Model):
-    """Adaptive scaling bounds for a Dask cluster."""
-
-    minimum: int = Field(ge=0)
-    maximum: int = Field(ge=1)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_text(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            low, sep, high = value.partition(":")
-            if not sep or not low.strip().isdigit() or not high.strip().isdigit():
-                raise ValueError(f"adapt {value!r} must be MIN:MAX, e.g. 1:8")
-            return {"minimum": int(low), "maximum": int(high)}
-        return value
-
-    @model_validator(mode="after")
-    def _order(self) -> AdaptRange:
-        if self.minimum > self.maximum:
-            raise ValueError(f"adapt {self.minimum}:{self.maximum} has MIN above MAX; write e.g. 2:5")
-        return self
-
-
 class DaskSpec(CommonSpec):
     """A Dask cluster: a scheduler and workers; resources apply to each worker."""
 
@@ -425,7 +271,9 @@ _ADAPTER: TypeAdapter[Any] = TypeAdapter(Spec)
 def _where(loc: tuple[int | str, ...], kind: str | None) -> str:
     """The flag (or dotted field path) a validation error points at."""
     model: Any = MODELS.get(kind or "")
-    parts = [p for p in loc if isinstance(p, str) and p not in MODELS]
+    if loc and loc[0] == kind:  # a discriminated union puts the tag first
+        loc = loc[1:]
+    parts = [p for p in loc if isinstance(p, str)]
     path = ".".join(parts)
     for part in parts:
         field = getattr(model, "model_fields", {}).get(part) if model else None
@@ -439,6 +287,17 @@ def _where(loc: tuple[int | str, ...], kind: str | None) -> str:
     return path or "spec"
 
 
+_RANGE_ERRORS = {
+    "literal_error",
+    "greater_than",
+    "greater_than_equal",
+    "less_than",
+    "less_than_equal",
+    "enum",
+    "union_tag_invalid",
+}
+
+
 def spec_error(exc: ValidationError, kind: str | None) -> SpecError:
     """One-line :class:`SpecError` from a pydantic error: the field, the bad value, the fix."""
     errors = exc.errors(include_url=False)
@@ -447,8 +306,12 @@ def spec_error(exc: ValidationError, kind: str | None) -> SpecError:
     message = str(first["msg"]).removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = "is not a field of this kind"
-    elif first["type"] == "literal_error":
-        message = message.replace("Input should be", "must be")
+    elif (
+        first["type"] in _RANGE_ERRORS
+        or first["type"].endswith("_type")
+        or first["type"].endswith("_parsing")
+    ):
+        message = f"{first.get('input')!r} " + message.replace("Input should be", "must be")
     more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
     return SpecError(
         f"invalid {where}: {message}{more}",
@@ -464,7 +327,7 @@ def parse_spec(data: Mapping[str, Any]) -> PodSpec | DaskSpec | TrainSpec | Note
         SpecError: the first problem, in one line.
     """
     kind = data.get("kind")
-    if kind not in MODELS:
+    if not isinstance(kind, str) or kind not in MODELS:
         raise SpecError(
             f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}",
             value=kind,

@@ -8,6 +8,7 @@ in the kernel.
 
 from __future__ import annotations
 
+import math
 import re
 from decimal import Decimal, InvalidOperation
 
@@ -74,8 +75,10 @@ def parse_bytes(text: str | int | float) -> int:
     if value <= 0:
         raise ValueError(f"{text!r} must be more than zero bytes, e.g. 512Mi or 4Gi")
     if value < 1024 * 1024:
-        raise ValueError(f"{text!r} is under 1Mi; memory is counted in bytes, so write 512Mi or 4Gi, not 4")
-    return int(value)
+        raise ValueError(
+            f"{text!r} is under 1Mi; memory is counted in bytes, so write 512Mi or 4Gi, not {text}"
+        )
+    return math.ceil(value)
 
 
 def parse_cpu(text: str | int | float) -> Decimal:
@@ -111,7 +114,7 @@ def parse_duration(text: str | int | float) -> float:
                     f"{text!r} is not a duration; write seconds (90) or units like 30s, 5m, 1h30m"
                 ) from None
             seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
-    if seconds <= 0:
+    if not math.isfinite(seconds) or seconds <= 0:
         raise ValueError(f"{text!r} must be a positive duration such as 30s or 2h")
     return seconds
 
@@ -134,7 +137,7 @@ def check_name(name: str, *, what: str = "name", limit: int = MAX_NAME) -> str:
 def check_label(key: str, value: str) -> None:
     """Check a Kubernetes label key and value (syntax and length)."""
     prefix, _, name = key.rpartition("/")
-    if prefix and (len(prefix) > 253 or not DNS_SUBDOMAIN.match(prefix)):
+    if "/" in key and (not prefix or len(prefix) > 253 or not DNS_SUBDOMAIN.match(prefix)):
         raise ValueError(f"label key {key!r} has an invalid prefix; use a DNS name like example.com/team")
     if len(name) > 63 or not LABEL_NAME.match(name):
         raise ValueError(

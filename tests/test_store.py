@@ -1,0 +1,85 @@
+"""The shared SQLite store."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from workbench.errors import Conflict, NotFound
+from workbench.store import Store, Workload
+
+
+def record(name: str, status: str = "pending", gpus: list[str] | None = None) -> Workload:
+    return Workload(
+        id=name,
+        kind="pod",
+        backend="local",
+        status=status,
+        spec={"kind": "pod"},
+        run_dir=f"/runs/{name}",
+        created=time.time(),
+        gpus=gpus or [],
+    )
+
+
+def test_wal_mode_and_round_trip(tmp_path: Path) -> None:
+    store = Store(tmp_path / "wb.db")
+    mode = sqlite3.connect(tmp_path / "wb.db").execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+    written = store.insert(record("pod-a", gpus=["1"]))
+    assert store.get("pod-a") == written
+    assert store.gpus_in_use() == {"1": "pod-a"}
+
+
+def test_final_status_is_written_once(tmp_path: Path) -> None:
+    store = Store(tmp_path / "wb.db")
+    store.insert(record("pod-a", status="running"))
+    assert store.finish("pod-a", "cancelled", exit_code=-15, message="cancelled")
+    assert not store.finish("pod-a", "succeeded", exit_code=0, message="")
+    assert store.get("pod-a").status == "cancelled"
+    assert store.gpus_in_use() == {}
+
+
+def test_find_by_prefix(tmp_path: Path) -> None:
+    store = Store(tmp_path / "wb.db")
+    store.insert(record("pod-abc123"))
+    store.insert(record("pod-abd456"))
+    assert store.find("pod-abc").id == "pod-abc123"
+    with pytest.raises(Conflict, match="matches several workloads"):
+        store.find("pod-ab")
+    with pytest.raises(NotFound, match="no workload named 'zzz'"):
+        store.find("zzz")
+    with pytest.raises(NotFound):
+        store.find("pod_")  # '_' is not a wildcard
+
+
+def test_failed_amend_writes_nothing(tmp_path: Path) -> None:
+    store = Store(tmp_path / "wb.db")
+
+    def refuse(_: Store) -> Workload:
+        raise Conflict("no")
+
+    with pytest.raises(Conflict):
+        store.insert(record("pod-a"), amend=refuse)
+    assert store.list() == []
+
+
+def test_many_processes_write_concurrently(tmp_path: Path) -> None:
+    db = tmp_path / "wb.db"
+    Store(db)
+    writer = (
+        "import sys, time\n"
+        "from workbench.store import Store, Workload\n"
+        "s = Store(sys.argv[1])\n"
+        "for i in range(25):\n"
+        "    s.insert(Workload(id=f'{sys.argv[2]}-{i}', kind='pod', backend='local', status='pending',\n"
+        "                      spec={}, run_dir='/x', created=time.time()))\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", writer, str(db), f"w{n}"]) for n in range(4)]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0, 0, 0]
+    assert len(Store(db).list()) == 100

@@ -1,0 +1,421 @@
+"""Kubernetes manifests built from a validated spec, as plain dicts.
+
+Pure functions: no I/O, no clock, no randomness and no import of the ``kubernetes`` client,
+so the same input always gives identical dicts (``--dry-run`` prints them; the tests
+validate them for every supported API version). Every pod template follows the object
+rules of DESIGN.md: Pod Security *restricted*, GPUs in limits with equal requests, Kueue
+suspend, secrets only by reference, quantities as strings, names length-checked.
+
+A ``pod`` workload becomes two objects:
+
+- ``<id>-payload``: an immutable ConfigMap with the code, ``meta.json`` and the cloudpickled
+  ``--send`` inputs, mounted read-only at ``/workbench/run/payload``;
+- ``<id>``: a batch/v1 Job of one pod that runs ``python -m workbench.runtime.cell
+  /workbench/run``, the runner the local backend uses too. The run directory and its
+  ``outputs/`` (the working directory) are emptyDirs.
+
+``/dev/shm`` is a memory-backed emptyDir only when ``--shm`` is given or GPUs are asked
+for (PyTorch data loaders need more than the runtime's 64Mi there). It is not added to
+every pod because what is written there counts against the pod's memory limit.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from ...errors import SpecError
+from ...spec import PodSpec, Resources, Volume
+from ...units import format_bytes, parse_cpu
+from .settings import (
+    APP_NAME,
+    ID_LABEL,
+    KIND_LABEL,
+    MANAGED_BY_LABEL,
+    OWNER_LABEL,
+    QUEUE_LABEL,
+    KubeSettings,
+    Toleration,
+    object_name,
+    owner_label,
+    workload_labels,
+)
+
+__all__ = [
+    "APP_NAME",
+    "ID_LABEL",
+    "KIND_LABEL",
+    "MANAGED_BY_LABEL",
+    "OWNER_LABEL",
+    "QUEUE_LABEL",
+    "KubeSettings",
+    "Toleration",
+    "build_pod_manifests",
+    "container_resources",
+    "container_security_context",
+    "object_name",
+    "owner_label",
+    "payload_configmap",
+    "pod_security_context",
+    "pod_template",
+    "with_owner",
+    "workload_labels",
+]
+
+RUN_DIR = "/workbench/run"
+PAYLOAD_DIR = f"{RUN_DIR}/payload"
+OUTPUT_DIR = f"{RUN_DIR}/outputs"
+SHM_DIR = "/dev/shm"  # noqa: S108 - a mount path inside the pod, not a file on this machine
+CONTAINER_NAME = "main"
+META_KEY = "meta.json"
+INPUTS_KEY = "inputs.pkl"
+#: Names the runtime owns; a spec may not set them in ``env``.
+RUNTIME_ENV = ("WORKBENCH_WORKLOAD_ID", "WORKBENCH_RUN_DIR", "WORKBENCH_OUTPUT_DIR")
+# workbench.runtime.cell exits 3 when a --get variable is missing or cannot be pickled:
+# the same code fails the same way again, so retrying it only wastes the backoff budget.
+_NO_RETRY_EXIT_CODES = (3,)
+# as in the local backend: numeric libraries otherwise start a thread per host core
+_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+_CONFIGMAP_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+
+
+def pod_security_context(uid: int) -> dict[str, Any]:
+    """Pod-level security context of Pod Security Standards *restricted*."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "fsGroup": uid,
+        "fsGroupChangePolicy": "OnRootMismatch",
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_security_context() -> dict[str, Any]:
+    """Container-level security context of Pod Security Standards *restricted*."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "runAsNonRoot": True,
+    }
+
+
+def container_resources(resources: Resources, settings: KubeSettings) -> dict[str, Any]:
+    """Requests and limits as strings; GPUs whole, in limits, with requests equal to them."""
+    amounts: dict[str, str] = {}
+    if resources.cpu:
+        amounts["cpu"] = resources.cpu
+    if resources.memory:
+        amounts["memory"] = resources.memory
+    if resources.gpus:
+        amounts[settings.gpu_resource] = str(resources.gpus)
+    if not amounts:
+        return {}
+    return {"requests": dict(amounts), "limits": dict(amounts)}
+
+
+def _env(spec: PodSpec, workload_id: str) -> list[dict[str, Any]]:
+    for key in RUNTIME_ENV:
+        if key in spec.env:
+            raise SpecError(
+                f"--env {key} is set by workbench for every workload",
+                value=key,
+                hint=f"drop {key} from --env",
+            )
+    values: dict[str, str] = {"PYTHONUNBUFFERED": "1"}
+    if spec.resources.cpu:
+        threads = str(max(1, math.ceil(parse_cpu(spec.resources.cpu))))
+        values.update(dict.fromkeys(_THREAD_VARS, threads))
+    values.update(spec.env)
+    values.update(
+        {
+            "WORKBENCH_WORKLOAD_ID": workload_id,
+            "WORKBENCH_RUN_DIR": RUN_DIR,
+            "WORKBENCH_OUTPUT_DIR": OUTPUT_DIR,
+        }
+    )
+    entries: dict[str, dict[str, Any]] = {
+        name: {"name": name, "value": value} for name, value in values.items()
+    }
+    for ref in spec.secrets:
+        if ref.env in entries:
+            raise SpecError(
+                f"environment variable {ref.env} is given twice (by --secret and by --env or --secret)",
+                value=ref.env,
+                hint="give each variable once",
+            )
+        entries[ref.env] = {
+            "name": ref.env,
+            "valueFrom": {"secretKeyRef": {"name": ref.secret, "key": ref.key}},
+        }
+    return [entries[name] for name in sorted(entries)]
+
+
+def _volume_source(volume: Volume) -> dict[str, Any]:
+    if volume.type == "pvc":
+        return {"persistentVolumeClaim": {"claimName": volume.source, "readOnly": volume.read_only}}
+    if volume.type == "configmap":
+        return {"configMap": {"name": volume.source}}
+    if volume.type == "secret":
+        return {"secret": {"secretName": volume.source}}
+    return {"emptyDir": {}}
+
+
+def _volumes(spec: PodSpec, configmap: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    volumes: list[dict[str, Any]] = [
+        {"name": "run", "emptyDir": {}},
+        {"name": "payload", "configMap": {"name": configmap}},
+        {"name": "outputs", "emptyDir": {}},
+    ]
+    mounts: list[dict[str, Any]] = [
+        {"name": "run", "mountPath": RUN_DIR},
+        {"name": "payload", "mountPath": PAYLOAD_DIR, "readOnly": True},
+        {"name": "outputs", "mountPath": OUTPUT_DIR},
+    ]
+    shm = spec.resources.shm
+    if shm or spec.resources.gpus:
+        volumes.append(
+            {"name": "shm", "emptyDir": {"medium": "Memory", **({"sizeLimit": shm} if shm else {})}}
+        )
+        mounts.append({"name": "shm", "mountPath": SHM_DIR})
+    taken: set[str] = set()
+    for index, volume in enumerate(spec.volumes):
+        path = volume.mount_path.rstrip("/") or "/"
+        reserved = path in (SHM_DIR, RUN_DIR) or path.startswith(f"{RUN_DIR}/")
+        if reserved or path in taken:
+            why = f"{RUN_DIR} and {SHM_DIR} belong to workbench" if reserved else "another --volume uses it"
+            raise SpecError(
+                f"--volume mount path {volume.mount_path!r} is taken: {why}",
+                value=volume.mount_path,
+                hint="mount it somewhere else, e.g. /data",
+            )
+        taken.add(path)
+        name = f"volume-{index}"
+        volumes.append({"name": name, **_volume_source(volume)})
+        mounts.append({"name": name, "mountPath": path, "readOnly": volume.read_only})
+    return volumes, mounts
+
+
+def _node_selector(
+    resources: Resources, selector: Mapping[str, str], settings: KubeSettings
+) -> dict[str, str]:
+    merged = dict(selector)
+    if resources.gpu_type:
+        chosen = merged.get(settings.gpu_node_label, resources.gpu_type)
+        if chosen != resources.gpu_type:
+            raise SpecError(
+                f"--gpu-type {resources.gpu_type!r} contradicts --node-selector "
+                f"{settings.gpu_node_label}={chosen}",
+                value=chosen,
+                hint="give the GPU type once, with --gpu-type",
+            )
+        merged[settings.gpu_node_label] = resources.gpu_type
+    return {key: merged[key] for key in sorted(merged)}
+
+
+def pod_template(
+    spec: PodSpec, workload_id: str, labels: Mapping[str, str], *, configmap: str, settings: KubeSettings
+) -> dict[str, Any]:
+    """The Job's pod template: the runtime container, its volumes and the scheduling rules."""
+    volumes, mounts = _volumes(spec, configmap)
+    container: dict[str, Any] = {
+        "name": CONTAINER_NAME,
+        "image": spec.image or settings.image,
+        "command": ["python", "-m", "workbench.runtime.cell", RUN_DIR],
+        "workingDir": OUTPUT_DIR,
+        "env": _env(spec, workload_id),
+        "securityContext": container_security_context(),
+        "volumeMounts": mounts,
+    }
+    resources = container_resources(spec.resources, settings)
+    if resources:
+        container["resources"] = resources
+    pod: dict[str, Any] = {"restartPolicy": "Never", "enableServiceLinks": False}
+    if settings.service_account is None:
+        pod["automountServiceAccountToken"] = False
+    else:  # the account's own automount setting decides
+        pod["serviceAccountName"] = settings.service_account
+    if settings.image_pull_secrets:
+        pod["imagePullSecrets"] = [{"name": name} for name in settings.image_pull_secrets]
+    if spec.priority_class:
+        pod["priorityClassName"] = spec.priority_class
+    selector = _node_selector(spec.resources, spec.node_selector, settings)
+    if selector:
+        pod["nodeSelector"] = selector
+    if spec.resources.gpus and settings.gpu_tolerations:
+        pod["tolerations"] = [toleration.to_dict() for toleration in settings.gpu_tolerations]
+    pod["securityContext"] = pod_security_context(settings.runtime_uid)
+    pod["containers"] = [container]
+    pod["volumes"] = volumes
+    return {"metadata": {"labels": dict(labels)}, "spec": pod}
+
+
+def _utf8(data: str | bytes) -> str | None:
+    if isinstance(data, str):
+        return data
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def payload_configmap(
+    name: str,
+    labels: Mapping[str, str],
+    *,
+    files: Mapping[str, str | bytes],
+    settings: KubeSettings,
+) -> dict[str, Any]:
+    """An immutable ConfigMap of ``files``: UTF-8 text in ``data``, other bytes in ``binaryData``.
+
+    Raises:
+        SpecError: a bad file name, or the files are larger than ``max_configmap_bytes``.
+    """
+    data: dict[str, str] = {}
+    binary: dict[str, str] = {}
+    size = 0
+    for key, content in files.items():
+        if len(key) > 253 or not _CONFIGMAP_KEY.match(key) or key in (".", ".."):
+            raise SpecError(
+                f"file name {key!r} cannot be a ConfigMap key (letters, digits, '-', '_', '.'; at most 253)",
+                value=key,
+                hint="rename the script, e.g. train.py",
+            )
+        text = _utf8(content)
+        if text is not None:
+            data[key] = text
+            size += len(text.encode("utf-8"))
+        else:
+            raw = content if isinstance(content, bytes) else b""
+            binary[key] = base64.b64encode(raw).decode("ascii")
+            size += len(raw)
+    limit = settings.max_configmap_bytes
+    if size > limit:
+        raise SpecError(
+            f"the payload of {name} (code, meta.json and --send inputs) is {size} bytes "
+            f"({format_bytes(size)}); a ConfigMap holds at most {limit} bytes",
+            value=size,
+            hint="send less with --send, or put large data on a volume (--volume pvc/NAME:/data) "
+            "and load it in the code",
+        )
+    doc: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": settings.namespace, "labels": dict(labels)},
+        "immutable": True,
+        "data": data,
+    }
+    if binary:
+        doc["binaryData"] = binary
+    return doc
+
+
+def _pod_failure_policy() -> dict[str, Any]:
+    return {
+        "rules": [
+            {
+                "action": "FailJob",
+                "onExitCodes": {
+                    "containerName": CONTAINER_NAME,
+                    "operator": "In",
+                    "values": list(_NO_RETRY_EXIT_CODES),
+                },
+            },
+            # an evicted or preempted pod is recreated without using up a retry
+            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+        ]
+    }
+
+
+def build_pod_manifests(
+    workload_id: str,
+    spec: PodSpec,
+    *,
+    code: str | bytes,
+    entry_name: str,
+    inputs: bytes | None,
+    owner: str,
+    settings: KubeSettings,
+) -> list[dict[str, Any]]:
+    """The objects of a ``pod`` workload, in creation order: [payload ConfigMap, Job].
+
+    Args:
+        workload_id: the workload's id; the Job's name.
+        spec: the validated spec.
+        code: the cell body or the script's content.
+        entry_name: the file name the code gets in the payload (``cell.py``, ``train.py``).
+        inputs: the cloudpickled ``--send`` variables, if any.
+        owner: who launched it (sanitized into a label value).
+        settings: the cluster settings.
+
+    Raises:
+        SpecError: a name that Kubernetes would refuse, a payload too large for a
+            ConfigMap, or a spec that contradicts itself (a mount path or variable twice).
+    """
+    # the Job controller copies the Job's name into a pod label, so it must fit 63
+    job_name = object_name(workload_id, what="workload id", limit=63)
+    configmap_name = object_name(f"{workload_id}-payload", what="payload ConfigMap name", limit=253)
+    if entry_name in (META_KEY, INPUTS_KEY):
+        raise SpecError(
+            f"the code cannot be called {entry_name!r}; that name is taken in the payload",
+            value=entry_name,
+            hint="rename the script",
+        )
+    labels = workload_labels(workload_id, "pod", owner, spec.labels)
+    meta = {
+        "entry": entry_name,
+        "argv0": spec.script or "cell",
+        "args": list(spec.args),
+        "get": list(spec.get),
+    }
+    files: dict[str, str | bytes] = {entry_name: code, META_KEY: json.dumps(meta)}
+    if inputs is not None:
+        files[INPUTS_KEY] = inputs
+    configmap = payload_configmap(configmap_name, labels, files=files, settings=settings)
+    job_spec: dict[str, Any] = {"completions": 1, "parallelism": 1, "backoffLimit": spec.retries}
+    if settings.ttl_seconds_after_finished is not None:
+        job_spec["ttlSecondsAfterFinished"] = settings.ttl_seconds_after_finished
+    if spec.timeout is not None:
+        job_spec["activeDeadlineSeconds"] = max(1, math.ceil(spec.timeout))
+    if spec.queue:
+        job_spec["suspend"] = True  # Kueue admits the Job by unsuspending it
+    if settings.supports(1, 26):
+        job_spec["podFailurePolicy"] = _pod_failure_policy()
+    job_spec["template"] = pod_template(
+        spec, workload_id, labels, configmap=configmap_name, settings=settings
+    )
+    job_labels = dict(labels)
+    if spec.queue:
+        job_labels[QUEUE_LABEL] = spec.queue
+    job: dict[str, Any] = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": job_name, "namespace": settings.namespace, "labels": job_labels},
+        "spec": job_spec,
+    }
+    if owner:  # the label is lossy (lower-cased, trimmed); keep who it was
+        job["metadata"]["annotations"] = {OWNER_LABEL: owner}
+    return [configmap, job]
+
+
+def with_owner(doc: Mapping[str, Any], owner: Mapping[str, Any], uid: str) -> dict[str, Any]:
+    """A copy of ``doc`` owned by the created object ``owner`` (its ``uid`` from the server).
+
+    The client creates the Job first and then the ConfigMap owned by it, so that deleting
+    the Job (or its TTL running out) garbage-collects the payload too.
+    """
+    owned = copy.deepcopy(dict(doc))
+    owned["metadata"]["ownerReferences"] = [
+        {
+            "apiVersion": owner["apiVersion"],
+            "kind": owner["kind"],
+            "name": owner["metadata"]["name"],
+            "uid": uid,
+        }
+    ]
+    return owned
