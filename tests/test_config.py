@@ -331,3 +331,10 @@ def test_resolve_merges_k_v_lists_with_profile(service: Service) -> None:
     spec = service.resolve({**CODE, "profile": "a100-small", "env": ["B=3"], "labels": ["owner=ada"]})
     assert spec.env == {"A": "1", "B": "3"}
     assert spec.labels == {"team": "ml", "owner": "ada"}
+
+
+def test_explicit_zero_gpus_drops_the_profile_gpu_type(service: Service) -> None:
+    spec = service.resolve({**CODE, "profile": "a100-small", "resources": {"gpus": "0"}})
+    assert spec.resources.gpus == 0
+    assert spec.resources.gpu_type is None
+    assert spec.resources.memory == "32Gi"

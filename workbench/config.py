@@ -198,4 +198,8 @@ def merge_profile(raw: Mapping[str, Any], profile: Profile) -> dict[str, Any]:
             merged[key] = {**base, **{k: v for k, v in value.items() if v is not None}}
         elif value is not None or key not in merged:
             merged[key] = value
+    resources = merged.get("resources")
+    asked = raw.get("resources")
+    if isinstance(resources, dict) and isinstance(asked, Mapping) and str(asked.get("gpus")) == "0":
+        resources.pop("gpu_type", None)  # an explicit --gpus 0 drops the profile's GPU type too
     return merged
