@@ -78,11 +78,47 @@ class Profile(BaseModel):
         return {k: v for k, v in data.items() if v not in ({}, [])}
 
 
+class KubernetesConfig(BaseModel):
+    """How to reach the cluster and what every generated object gets.
+
+    Set in the config file under ``kubernetes:`` or as ``WORKBENCH_KUBERNETES__FIELD``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    context: str | None = Field(None, description="kubeconfig context; default: the current one")
+    kubeconfig: str | None = Field(
+        None, description="kubeconfig file; default: $KUBECONFIG or ~/.kube/config"
+    )
+    in_cluster: bool = Field(
+        default_factory=lambda: bool(os.environ.get("KUBERNETES_SERVICE_HOST")),
+        description="use the pod's service account (JupyterHub on Kubernetes)",
+    )
+    namespace: str | None = Field(None, description="default: the context's namespace, else 'default'")
+    service_account: str | None = None
+    image_pull_secrets: list[str] = Field(default_factory=list)
+    gpu_resource: str = "nvidia.com/gpu"
+    gpu_node_label: str = "nvidia.com/gpu.product"
+    gpu_tolerations: list[dict[str, str]] | None = Field(
+        None, description="tolerations for GPU pods; default: nvidia.com/gpu Exists NoSchedule"
+    )
+    queue: str | None = Field(None, description="default Kueue LocalQueue")
+    ttl_seconds_after_finished: int = Field(86400, ge=0)
+    version: str | None = Field(None, description="server version to target with --dry-run, e.g. 1.33")
+    request_timeout: float = Field(30.0, gt=0)
+    retries: int = Field(3, ge=0, le=10)
+    retry_backoff: float = Field(0.25, ge=0)
+
+
 class Settings(BaseSettings):
     """Everything an admin or user can configure."""
 
     model_config = SettingsConfigDict(
-        env_prefix="WORKBENCH_", extra="forbid", frozen=True, validate_default=True
+        env_prefix="WORKBENCH_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        validate_default=True,
     )
 
     home: Path = Field(default_factory=default_home, description="state store and run directories")
@@ -95,6 +131,7 @@ class Settings(BaseSettings):
     )
     kill_grace: float = Field(5.0, description="seconds between SIGTERM and SIGKILL")
     poll_interval: float = Field(0.05, gt=0, le=5, description="longest wait between log reads")
+    kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)
 
     @field_validator("home", mode="after")
     @classmethod

@@ -1,16 +1,20 @@
 """Runs a cell body or a script inside a workload's process.
 
-``python -m workbench.runtime.cell RUN_DIR`` reads ``payload/meta.json``: the entry file,
-its arguments, and the names to bring back. Variables sent from the kernel
-(``payload/inputs.pkl``, cloudpickle) are placed in the namespace first; after success the
-requested names are written to ``results.pkl``. The traceback of a failure is trimmed to
-the user's own frames.
+``python -m workbench.runtime.cell RUN_DIR [--payload DIR] [--results-to-log]`` reads
+``meta.json`` from the payload folder (default ``RUN_DIR/payload``; on Kubernetes the mounted
+ConfigMap): the entry file, its arguments, and the names to bring back. Variables sent from
+the kernel (``inputs.pkl``, cloudpickle) are placed in the namespace first; after success the
+requested names are written to ``RUN_DIR/results.pkl`` or, with ``--results-to-log`` (a pod,
+whose disk goes away with it), printed as one final marked line of base64 that the backend
+takes out of the logs. The traceback of a failure is trimmed to the user's own frames.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import pickle
 import runpy
 import sys
 import traceback
@@ -19,6 +23,10 @@ from types import TracebackType
 from typing import Any
 
 RESULTS = "results.pkl"
+#: Exit code when a ``--get`` name is missing or cannot be pickled (Kubernetes: fail the Job at once).
+MISSING_RESULT_EXIT = 3
+#: Starts the line that carries ``--get`` results in a pod's log (never shown to users).
+RESULTS_MARKER = "\x1eworkbench-results:"
 
 
 def _user_traceback(exc: BaseException, entry: str) -> None:
@@ -28,16 +36,16 @@ def _user_traceback(exc: BaseException, entry: str) -> None:
     traceback.print_exception(type(exc), exc, tb if tb is not None else exc.__traceback__)
 
 
-def run(run_dir: Path) -> int:
-    import cloudpickle
-
-    meta: dict[str, Any] = json.loads((run_dir / "payload" / "meta.json").read_text())
-    entry = str(run_dir / "payload" / meta["entry"])
+def run(run_dir: Path, payload: Path | None = None, *, results_to_log: bool = False) -> int:
+    payload = payload or run_dir / "payload"
+    meta: dict[str, Any] = json.loads((payload / "meta.json").read_text())
+    entry = str(payload / meta["entry"])
     inputs: dict[str, Any] = {}
-    inputs_path = run_dir / "payload" / "inputs.pkl"
+    inputs_path = payload / "inputs.pkl"
     if inputs_path.exists():
         with inputs_path.open("rb") as fh:
-            inputs = cloudpickle.load(fh)
+            # written by the user who launched this workload; imports cloudpickle only when needed
+            inputs = pickle.load(fh)  # noqa: S301
     sys.argv = [meta.get("argv0") or entry, *meta.get("args", [])]
     if meta.get("cwd_on_path", True):
         sys.path.insert(0, os.getcwd())
@@ -56,19 +64,46 @@ def run(run_dir: Path) -> int:
             "assign it in the cell or drop it from --get",
             file=sys.stderr,
         )
-        return 3
-    if wanted:
-        tmp = run_dir / (RESULTS + ".tmp")
+        return MISSING_RESULT_EXIT
+    if not wanted:
+        return 0
+    results = {name: namespace[name] for name in wanted}
+    try:
         try:
-            with tmp.open("wb") as fh:
-                cloudpickle.dump({name: namespace[name] for name in wanted}, fh)
-        except Exception as exc:
-            print(f"workbench: cannot bring back {wanted}: {exc!r}", file=sys.stderr)
-            tmp.unlink(missing_ok=True)
-            return 3
-        tmp.replace(run_dir / RESULTS)
+            blob = pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, AttributeError, TypeError):
+            import cloudpickle  # lambdas, classes defined in the cell
+
+            blob = cloudpickle.dumps(results)
+    except Exception as exc:
+        print(f"workbench: cannot bring back {','.join(wanted)}: {exc!r}", file=sys.stderr)
+        return MISSING_RESULT_EXIT
+    if results_to_log:
+        sys.stdout.flush()
+        sys.stdout.write("\n" + RESULTS_MARKER + base64.b64encode(blob).decode() + "\n")
+        sys.stdout.flush()
+        return 0
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tmp = run_dir / (RESULTS + ".tmp")
+    tmp.write_bytes(blob)
+    tmp.replace(run_dir / RESULTS)
     return 0
 
 
+def main(argv: list[str]) -> int:
+    run_dir, payload, to_log = Path(argv[0]), None, False
+    rest = argv[1:]
+    while rest:
+        option = rest.pop(0)
+        if option == "--payload" and rest:
+            payload = Path(rest.pop(0))
+        elif option == "--results-to-log":
+            to_log = True
+        else:
+            print(f"workbench.runtime.cell: unknown argument {option!r}", file=sys.stderr)
+            return 2
+    return run(run_dir, payload, results_to_log=to_log)
+
+
 if __name__ == "__main__":
-    sys.exit(run(Path(sys.argv[1])))
+    sys.exit(main(sys.argv[1:]))

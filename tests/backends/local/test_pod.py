@@ -251,3 +251,21 @@ def test_duplicate_name_is_a_conflict(service: Service) -> None:
     with pytest.raises(Conflict, match="'same' already exists"):
         service.launch({"kind": "pod", "code": "pass", "name": "same"})
     assert len(service.store.list()) == 1
+
+
+def test_get_of_functions_and_cell_classes_uses_cloudpickle(service: Service) -> None:
+    code = "class Point:\n    def __init__(self, x):\n        self.x = x\np = Point(3)\nf = lambda v: v + 1\n"
+    final = run(service, code, get="p,f")
+    assert final.status == "succeeded", "".join(service.logs(final.id))
+    results = service.results(final.id)
+    assert results["p"].x == 3
+    assert results["f"](1) == 2
+
+
+def test_send_of_a_lambda(service: Service) -> None:
+    workload = service.launch(
+        {"kind": "pod", "code": "out = square(7)", "send": "square", "get": "out"},
+        inputs={"square": lambda v: v * v},
+    )
+    assert service.wait(workload.id, timeout=60).status == "succeeded"
+    assert service.results(workload.id) == {"out": 49}

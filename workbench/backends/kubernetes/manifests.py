@@ -186,11 +186,15 @@ def _volumes(spec: PodSpec, configmap: str) -> tuple[list[dict[str, Any]], list[
     taken: set[str] = set()
     for index, volume in enumerate(spec.volumes):
         path = volume.mount_path.rstrip("/") or "/"
-        reserved = path in (SHM_DIR, RUN_DIR) or path.startswith(f"{RUN_DIR}/")
+        # a mount on, below or above (hiding) one of ours would break the runner
+        reserved = any(
+            path == ours or path.startswith(f"{ours}/") or ours.startswith(f"{path.rstrip('/')}/")
+            for ours in (RUN_DIR, SHM_DIR)
+        )
         if reserved or path in taken:
-            why = f"{RUN_DIR} and {SHM_DIR} belong to workbench" if reserved else "another --volume uses it"
+            why = f"(it overlaps {RUN_DIR} or {SHM_DIR}, which workbench mounts)" if reserved else "twice"
             raise SpecError(
-                f"--volume mount path {volume.mount_path!r} is taken: {why}",
+                f"--volume mount path {volume.mount_path!r} is taken {why}",
                 value=volume.mount_path,
                 hint="mount it somewhere else, e.g. /data",
             )

@@ -144,9 +144,11 @@ def check_restricted(pod_spec: Mapping[str, Any]) -> list[str]:
             problems.append(f"{where}.capabilities.add may hold only NET_BIND_SERVICE, not {added}")
         if context.get("runAsNonRoot", pod_context.get("runAsNonRoot")) is not True:
             problems.append(f"{where}.runAsNonRoot must be true (here or in the pod's securityContext)")
-        seccomp = _seccomp(pod_context)
-        if _seccomp(context) is None and seccomp not in _SECCOMP_OK:  # a set one is checked above
-            problems.append(f"{where}.seccompProfile.type must be RuntimeDefault or Localhost, not {seccomp}")
+        if _seccomp(context) is None and _seccomp(pod_context) is None:  # set ones are checked above
+            problems.append(
+                f"{where}.seccompProfile.type must be RuntimeDefault or Localhost "
+                "(here or in the pod's securityContext)"
+            )
         if context.get("procMount", "Default") != "Default":
             problems.append(f"{where}.procMount must be Default")
         for port in _list(container.get("ports")):

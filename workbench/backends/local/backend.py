@@ -12,6 +12,7 @@ import codecs
 import json
 import math
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -32,6 +33,32 @@ from .gpus import allocate, check_request, detect_gpus
 
 START_GRACE = 60.0  # seconds a record may stay pending before its supervisor must be up
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+class _ExitWaiter:
+    """Sleeps until a timeout or until the watched supervisor exits (a pidfd), whichever is first."""
+
+    def __init__(self) -> None:
+        self._fd: int | None = None
+
+    def watch(self, pid: int | None, marker: str) -> None:
+        if self._fd is not None or not pid or not procs.is_alive(pid, marker):
+            return
+        try:
+            self._fd = os.pidfd_open(pid)
+        except OSError:
+            self._fd = None
+
+    def wait(self, seconds: float) -> None:
+        if self._fd is None:
+            time.sleep(seconds)
+            return
+        select.select([self._fd], [], [], seconds)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 class LocalBackend:
@@ -204,24 +231,28 @@ class LocalBackend:
             )
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
         pause = 0.005
-        with path.open("rb") as fh:
-            while True:
-                chunk = fh.read(65536)
-                if chunk:
-                    pause = 0.005
-                    yield decoder.decode(chunk)
-                    continue
-                if not follow:
-                    break
-                current = self.refresh(self.store.get(workload.id))
-                if current.done:
-                    rest = fh.read()
-                    tail = decoder.decode(rest, final=True)
-                    if tail:
-                        yield tail
-                    break
-                time.sleep(pause)
-                pause = min(pause * 2, self.settings.poll_interval)
+        waiter = _ExitWaiter()
+        try:
+            with path.open("rb") as fh:
+                while True:
+                    chunk = fh.read(65536)
+                    if chunk:
+                        pause = 0.005
+                        yield decoder.decode(chunk)
+                        continue
+                    if not follow:
+                        break
+                    current = self.refresh(self.store.get(workload.id))
+                    if current.done:
+                        tail = decoder.decode(fh.read(), final=True)
+                        if tail:
+                            yield tail
+                        break
+                    waiter.watch(current.supervisor_pid, current.id)
+                    waiter.wait(pause)  # wakes at once when the supervisor exits
+                    pause = min(pause * 2, self.settings.poll_interval)
+        finally:
+            waiter.close()
 
     def cancel(self, workload: Workload) -> Workload:
         workload = self.refresh(workload)

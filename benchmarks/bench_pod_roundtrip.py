@@ -1,0 +1,166 @@
+"""B2: a local ``%%pod`` round trip against ``subprocess.run([sys.executable, "-c", code])``.
+
+Everything is timed inside one running kernel. The pod cell is
+``%%pod --send x --get y`` with ``y = x + 1; print(y)``: the kernel's ``x`` is pickled and
+sent, the cell runs under its supervisor, its output streams back and ``y`` is loaded into
+the kernel. The baseline runs the same code with ``subprocess.run`` (``capture_output``).
+The first ``%%pod`` (which imports pydantic and opens the store) is reported on its own;
+then both are run ``REPETITIONS`` times, interleaved and alternating which goes first.
+
+A second, instrumented series wraps the kernel's ``Service`` methods (in the kernel, not in
+the package) and reads the record's created/started/ended times, to show where the time goes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import _common as c
+
+REPETITIONS = 10
+BREAKDOWN_REPETITIONS = 7
+B2_TARGET = 0.150  # seconds over the baseline
+
+SETUP_CELL = """
+get_ipython().run_line_magic('load_ext', 'workbench')
+import subprocess as _bench_sp
+import sys as _bench_sys
+x = 1
+"""
+
+POD_CELL = """
+y = None
+_t0 = _bench_time.perf_counter()
+get_ipython().run_cell_magic('pod', '--send x --get y', 'y = x + 1\\nprint(y)')
+_dt = _bench_time.perf_counter() - _t0
+_bench_report(seconds=_dt, y=y)
+"""
+
+SUBPROCESS_CELL = """
+_t0 = _bench_time.perf_counter()
+_p = _bench_sp.run([_bench_sys.executable, '-c', 'x = 1\\ny = x + 1\\nprint(y)'], capture_output=True)
+_dt = _bench_time.perf_counter() - _t0
+_bench_report(seconds=_dt, out=_p.stdout.decode(), err=_p.stderr.decode(), rc=_p.returncode)
+"""
+
+# Wraps the magics' own Service instance (instance attributes shadow the methods) so each
+# step of the real code path leaves a wall-clock mark; the package itself is untouched.
+INSTRUMENT_CELL = """
+_marks = {}
+_svc = get_ipython().magics_manager.registry['WorkbenchMagics'].service
+_backend = _svc.backend('local')
+
+def _timed(obj, name):
+    orig = getattr(obj, name)
+    def wrapper(*args, **kwargs):
+        _marks[name + '0'] = _bench_time.time()
+        try:
+            return orig(*args, **kwargs)
+        finally:
+            _marks[name + '1'] = _bench_time.time()
+    setattr(obj, name, wrapper)
+
+for _name in ('launch', 'resolve', 'wait', 'results'):
+    _timed(_svc, _name)
+for _name in ('submit', '_start_supervisor'):
+    _timed(_backend, _name)
+
+def _wrap_logs(orig):
+    def logs(name, **kwargs):
+        _marks['workload'] = name
+        for chunk in orig(name, **kwargs):
+            _marks.setdefault('first_output', _bench_time.time())
+            yield chunk
+        _marks['logs_end'] = _bench_time.time()
+    return logs
+_svc.logs = _wrap_logs(_svc.logs)
+"""
+
+BREAKDOWN_CELL = """
+_marks.clear()
+y = None
+_marks['cell0'] = _bench_time.time()
+get_ipython().run_cell_magic('pod', '--send x --get y', 'y = x + 1\\nprint(y)')
+_marks['cell1'] = _bench_time.time()
+_w = _svc.get(_marks['workload'])
+_bench_report(y=y, created=_w.created, started=_w.started, ended=_w.ended, **_marks)
+"""
+
+# (label, from mark, to mark): consecutive, so the phases add up to the whole cell
+PHASES = [
+    ("parse %%pod flags", "cell0", "launch0"),
+    ("validate spec (resolve)", "resolve0", "resolve1"),
+    ("stage + insert record", "submit0", "_start_supervisor0"),
+    ("spawn supervisor (Popen)", "_start_supervisor0", "_start_supervisor1"),
+    ("rest of launch", "_start_supervisor1", "launch1"),
+    ("supervisor boots, starts code", "launch1", "started"),
+    ("code process runs, exit recorded", "started", "ended"),
+    ("kernel notices the end (log poll)", "ended", "logs_end"),
+    ("wait + check + load --get", "logs_end", "cell1"),
+]
+
+
+def check_pod(values: dict[str, Any]) -> None:
+    if values["y"] != 2 or "2\n" not in values["_stdout"]:
+        raise c.BenchError(f"%%pod round trip gave y={values['y']!r}, output {values['_stdout']!r}")
+
+
+def check_subprocess(values: dict[str, Any]) -> None:
+    if values["rc"] != 0 or values["out"] != "2\n":
+        raise c.BenchError(f"baseline subprocess failed: rc={values['rc']}, {values['err']!r}")
+
+
+def main() -> None:
+    with c.isolated_home("pod-roundtrip") as tmp:
+        kernel = c.BenchKernel(tmp)
+        try:
+            kernel.run(SETUP_CELL)
+            first = kernel.measure(POD_CELL)
+            check_pod(first)
+            check_subprocess(kernel.measure(SUBPROCESS_CELL))  # warm the baseline's page cache too
+            pod_s, base_s = [], []
+            for i in range(REPETITIONS):
+                order = (POD_CELL, SUBPROCESS_CELL) if i % 2 == 0 else (SUBPROCESS_CELL, POD_CELL)
+                for cell in order:
+                    values = kernel.measure(cell)
+                    if cell is POD_CELL:
+                        check_pod(values)
+                        pod_s.append(values["seconds"])
+                    else:
+                        check_subprocess(values)
+                        base_s.append(values["seconds"])
+            kernel.run(INSTRUMENT_CELL)
+            breakdowns = []
+            for _ in range(BREAKDOWN_REPETITIONS):
+                values = kernel.measure(BREAKDOWN_CELL)
+                check_pod(values)
+                breakdowns.append(values)
+        finally:
+            kernel.stop()
+
+    pod, base = c.median(pod_s), c.median(base_s)
+    extra = pod - base
+    print(
+        f"B2 %%pod round trip: median {c.ms(pod)} (baseline: subprocess.run python -c {c.ms(base)}); "
+        f"+{c.ms(extra)}, ratio {pod / base:.1f}x; target <= +{c.ms(B2_TARGET)}: "
+        f"{c.verdict(extra, B2_TARGET)}"
+    )
+    print(
+        f"   spread over {REPETITIONS} runs: %%pod {c.ms(min(pod_s))}..{c.ms(max(pod_s))}, "
+        f"baseline {c.ms(min(base_s))}..{c.ms(max(base_s))}"
+    )
+    first_s = c.ms(first["seconds"])
+    print(f"   informative: first %%pod in the kernel (imports pydantic, opens the store) {first_s}")
+    parts = []
+    for label, start, end in PHASES:
+        parts.append(f"{label} {c.ms(c.median([b[end] - b[start] for b in breakdowns]))}")
+    total = c.median([b["cell1"] - b["cell0"] for b in breakdowns])
+    print(
+        f"   where the time goes (medians of {BREAKDOWN_REPETITIONS} instrumented runs, total {c.ms(total)}):"
+    )
+    for part in parts:
+        print(f"     {part}")
+
+
+if __name__ == "__main__":
+    c.main_guard(main)
