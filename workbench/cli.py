@@ -10,7 +10,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import WorkbenchError
 from .options import ArgumentParser, HelpShown, add_spec_options, spec_fields
@@ -42,6 +42,12 @@ def build_parser() -> ArgumentParser:
     run.add_argument("script", metavar="SCRIPT")
     add_spec_options(run, "pod", skip=("send", "get"))
     run.add_argument("--detach", "-d", action="store_true", help="print the name and return at once")
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the Kubernetes manifests instead (for kubectl apply / GitOps)",
+    )
+    run.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml", help="format of --dry-run")
 
     ls = sub.add_parser("ls", help="list workloads")
     ls.add_argument("-o", "--output", choices=OUTPUTS, default="table")
@@ -69,6 +75,19 @@ def build_parser() -> ArgumentParser:
     rm.add_argument("name", metavar="NAME")
     rm.add_argument("--force", action="store_true", help="cancel it first if it still runs")
 
+    export = sub.add_parser("export", help="print a workload's Kubernetes manifests")
+    export.add_argument("name", metavar="NAME")
+    export.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
+
+    rbac = sub.add_parser("rbac", help="print the least-privilege RBAC objects the kubernetes backend needs")
+    rbac.add_argument("--namespace", "-n", default=None, help="default: the configured namespace")
+    rbac.add_argument("--service-account", default="workbench")
+    rbac.add_argument(
+        "--no-cluster", action="store_true", help="leave out the optional cluster-wide read rules"
+    )
+
+    sub.add_parser("doctor", help="check the configuration, the cluster, permissions and operators")
+
     schema = sub.add_parser("schema", help="print the JSON Schema of a kind's spec")
     schema.add_argument("kind", choices=("pod", "dask", "train", "notebook"))
     return parser
@@ -80,10 +99,24 @@ def _stream(service: Service, name: str) -> None:
         sys.stdout.flush()
 
 
+def _print_docs(docs: list[dict[str, Any]], output: str) -> None:
+    from . import render
+
+    if output == "json":
+        print(
+            render.as_json(docs[0] if len(docs) == 1 else {"apiVersion": "v1", "kind": "List", "items": docs})
+        )
+    else:
+        print(render.as_yaml_docs(docs), end="")
+
+
 def _run(args: argparse.Namespace, script_args: list[str]) -> int:
     service = _service()
     raw = spec_fields(args, "pod")
     raw.update(script=args.script, args=script_args)
+    if args.dry_run:
+        _print_docs(service.dry_run(raw, cwd=os.getcwd()), args.output)
+        return 0
     workload = service.launch(raw, cwd=os.getcwd())
     if args.detach:
         print(workload.id)
@@ -112,6 +145,23 @@ def _dispatch(args: argparse.Namespace, script_args: list[str]) -> int:
         print(render.as_json(json_schema(args.kind)))
         return 0
     service = _service()
+    if args.command == "rbac":
+        from .backends.kubernetes.rbac import rbac_manifests
+
+        namespace = args.namespace or service.settings.kubernetes.namespace or "default"
+        _print_docs(rbac_manifests(namespace, args.service_account, cluster=not args.no_cluster), "yaml")
+        return 0
+    if args.command == "doctor":
+        from .doctor import FAIL, run_checks
+
+        checks = run_checks(service.settings)
+        width = max(len(c.what) for c in checks)
+        for check in checks:
+            print(f"[{check.level:>4}] {check.what.ljust(width)}  {check.detail}")
+        return 1 if any(c.level == FAIL for c in checks) else 0
+    if args.command == "export":
+        _print_docs(service.export(args.name), args.output)
+        return 0
     if args.command == "ls":
         workloads = service.list(kind=args.kind, status=args.status)
         if args.output == "table":

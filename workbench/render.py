@@ -45,6 +45,22 @@ def as_yaml(data: Any) -> str:
     return text
 
 
+def as_yaml_docs(docs: Sequence[Any]) -> str:
+    """Multi-document YAML; text with line breaks (code in a ConfigMap) as literal blocks."""
+    import yaml
+
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    def text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+        style = "|" if "\n" in value and not any(c in value for c in "\r\t") else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+    Dumper.add_representer(str, text)
+    result: str = yaml.dump_all(docs, Dumper=Dumper, sort_keys=False, default_flow_style=False)
+    return result
+
+
 def describe(w: Workload) -> str:
     """A readable YAML description of one workload."""
     data = w.to_dict()

@@ -7,6 +7,8 @@ Jupyter server all see the same workloads.
 
 from __future__ import annotations
 
+import builtins
+import contextlib
 import secrets
 import time
 from collections.abc import Iterator, Mapping
@@ -15,7 +17,7 @@ from typing import Any
 
 from .backends.base import Backend, Payload, create_backend
 from .config import Settings, load_settings, merge_profile
-from .errors import SpecError, Timeout, WorkloadFailed
+from .errors import BackendUnavailable, SpecError, Timeout, WorkloadFailed
 from .spec import CodeSpec, CommonSpec, parse_spec
 from .store import FAILED, Store, Workload
 
@@ -142,8 +144,36 @@ class Service:
         return self.backend(workload.backend).refresh(workload)
 
     def list(self, **filters: Any) -> list[Workload]:
-        """Workloads, newest first (filters: kind, status, backend, session)."""
-        return [self.backend(w.backend).refresh(w) for w in self.store.list(**filters)]
+        """Workloads, newest first (filters: kind, status, backend, session).
+
+        Workloads found in the cluster by their labels join the list; a backend that cannot
+        be reached leaves its workloads with their last known status.
+        """
+        in_use = {self.settings.backend, *(w.backend for w in self.store.list())}
+        for name in sorted(in_use):
+            if filters.get("backend") not in (None, name):
+                continue
+            discover = getattr(self._reachable(name), "discover", None)
+            if discover is not None:
+                with contextlib.suppress(BackendUnavailable):
+                    discover()
+        result = []
+        for workload in self.store.list(**filters):
+            backend = self._reachable(workload.backend)
+            if backend is None:
+                result.append(workload)
+                continue
+            try:
+                result.append(backend.refresh(workload))
+            except BackendUnavailable:
+                result.append(workload)
+        return result
+
+    def _reachable(self, name: str) -> Backend | None:
+        try:
+            return self.backend(name)
+        except BackendUnavailable:
+            return None
 
     def logs(self, name: str, *, follow: bool = False) -> Iterator[str]:
         workload = self.store.find(name)
@@ -184,6 +214,48 @@ class Service:
     def results(self, name: str) -> dict[str, Any]:
         workload = self.store.find(name)
         return self.backend(workload.backend).results(workload)
+
+    # -- manifests -------------------------------------------------------------------------
+    def dry_run(
+        self,
+        spec: CommonSpec | Mapping[str, Any],
+        *,
+        inputs: Mapping[str, Any] | None = None,
+        cwd: str | None = None,
+    ) -> builtins.list[dict[str, Any]]:
+        """The Kubernetes objects a launch would create, without contacting any cluster."""
+        from .backends.kubernetes.backend import build_manifests, kube_settings
+
+        if not isinstance(spec, CommonSpec):
+            spec = self.resolve(spec)
+        payload = self._payload(spec, inputs or {}, None, cwd)
+        workload_id = spec.name or f"{getattr(spec, 'kind', 'wl')}-{secrets.token_hex(3)}"
+        return build_manifests(workload_id, spec, payload, self.settings, kube_settings(self.settings))
+
+    def export(self, name: str) -> builtins.list[dict[str, Any]]:
+        """The Kubernetes objects of a launched workload (local or not), rebuilt from its record."""
+        from .backends.kubernetes.backend import build_manifests, kube_settings
+
+        workload = self.store.find(name)
+        folder = Path(workload.run_dir) / "payload"
+        raw = dict(workload.spec)
+        inputs_path = folder / "inputs.pkl"
+        inputs = inputs_path.read_bytes() if inputs_path.exists() else None
+        try:
+            if raw.get("script"):
+                script_name = Path(raw["script"]).name
+                script = (folder / script_name).read_bytes()
+                payload = Payload(script=script, script_name=script_name, inputs=inputs)
+            else:
+                raw["code"] = (folder / "cell.py").read_text()
+                payload = Payload(code=raw["code"], inputs=inputs)
+        except OSError as exc:
+            raise SpecError(
+                f"cannot export {workload.id}: its payload is missing from {folder} ({exc.strerror})",
+                value=workload.id,
+            ) from None
+        spec = parse_spec(raw)
+        return build_manifests(workload.id, spec, payload, self.settings, kube_settings(self.settings))
 
     @staticmethod
     def check(workload: Workload) -> Workload:

@@ -60,7 +60,10 @@ class Backend(Protocol):
 
 BackendFactory = Callable[["Settings", "Store"], Backend]
 
-_BUILTIN = {"local": "workbench.backends.local:LocalBackend"}
+_BUILTIN = {
+    "local": "workbench.backends.local:LocalBackend",
+    "kubernetes": "workbench.backends.kubernetes.backend:KubernetesBackend",
+}
 _REGISTERED: dict[str, BackendFactory] = {}
 
 

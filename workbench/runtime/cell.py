@@ -80,7 +80,7 @@ def run(run_dir: Path, payload: Path | None = None, *, results_to_log: bool = Fa
         return MISSING_RESULT_EXIT
     if results_to_log:
         sys.stdout.flush()
-        sys.stdout.write("\n" + RESULTS_MARKER + base64.b64encode(blob).decode() + "\n")
+        sys.stdout.write(RESULTS_MARKER + base64.b64encode(blob).decode() + "\n")
         sys.stdout.flush()
         return 0
     run_dir.mkdir(parents=True, exist_ok=True)

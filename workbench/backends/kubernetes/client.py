@@ -89,19 +89,6 @@ RESOURCES: dict[str, Resource] = {
     )
 }
 
-#: Everything the backend does in the workloads' namespace: the Role `workbench rbac` prints.
-NAMESPACED_PERMISSIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("", "configmaps", ("create", "delete")),
-    ("", "pods", ("list", "watch")),
-    ("", "pods/log", ("get",)),
-    ("batch", "jobs", ("create", "delete", "list", "watch")),
-)
-#: Optional, cluster-wide: reading node capacity for the preflight check and `workbench doctor`.
-CLUSTER_PERMISSIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("", "nodes", ("list",)),
-    ("apiextensions.k8s.io", "customresourcedefinitions", ("get",)),
-)
-
 
 def register_resource(resource: Resource) -> None:
     """Teach the client a custom resource (Dask, Kubeflow, Kueue kinds)."""

@@ -127,7 +127,8 @@ def _env(spec: PodSpec, workload_id: str) -> list[dict[str, Any]]:
                 value=key,
                 hint=f"drop {key} from --env",
             )
-    values: dict[str, str] = {"PYTHONUNBUFFERED": "1"}
+    # uid 1000 may have no home in an arbitrary image: give it a writable one
+    values: dict[str, str] = {"PYTHONUNBUFFERED": "1", "HOME": RUN_DIR}
     if spec.resources.cpu:
         threads = str(max(1, math.ceil(parse_cpu(spec.resources.cpu))))
         values.update(dict.fromkeys(_THREAD_VARS, threads))
@@ -230,7 +231,8 @@ def pod_template(
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
         "image": spec.image or settings.image,
-        "command": ["python", "-m", "workbench.runtime.cell", RUN_DIR],
+        # --get results travel in the log: the pod's disk goes away with it
+        "command": ["python", "-m", "workbench.runtime.cell", RUN_DIR, "--results-to-log"],
         "workingDir": OUTPUT_DIR,
         "env": _env(spec, workload_id),
         "securityContext": container_security_context(),

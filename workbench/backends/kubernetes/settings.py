@@ -29,6 +29,19 @@ _RESERVED_LABELS = frozenset(
 )
 #: The API server refuses a ConfigMap whose data and binaryData add up to more than this.
 CONFIGMAP_HARD_LIMIT = 1024 * 1024
+#: Everything the backend does in the workloads' namespace: the Role `workbench rbac` prints.
+NAMESPACED_PERMISSIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("", "configmaps", ("create", "delete", "patch")),
+    ("", "pods", ("list", "watch")),
+    ("", "pods/log", ("get",)),
+    ("batch", "jobs", ("create", "delete", "list", "watch")),
+)
+#: Optional, cluster-wide: reading node capacity for the preflight check and `workbench doctor`.
+CLUSTER_PERMISSIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("", "nodes", ("list",)),
+    ("apiextensions.k8s.io", "customresourcedefinitions", ("get",)),
+)
+
 _SETTINGS_HINT = "fix the Kubernetes settings in the workbench config"
 
 

@@ -1,0 +1,380 @@
+"""The Kubernetes backend: a pod workload is an immutable ConfigMap and a one-pod Job.
+
+The cluster is the source of truth; the store is a cache of it, so the kernel, the CLI
+and the server see the same workloads and a workload launched elsewhere is found by its
+labels. Submitting validates and builds every manifest first, checks the request against
+the nodes, then creates the objects, rolling back what was created if a later step fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ...config import Settings
+from ...errors import BackendUnavailable, Conflict, NotFound, SpecError, WorkbenchError
+from ...spec import CodeSpec, CommonSpec, PodSpec, parse_spec
+from ...store import ACTIVE, CANCELLED, FAILED, PENDING, Store, Workload
+from ..base import Payload
+from .logs import MarkerFilter, extract_results
+from .manifests import build_pod_manifests, container_resources
+from .preflight import check_fits
+from .settings import APP_NAME, ID_LABEL, MANAGED_BY_LABEL, KubeSettings, Toleration
+from .status import observe, terminated
+
+SPEC_ANNOTATION = "workbench.jupyter.org/spec"
+SELECTOR = f"{MANAGED_BY_LABEL}={APP_NAME}"
+LATEST_VERSION = (1, 33)
+
+
+def kube_settings(settings: Settings, version: tuple[int, int] | None = None) -> KubeSettings:
+    """What the manifest builders need, from the workbench settings and the server version."""
+    config = settings.kubernetes
+    tolerations = (
+        tuple(Toleration(**t) for t in config.gpu_tolerations)  # type: ignore[arg-type]
+        if config.gpu_tolerations is not None
+        else (Toleration("nvidia.com/gpu"),)
+    )
+    if version is None and config.version:
+        major, _, minor = config.version.partition(".")
+        version = (int(major), int(minor.split(".")[0] or 0))
+    return KubeSettings(
+        namespace=config.namespace or "default",
+        image=settings.image,
+        gpu_resource=config.gpu_resource,
+        gpu_node_label=config.gpu_node_label,
+        gpu_tolerations=tolerations,
+        service_account=config.service_account,
+        image_pull_secrets=tuple(config.image_pull_secrets),
+        ttl_seconds_after_finished=config.ttl_seconds_after_finished,
+        server_version=version or LATEST_VERSION,
+    )
+
+
+def payload_parts(spec: CodeSpec, payload: Payload) -> tuple[str | bytes, str]:
+    """The code and the file name it gets in the payload."""
+    if payload.code is not None:
+        return payload.code, "cell.py"
+    return payload.script or b"", Path(payload.script_name or "script.py").name
+
+
+def build_manifests(
+    workload_id: str, spec: CommonSpec, payload: Payload, settings: Settings, kube: KubeSettings
+) -> list[dict[str, Any]]:
+    """Every object of a workload, validated; raises SpecError before anything exists."""
+    if not isinstance(spec, PodSpec):
+        raise SpecError(
+            f"the kubernetes backend cannot run {getattr(spec, 'kind', '?')!r} workloads yet",
+            value=getattr(spec, "kind", None),
+            hint="run a pod workload",
+        )
+    code, entry = payload_parts(spec, payload)
+    docs = build_pod_manifests(
+        workload_id,
+        spec,
+        code=code,
+        entry_name=entry,
+        inputs=payload.inputs,
+        owner=settings.owner,
+        settings=kube,
+    )
+    job = docs[-1]
+    job["metadata"].setdefault("annotations", {})[SPEC_ANNOTATION] = spec.model_dump_json(exclude={"code"})
+    return docs
+
+
+class KubernetesBackend:
+    """Runs workloads on the cluster of the configured kubeconfig context (or in-cluster)."""
+
+    name = "kubernetes"
+
+    def __init__(self, settings: Settings, store: Store, client: Any = None) -> None:
+        self.settings = settings
+        self.store = store
+        self._client = client
+        self._tracker: Any = None
+        self._kube: KubeSettings | None = None
+
+    # -- connections -----------------------------------------------------------------------
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from .client import KubeClient
+
+            self._client = KubeClient(self.settings.kubernetes)
+        return self._client
+
+    @property
+    def tracker(self) -> Any:
+        if self._tracker is None:
+            from .tracker import Tracker
+
+            self._tracker = Tracker(self.client, SELECTOR)
+        return self._tracker
+
+    @property
+    def kube(self) -> KubeSettings:
+        if self._kube is None:
+            base = kube_settings(self.settings, self.client.server_version())
+            self._kube = KubeSettings(**{**base.__dict__, "namespace": self.client.namespace})
+        return self._kube
+
+    # -- submit ----------------------------------------------------------------------------
+    def submit(self, workload_id: str, spec: CommonSpec, payload: Payload) -> Workload:
+        try:
+            self.store.get(workload_id)
+        except NotFound:
+            pass
+        else:
+            raise Conflict(
+                f"a workload named {workload_id!r} already exists",
+                value=workload_id,
+                hint=f"choose another --name, or `workbench rm {workload_id}` first",
+            )
+        docs = build_manifests(workload_id, spec, payload, self.settings, self.kube)
+        job = docs[-1]
+        pod_spec = job["spec"]["template"]["spec"]
+        requests = container_resources(spec.resources, self.kube).get("limits", {})
+        check_fits(requests, pod_spec.get("nodeSelector", {}), self.client.nodes())
+        run_dir = self.settings.runs_dir / workload_id
+        record = Workload(
+            id=workload_id,
+            kind="pod",
+            backend=self.name,
+            status=PENDING,
+            spec=spec.model_dump(mode="json", exclude={"code"}),
+            run_dir=str(run_dir),
+            created=time.time(),
+            owner=self.settings.owner,
+            session=payload.session,
+            message="creating the Job",
+        )
+        self.store.insert(record)
+        try:
+            self._keep_payload(run_dir, spec, payload)
+            configmap, created_job = self.client.create_all(docs)
+            self._adopt(configmap, created_job)
+        except BaseException:
+            self.store.delete(workload_id)
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+        return self.store.get(workload_id)
+
+    def _keep_payload(self, run_dir: Path, spec: CommonSpec, payload: Payload) -> None:
+        """A local copy of what was sent, for `workbench export` and `rerun`."""
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+        (run_dir / "payload").mkdir(parents=True)
+        assert isinstance(spec, CodeSpec)
+        code, entry = payload_parts(spec, payload)
+        target = run_dir / "payload" / entry
+        target.write_bytes(code if isinstance(code, bytes) else code.encode())
+        if payload.inputs is not None:
+            (run_dir / "payload" / "inputs.pkl").write_bytes(payload.inputs)
+        (run_dir / "spec.json").write_text(spec.model_dump_json(indent=2))
+
+    def _adopt(self, configmap: dict[str, Any], job: dict[str, Any]) -> None:
+        """Make the Job own its ConfigMap, so the Job's TTL cleans both up."""
+        owner = {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "name": job["metadata"]["name"],
+            "uid": job["metadata"]["uid"],
+        }
+        patch = {"metadata": {"ownerReferences": [owner]}}
+        with contextlib.suppress(WorkbenchError):  # not fatal: cancel and rm delete the ConfigMap too
+            self.client.request(
+                "PATCH",
+                self.client_path("ConfigMap", configmap["metadata"]["name"]),
+                verb="patch",
+                resource="configmaps",
+                body=patch,
+                content_type="application/merge-patch+json",
+            )
+
+    def client_path(self, kind: str, name: str) -> str:
+        from .client import resource_for
+
+        return str(resource_for(kind).path(self.client.namespace, name))
+
+    # -- state -----------------------------------------------------------------------------
+    def _pods(self, workload_id: str, *, fresh: bool = True) -> list[dict[str, Any]]:
+        pods = self.tracker.objects("Pod", {ID_LABEL: workload_id}, fresh=fresh)
+        return sorted(pods, key=lambda p: p.get("metadata", {}).get("creationTimestamp", ""))
+
+    def _job(self, workload_id: str, *, fresh: bool = True) -> dict[str, Any] | None:
+        jobs = self.tracker.objects("Job", {ID_LABEL: workload_id}, fresh=fresh)
+        return jobs[0] if jobs else None
+
+    def refresh(self, workload: Workload) -> Workload:
+        if workload.status not in ACTIVE:
+            return workload
+        observed = observe(self._job(workload.id), self._pods(workload.id))
+        if observed is None:
+            if time.time() - workload.created < 5:
+                return workload  # created a moment ago; the list may predate it
+            status = CANCELLED if workload.cancel_requested else FAILED
+            message = "cancelled" if workload.cancel_requested else "the Job was deleted outside workbench"
+            self.store.finish(workload.id, status, exit_code=None, message=message)
+            return self.store.get(workload.id)
+        if observed.status in ACTIVE:
+            fields: dict[str, Any] = {"status": observed.status, "message": observed.message}
+            if observed.started:
+                fields["started"] = observed.started
+            if (workload.status, workload.message, workload.started) != (
+                observed.status,
+                observed.message,
+                observed.started or workload.started,
+            ):
+                self.store.update(workload.id, only_if=ACTIVE, **fields)
+            return self.store.get(workload.id)
+        message = observed.message
+        if observed.status == FAILED and observed.exit_code not in (None, 0):
+            last = self._last_line(workload.id)
+            message = f"{message}: {last}" if last else message
+        self.store.update(workload.id, only_if=ACTIVE, started=observed.started or workload.started)
+        self.store.finish(workload.id, observed.status, exit_code=observed.exit_code, message=message)
+        return self.store.get(workload.id)
+
+    def _last_line(self, workload_id: str) -> str:
+        pods = self._pods(workload_id, fresh=False)
+        if not pods:
+            return ""
+        try:
+            text = b"".join(self.client.logs(pods[-1]["metadata"]["name"])).decode("utf-8", "replace")
+        except WorkbenchError:
+            return ""
+        lines = [line.strip() for line in MarkerFilter().feed(text + "\n").splitlines() if line.strip()]
+        return lines[-1][:300] if lines else ""
+
+    def discover(self) -> None:
+        """Add to the store the workloads found in the cluster by their labels."""
+        known = {w.id for w in self.store.list(backend=self.name)}
+        for job in self.tracker.objects("Job"):
+            meta = job.get("metadata", {})
+            workload_id = meta.get("labels", {}).get(ID_LABEL)
+            raw = meta.get("annotations", {}).get(SPEC_ANNOTATION)
+            if not workload_id or workload_id in known or not raw:
+                continue
+            try:
+                spec = parse_spec(json.loads(raw) | {"code": "", "script": None})
+            except (WorkbenchError, ValueError):
+                continue
+            created = observe(job, []) if job else None
+            self.store.insert(
+                Workload(
+                    id=workload_id,
+                    kind=str(getattr(spec, "kind", "pod")),
+                    backend=self.name,
+                    status=PENDING,
+                    spec=spec.model_dump(mode="json", exclude={"code"}),
+                    run_dir=str(self.settings.runs_dir / workload_id),
+                    created=(created.started if created and created.started else time.time()),
+                    owner=meta.get("annotations", {}).get("workbench.jupyter.org/owner", ""),
+                )
+            )
+
+    # -- output ----------------------------------------------------------------------------
+    def logs(self, workload: Workload, *, follow: bool = False) -> Iterator[str]:
+        marker = MarkerFilter()
+        if not follow:
+            pods = self._pods(workload.id)
+            started = [p for p in pods if not _waiting(p)]
+            if started:
+                data = b"".join(self.client.logs(started[-1]["metadata"]["name"]))
+                yield marker.feed(data.decode("utf-8", "replace")) + marker.close()
+            return
+        yield from self._follow(workload.id, marker)
+
+    def _follow(self, workload_id: str, marker: MarkerFilter) -> Iterator[str]:
+        streamed: set[str] = set()
+        said = ""
+        while True:
+            record = self.refresh(self.store.get(workload_id))
+            pods = [p for p in self._pods(workload_id) if p["metadata"]["name"] not in streamed]
+            ready = [p for p in pods if not _waiting(p)]
+            if ready:
+                pod = ready[0]["metadata"]["name"]
+                streamed.add(pod)
+                for chunk in self.client.logs(pod, follow=True):
+                    text = marker.feed(chunk.decode("utf-8", "replace"))
+                    if text:
+                        yield text
+                continue
+            if record.done:
+                tail = marker.close()
+                if tail:
+                    yield tail
+                return
+            if record.status == PENDING and record.message and record.message != said:
+                said = record.message
+                yield f"[workbench] {workload_id} pending: {said}\n"
+
+            def changed(said: str = said) -> bool:
+                current = self._pods(workload_id, fresh=False)
+                if any(p["metadata"]["name"] not in streamed and not _waiting(p) for p in current):
+                    return True
+                seen = observe(self._job(workload_id, fresh=False), current)
+                return seen is None or seen.status not in ACTIVE or seen.message != said
+
+            self.tracker.wait(changed, timeout=2.0)
+
+    def results(self, workload: Workload) -> dict[str, Any]:
+        cached = Path(workload.run_dir) / "results.pkl"
+        if cached.exists():
+            import pickle
+
+            data: dict[str, Any] = pickle.loads(cached.read_bytes())  # noqa: S301 - written by us
+            return data
+        pods = self._pods(workload.id)
+        done = [p for p in pods if terminated(p) and terminated(p).get("exitCode") == 0]  # type: ignore[union-attr]
+        if not done:
+            return {}
+        text = b"".join(self.client.logs(done[-1]["metadata"]["name"])).decode("utf-8", "replace")
+        values = extract_results(text)
+        if values is None:
+            return {}
+        import pickle
+
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        cached.write_bytes(pickle.dumps(values))
+        return values
+
+    # -- stopping --------------------------------------------------------------------------
+    def _delete_objects(self, workload_id: str) -> None:
+        self.client.delete("Job", workload_id)
+        self.client.delete("ConfigMap", f"{workload_id}-payload")
+
+    def cancel(self, workload: Workload) -> Workload:
+        workload = self.refresh(workload)
+        if workload.done:
+            return workload
+        self.store.update(workload.id, cancel_requested=1)
+        self._delete_objects(workload.id)
+        self.store.finish(workload.id, CANCELLED, exit_code=None, message="cancelled")
+        return self.store.get(workload.id)
+
+    def delete(self, workload: Workload) -> None:
+        workload = self.refresh(workload)
+        if not workload.done:
+            raise Conflict(
+                f"{workload.id!r} is still {workload.status}",
+                value=workload.id,
+                hint=f"`workbench cancel {workload.id}` first, or rm --force",
+            )
+        try:
+            self._delete_objects(workload.id)
+        except BackendUnavailable:
+            raise
+        self.store.delete(workload.id)
+        shutil.rmtree(workload.run_dir, ignore_errors=True)
+
+
+def _waiting(pod: dict[str, Any]) -> bool:
+    """True while the pod's container has not started (nothing to stream yet)."""
+    return pod.get("status", {}).get("phase") not in ("Running", "Succeeded", "Failed")
