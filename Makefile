@@ -29,6 +29,7 @@ demo: install
 lint: install
 	$(BIN)/ruff check workbench tests benchmarks
 	$(BIN)/ruff format --check workbench tests benchmarks
+	$(BIN)/hadolint --config .hadolint.yaml $$(find images -name Dockerfile | sort)
 
 typecheck: install
 	$(BIN)/mypy

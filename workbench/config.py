@@ -28,11 +28,14 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from ._version import __version__
 from .errors import SpecError
 from .spec import Resources, SecretRef, Volume
 from .units import parse_duration
 
-DEFAULT_IMAGE = "python:3.11-slim"
+#: The runtime images built from images/ (they carry workbench.runtime, papermill and torch).
+DEFAULT_IMAGE = f"ghcr.io/jupyter-ml-workbench/runtime:{__version__}"
+DEFAULT_CUDA_IMAGE = f"ghcr.io/jupyter-ml-workbench/runtime-cuda:{__version__}"
 
 
 def config_path() -> Path:

@@ -16,6 +16,7 @@ import json
 import os
 import pickle
 import runpy
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -36,7 +37,14 @@ def _user_traceback(exc: BaseException, entry: str) -> None:
     traceback.print_exception(type(exc), exc, tb if tb is not None else exc.__traceback__)
 
 
+def _stop(signum: int, _frame: object) -> None:
+    # In a container this runner is process 1, which ignores SIGTERM unless it handles it:
+    # turn it into SystemExit so `finally` blocks run and a cancel does not wait for SIGKILL.
+    raise SystemExit(128 + signum)
+
+
 def run(run_dir: Path, payload: Path | None = None, *, results_to_log: bool = False) -> int:
+    signal.signal(signal.SIGTERM, _stop)
     payload = payload or run_dir / "payload"
     meta: dict[str, Any] = json.loads((payload / "meta.json").read_text())
     entry = str(payload / meta["entry"])
