@@ -83,3 +83,25 @@ def test_many_processes_write_concurrently(tmp_path: Path) -> None:
     procs = [subprocess.Popen([sys.executable, "-c", writer, str(db), f"w{n}"]) for n in range(4)]
     assert [p.wait(timeout=60) for p in procs] == [0, 0, 0, 0]
     assert len(Store(db).list()) == 100
+
+
+def test_store_made_before_the_info_column_is_upgraded(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    old = sqlite3.connect(db)
+    old.execute(
+        "CREATE TABLE workloads (id TEXT PRIMARY KEY, kind TEXT NOT NULL, backend TEXT NOT NULL, "
+        "status TEXT NOT NULL, spec TEXT NOT NULL, owner TEXT NOT NULL DEFAULT '', session TEXT, "
+        "run_dir TEXT NOT NULL, gpus TEXT NOT NULL DEFAULT '[]', created REAL NOT NULL, started REAL, "
+        "ended REAL, pid INTEGER, supervisor_pid INTEGER, exit_code INTEGER, message TEXT NOT NULL DEFAULT '', "
+        "cancel_requested INTEGER NOT NULL DEFAULT 0)"
+    )
+    old.execute(
+        "INSERT INTO workloads (id, kind, backend, status, spec, run_dir, created) "
+        "VALUES ('pod-old', 'pod', 'local', 'succeeded', '{}', '/x', 1.0)"
+    )
+    old.commit()
+    old.close()
+    store = Store(db)
+    assert store.get("pod-old").info == {}
+    store.update("pod-old", info={"address": "tcp://127.0.0.1:1"})
+    assert store.get("pod-old").info == {"address": "tcp://127.0.0.1:1"}

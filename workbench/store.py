@@ -47,15 +47,18 @@ CREATE TABLE IF NOT EXISTS workloads (
     supervisor_pid INTEGER,
     exit_code INTEGER,
     message TEXT NOT NULL DEFAULT '',
-    cancel_requested INTEGER NOT NULL DEFAULT 0
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    info TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS workloads_status ON workloads(status);
 CREATE INDEX IF NOT EXISTS workloads_created ON workloads(created);
 """
 _COLUMNS = [
     "id", "kind", "backend", "status", "spec", "owner", "session", "run_dir", "gpus", "created",
-    "started", "ended", "pid", "supervisor_pid", "exit_code", "message", "cancel_requested",
+    "started", "ended", "pid", "supervisor_pid", "exit_code", "message", "cancel_requested", "info",
 ]  # fmt: skip
+#: Columns added after the first release, with their definitions, for stores made before.
+_ADDED_COLUMNS = {"info": "TEXT NOT NULL DEFAULT '{}'"}
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,7 @@ class Workload:
     exit_code: int | None = None
     message: str = ""
     cancel_requested: bool = False
+    info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -96,6 +100,7 @@ class Workload:
         data = dict(zip(_COLUMNS, row, strict=True))
         data["spec"] = json.loads(data["spec"])
         data["gpus"] = json.loads(data["gpus"])
+        data["info"] = json.loads(data["info"])
         data["cancel_requested"] = bool(data["cancel_requested"])
         return cls(**data)
 
@@ -115,6 +120,10 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=30000")
         self._db.executescript(_SCHEMA)
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(workloads)")}
+        for column, definition in _ADDED_COLUMNS.items():
+            if column not in present:
+                self._db.execute(f"ALTER TABLE workloads ADD COLUMN {column} {definition}")
 
     def close(self) -> None:
         self._db.close()
@@ -217,6 +226,7 @@ class Store:
             data = workload.to_dict()
             data["spec"] = json.dumps(data["spec"], sort_keys=True)
             data["gpus"] = json.dumps(data["gpus"])
+            data["info"] = json.dumps(data["info"])
             data["cancel_requested"] = int(data["cancel_requested"])
             db.execute(
                 f"INSERT INTO workloads ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})",
@@ -226,8 +236,9 @@ class Store:
 
     def update(self, workload_id: str, *, only_if: Sequence[str] | None = None, **fields: Any) -> bool:
         """Set fields; with ``only_if``, only while the status is one of those. True if written."""
-        if "gpus" in fields:
-            fields["gpus"] = json.dumps(fields["gpus"])
+        for key in ("gpus", "info"):
+            if key in fields:
+                fields[key] = json.dumps(fields[key])
         sets = ", ".join(f"{k} = ?" for k in fields)
         sql = f"UPDATE workloads SET {sets} WHERE id = ?"
         args: list[Any] = [*fields.values(), workload_id]
