@@ -19,13 +19,13 @@ from typing import Any
 from ...config import Settings
 from ...errors import BackendUnavailable, Conflict, NotFound, SpecError, WorkbenchError
 from ...spec import CodeSpec, CommonSpec, PodSpec, parse_spec
-from ...store import ACTIVE, CANCELLED, FAILED, PENDING, Store, Workload
+from ...store import ACTIVE, CANCELLED, FAILED, PENDING, SUCCEEDED, Store, Workload
 from ..base import Payload
 from .logs import MarkerFilter, extract_results
 from .manifests import build_pod_manifests, container_resources
 from .preflight import check_fits
 from .settings import APP_NAME, ID_LABEL, MANAGED_BY_LABEL, KubeSettings, Toleration
-from .status import observe, terminated
+from .status import observe
 
 SPEC_ANNOTATION = "workbench.jupyter.org/spec"
 SELECTOR = f"{MANAGED_BY_LABEL}={APP_NAME}"
@@ -331,12 +331,14 @@ class KubernetesBackend:
 
             data: dict[str, Any] = pickle.loads(cached.read_bytes())  # noqa: S301 - written by us
             return data
-        pods = self._pods(workload.id)
-        done = [p for p in pods if terminated(p) and terminated(p).get("exitCode") == 0]  # type: ignore[union-attr]
-        if not done:
+        if workload.status != SUCCEEDED:
             return {}
-        text = b"".join(self.client.logs(done[-1]["metadata"]["name"])).decode("utf-8", "replace")
-        values = extract_results(text)
+        values = None
+        for pod in reversed(self._pods(workload.id)):  # the newest pod is the one that succeeded
+            text = b"".join(self.client.logs(pod["metadata"]["name"])).decode("utf-8", "replace")
+            values = extract_results(text)
+            if values is not None:
+                break
         if values is None:
             return {}
         import pickle
