@@ -204,6 +204,8 @@ class KubeClient:
             if status in RETRY_STATUSES:
                 last = f"HTTP {status}: {_status_message(response.read())}"
                 continue
+            if status == 410 and verb == "watch":
+                raise Expired(_status_message(response.read()))
             if status >= 400:
                 raise self._error(status, response.read(), verb=verb, resource=resource, custom=custom)
             if stream:

@@ -1,0 +1,173 @@
+"""What the backend asks of the API server: RBAC coverage, doctor, watches, the request budget."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+
+import yaml
+
+from tests.k8s.emulator import Emulator
+from tests.k8s.fixtures import run_kubectl
+from workbench.backends.kubernetes.settings import CLUSTER_PERMISSIONS, NAMESPACED_PERMISSIONS
+from workbench.backends.kubernetes.tracker import Tracker
+from workbench.service import Service
+
+_PATH = re.compile(
+    r"^/(?:api/v1|apis/(?P<group>[^/]+)/[^/]+)(?:/namespaces/[^/]+)?/(?P<resource>[^/]+)"
+    r"(?:/(?P<name>[^/]+)(?:/(?P<sub>[^/]+))?)?$"
+)
+
+
+def permissions_used(requests: list[tuple[str, str, dict[str, str]]]) -> set[tuple[str, str, str]]:
+    """(verb, group, resource[/subresource]) for every resource request, as RBAC sees it."""
+    used = set()
+    for method, path, query in requests:
+        match = _PATH.match(path)
+        if not match:
+            assert path == "/version", path  # the only non-resource request
+            continue
+        group, resource, name, sub = match["group"] or "", match["resource"], match["name"], match["sub"]
+        if sub:
+            resource = f"{resource}/{sub}"
+        if method == "GET":
+            verb = "watch" if query.get("watch") in ("true", "1") else ("get" if name else "list")
+        else:
+            verb = {
+                "POST": "create",
+                "PATCH": "patch",
+                "PUT": "update",
+                "DELETE": "delete" if name else "deletecollection",
+            }[method]
+        used.add((verb, group, resource))
+    return used
+
+
+def granted(table: tuple[tuple[str, str, tuple[str, ...]], ...]) -> set[tuple[str, str, str]]:
+    return {(verb, group, resource) for group, resource, verbs in table for verb in verbs}
+
+
+def test_the_rbac_role_covers_every_verb_used_and_nothing_more(kube: Service, k8s: Emulator) -> None:
+    ok = kube.launch({"kind": "pod", "code": "print('hi')\nv = 1", "get": "v"})
+    "".join(kube.logs(ok.id, follow=True))
+    kube.wait(ok.id, timeout=60)
+    assert kube.results(ok.id) == {"v": 1}
+    failing = kube.launch({"kind": "pod", "code": "raise SystemExit(2)"})
+    kube.wait(failing.id, timeout=60)
+    sleeper = kube.launch({"kind": "pod", "code": "import time\ntime.sleep(300)"})
+    kube.cancel(sleeper.id)
+    for name in (ok.id, failing.id, sleeper.id):
+        kube.delete(name)
+    kube.list()
+    used = permissions_used(k8s.requests)
+    assert used == granted(NAMESPACED_PERMISSIONS) | {("list", "", "nodes")}
+    assert granted(CLUSTER_PERMISSIONS) >= {("list", "", "nodes")}
+
+
+def test_printed_rbac_applies_with_kubectl(kube_env: object, k8s: Emulator) -> None:
+    printed = subprocess.run(
+        [sys.executable, "-m", "workbench.cli", "rbac", "--namespace", "default"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert [d["kind"] for d in yaml.safe_load_all(printed)] == [
+        "ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding",
+    ]  # fmt: skip
+    applied = run_kubectl(k8s, "apply", "-f", "-", stdin=printed)
+    assert applied.returncode == 0, applied.stderr
+    role = k8s.get("roles", "jupyter-ml-workbench", group="rbac.authorization.k8s.io")
+    assert role is not None and len(role["rules"]) == len(NAMESPACED_PERMISSIONS)
+
+
+def test_dry_run_manifests_apply_with_kubectl(kube_env: object, k8s: Emulator, tmp_path: object) -> None:
+    from pathlib import Path
+
+    folder = Path(str(tmp_path))
+    (folder / "train.py").write_text("print('training')\n")
+    printed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "workbench.cli",
+            "run",
+            "train.py",
+            "--name",
+            "gitops",
+            "--cpu",
+            "1",
+            "--dry-run",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=folder,
+        check=True,
+    ).stdout
+    assert k8s.count() == 0  # a dry run talks to no cluster
+    applied = run_kubectl(k8s, "apply", "-f", "-", stdin=printed)
+    assert applied.returncode == 0, applied.stderr
+    deadline = time.monotonic() + 30
+    while (k8s.get("jobs", "gitops", group="batch") or {}).get("status", {}).get("succeeded") != 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def test_doctor_reports_permissions_operators_and_gpus(kube_env: object, k8s: Emulator) -> None:
+    k8s.set_nodes([{"name": "gpu-1", "allocatable": {"cpu": "32", "memory": "128Gi", "nvidia.com/gpu": "4"}}])
+    k8s.add_crd("kueue.x-k8s.io", "v1beta1", "localqueues", "LocalQueue")
+    result = subprocess.run([sys.executable, "-m", "workbench.cli", "doctor"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert re.search(r"\[  ok\] kubernetes +API server v1\.33", out)
+    assert re.search(r"\[  ok\] permissions +every verb the backend uses is allowed", out)
+    assert re.search(r"\[  ok\] Kueue \(--queue\) +installed", out)
+    assert re.search(r"\[info\] Dask operator \(dask workloads\) +not found", out)
+    assert re.search(r"\[  ok\] GPU capacity +4 nvidia.com/gpu on 1 nodes", out)
+    k8s.deny("create", "jobs", "batch")
+    denied = subprocess.run([sys.executable, "-m", "workbench.cli", "doctor"], capture_output=True, text=True)
+    assert denied.returncode == 1
+    assert re.search(r"\[FAIL\] permissions +missing: create jobs", denied.stdout)
+
+
+def _lists(k8s: Emulator) -> int:
+    return sum(1 for m, p, q in k8s.requests if m == "GET" and p.endswith("/jobs") and "watch" not in q)
+
+
+def test_tracker_lists_again_after_410(kube: Service, k8s: Emulator) -> None:
+    client = kube.backend("kubernetes").client  # type: ignore[attr-defined]
+    tracker = Tracker(
+        client, "app.kubernetes.io/managed-by=jupyter-ml-workbench", kinds=("Job",), watch_timeout=1
+    )
+    tracker.watch()
+    first = kube.launch({"kind": "pod", "code": "pass", "name": "first"})
+    assert tracker.wait(lambda: bool(tracker.objects("Job", fresh=False)), timeout=20)
+    before = _lists(k8s)
+    k8s.inject(
+        "GET", r"/jobs$", status=410, times=1
+    )  # the watch's next reconnect is told its version expired
+    names = lambda: {j["metadata"]["name"] for j in tracker.objects("Job", fresh=False)}  # noqa: E731
+    deadline = time.monotonic() + 20
+    while _lists(k8s) == before:
+        assert time.monotonic() < deadline, "no list after the 410"
+        time.sleep(0.05)
+    second = kube.launch({"kind": "pod", "code": "pass", "name": "second"})
+    assert tracker.wait(lambda: names() >= {first.id, second.id}, timeout=30)
+    tracker.stop()
+
+
+def test_watch_from_a_compacted_version_raises_expired(kube: Service, k8s: Emulator) -> None:
+    from workbench.backends.kubernetes.client import Expired
+
+    client = kube.backend("kubernetes").client  # type: ignore[attr-defined]
+    _, version = client.list("Job")
+    kube.launch({"kind": "pod", "code": "pass"})
+    k8s.compact_history()
+    try:
+        for _ in client.watch("Job", selector=None, resource_version=version, timeout=2):
+            pass
+    except Expired as exc:
+        assert str(exc).startswith("too old resource version")
+    else:
+        raise AssertionError("a watch from a compacted version must raise Expired")
