@@ -180,3 +180,28 @@ def test_cli_runs_on_the_cluster(kube_env: object, k8s: Emulator, tmp_path: obje
         [sys.executable, "-m", "workbench.cli", "ls"], capture_output=True, text=True, check=True
     ).stdout
     assert "kubernetes" in listing and "succeeded" in listing
+
+
+def test_magic_on_the_cluster_and_reattach_after_kernel_restart(kube: Service, k8s: Emulator) -> None:
+    from tests.kernel import Kernel
+
+    kernel = Kernel()
+    try:
+        assert kernel.run("%load_ext workbench").error is None
+        assert kernel.run("x = 20").error is None
+        reply = kernel.run("%%pod --send x --get y\ny = x + 1\nprint('on the cluster', y)")
+        assert reply.error is None, reply
+        assert reply.stdout == "on the cluster 21\n"
+        assert kernel.run("print(y)").stdout == "21\n"
+        launched = kernel.run(
+            "%%pod --name reattach --detach\nimport time\nprint('before', flush=True)\ntime.sleep(2)\nprint('after')"
+        )
+        assert launched.error is None, launched
+        kernel.restart()
+        assert kernel.run("%load_ext workbench").error is None
+        assert "reattach" in kernel.run("%wb ls").stdout
+        followed = kernel.run("%wb logs reattach -f")
+        assert followed.stdout == "before\nafter\n"
+        assert "status: succeeded" in kernel.run("%wb describe reattach").stdout
+    finally:
+        kernel.stop()
