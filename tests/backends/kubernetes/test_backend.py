@@ -194,7 +194,8 @@ def test_magic_on_the_cluster_and_reattach_after_kernel_restart(kube: Service, k
         assert reply.stdout == "on the cluster 21\n"
         assert kernel.run("print(y)").stdout == "21\n"
         launched = kernel.run(
-            "%%pod --name reattach --detach\nimport time\nprint('before', flush=True)\ntime.sleep(2)\nprint('after')"
+            "%%pod --name reattach --detach\n"
+            "import time\nprint('before', flush=True)\ntime.sleep(2)\nprint('after')"
         )
         assert launched.error is None, launched
         kernel.restart()

@@ -382,7 +382,13 @@ def test_payload_configmap_and_how_the_runner_finds_it() -> None:
     assert meta == {"entry": "train.py", "argv0": "train.py", "args": ["--epochs", "3"], "get": ["model"]}
     assert base64.b64decode(configmap["binaryData"]["inputs.pkl"]) == b"\x80\x05inputs"
     container, pod = container_of(job), pod_of(job)
-    assert container["command"] == ["python", "-m", "workbench.runtime.cell", "/workbench/run", "--results-to-log"]
+    assert container["command"] == [
+        "python",
+        "-m",
+        "workbench.runtime.cell",
+        "/workbench/run",
+        "--results-to-log",
+    ]
     assert {"name": "payload", "configMap": {"name": "wl-1-payload"}} in pod["volumes"]
     assert {"name": "payload", "mountPath": "/workbench/run/payload", "readOnly": True} in container[
         "volumeMounts"
