@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +76,27 @@ def build_parser() -> ArgumentParser:
     rm.add_argument("name", metavar="NAME")
     rm.add_argument("--force", action="store_true", help="cancel it first if it still runs")
 
+    dask = sub.add_parser("dask", help="Dask clusters: up, scale, adapt, down, ls, address")
+    dask_sub = dask.add_subparsers(
+        dest="dask_command", required=True, metavar="ACTION", parser_class=ArgumentParser
+    )
+    up = dask_sub.add_parser("up", help="start a Dask cluster (it runs until `down` or its idle timeout)")
+    add_spec_options(up, "dask", skip=("keep",))
+    for action, text in (
+        ("scale", "set the number of workers"),
+        ("adapt", "scale between MIN and MAX workers"),
+    ):
+        parser_ = dask_sub.add_parser(action, help=text)
+        parser_.add_argument("name", metavar="NAME")
+        parser_.add_argument("amount", metavar="N" if action == "scale" else "MIN:MAX")
+    for action, text in (
+        ("down", "stop a cluster and remove it"),
+        ("address", "print the scheduler address"),
+    ):
+        dask_sub.add_parser(action, help=text).add_argument("name", metavar="NAME")
+    dask_ls = dask_sub.add_parser("ls", help="list Dask clusters")
+    dask_ls.add_argument("-o", "--output", choices=OUTPUTS, default="table")
+
     export = sub.add_parser("export", help="print a workload's Kubernetes manifests")
     export.add_argument("name", metavar="NAME")
     export.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
@@ -134,6 +156,46 @@ def _run(args: argparse.Namespace, script_args: list[str]) -> int:
     return 0
 
 
+def _dask(service: Service, args: argparse.Namespace) -> int:
+    from . import render
+    from .errors import SpecError
+
+    action = args.dask_command
+    if action == "up":
+        workload = service.launch(spec_fields(args, "dask") | {"keep": True}, cwd=os.getcwd())
+        workload = service.dask_address(workload.id)
+        print(f"{workload.id} {workload.info['address']} {workload.info.get('dashboard') or ''}".rstrip())
+    elif action == "ls":
+        workloads = service.list(kind="dask")
+        if args.output != "table":
+            data = [w.to_dict() for w in workloads]
+            print(render.as_json(data) if args.output == "json" else render.as_yaml(data), end="\n")
+            return 0
+        rows = [("NAME", "BACKEND", "STATUS", "AGE", "WORKERS", "ADDRESS", "DASHBOARD")]
+        for w in workloads:
+            workers = w.info.get("requested_workers", w.spec.get("workers"))
+            if w.info.get("adapt"):
+                workers = "{}:{}".format(*w.info["adapt"])
+            rows.append((w.id, w.backend, w.status, render.age(time.time() - w.created), str(workers),
+                         w.info.get("address") or "-", w.info.get("dashboard") or "-"))  # fmt: skip
+        print(render.columns(rows))
+    elif action == "address":
+        print(service.dask_address(args.name).info["address"])
+    elif action == "scale":
+        if not args.amount.isdigit():
+            raise SpecError(f"workers {args.amount!r} must be a whole number", value=args.amount)
+        print(f"{service.scale(args.name, int(args.amount)).id} scaling to {args.amount} workers")
+    elif action == "adapt":
+        low, sep, high = args.amount.partition(":")
+        if not (sep and low.isdigit() and high.isdigit()):
+            raise SpecError(f"adapt {args.amount!r} must be MIN:MAX", value=args.amount, hint="e.g. 1:8")
+        print(f"{service.adapt(args.name, int(low), int(high)).id} adapting between {low} and {high} workers")
+    elif action == "down":
+        service.delete(args.name, force=True)
+        print(f"{args.name} stopped and removed")
+    return 0
+
+
 def _dispatch(args: argparse.Namespace, script_args: list[str]) -> int:
     from . import render
 
@@ -159,6 +221,8 @@ def _dispatch(args: argparse.Namespace, script_args: list[str]) -> int:
         for check in checks:
             print(f"[{check.level:>4}] {check.what.ljust(width)}  {check.detail}")
         return 1 if any(c.level == FAIL for c in checks) else 0
+    if args.command == "dask":
+        return _dask(service, args)
     if args.command == "export":
         _print_docs(service.export(args.name), args.output)
         return 0

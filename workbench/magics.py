@@ -40,7 +40,26 @@ def kernel_session() -> str | None:
     return name.removeprefix("kernel-").removesuffix(".json") or None
 
 
-WB_USAGE = "%wb ls | logs NAME [-f] | describe NAME | cancel NAME | rm NAME [--force] | get NAME"
+WB_USAGE = (
+    "%wb ls | logs NAME [-f] | describe NAME | cancel NAME | rm NAME [--force] | get NAME"
+    " | scale NAME N | adapt NAME MIN:MAX"
+)
+_SHUTDOWN_HOOKED: set[str] = set()
+
+
+def close_kernel_scoped(service: Service, session: str, shell: Any) -> None:
+    """At kernel exit: stop this kernel's Dask clusters not marked --keep, unless it restarts.
+
+    A kernel that is shut down (not restarted) has answered a shutdown request with
+    ``restart: false``; a restarted or killed kernel leaves its clusters to be found again.
+    """
+    kernel = getattr(shell, "kernel", None)
+    message = getattr(kernel, "_shutdown_message", None) or {}
+    if message.get("content", {}).get("restart", True):
+        return
+    for workload in service.store.list(session=session, kind="dask", status=["pending", "running"]):
+        if not workload.spec.get("keep"):
+            service.cancel(workload.id)
 
 
 @magics_class
@@ -108,6 +127,56 @@ class WorkbenchMagics(Magics):
         user_ns.update(results)
 
     @line_magic
+    def dask(self, line: str) -> Any:
+        """Start (or connect to) a Dask cluster and return a connected ``distributed.Client``.
+
+        ``client = %dask [--workers N] [--threads T] [--memory M] [--gpus-per-worker G]
+        [--adapt MIN:MAX] [--name NAME] [--backend B] [--keep]``
+        """
+        from .errors import NotFound, WorkbenchError
+        from .options import ArgumentParser, HelpShown, add_spec_options, spec_fields
+
+        parser = ArgumentParser(prog="%dask", add_help=True)
+        add_spec_options(parser, "dask")
+        try:
+            args = parser.parse_args(shlex.split(line))
+            raw = spec_fields(args, "dask")
+            service = self.service
+            existing = None
+            if raw.get("name"):
+                try:
+                    existing = service.store.get(str(raw["name"]))
+                except NotFound:
+                    existing = None
+            if existing is not None and not existing.done:
+                workload, verb = existing, "connected to"
+            else:
+                if existing is not None:
+                    service.delete(existing.id)  # a finished cluster of that name: start afresh
+                session = kernel_session()
+                workload, verb = service.launch(raw, session=session, cwd=os.getcwd()), "started"
+                if session and self.shell is not None and session not in _SHUTDOWN_HOOKED:
+                    import atexit
+
+                    atexit.register(close_kernel_scoped, service, session, self.shell)
+                    _SHUTDOWN_HOOKED.add(session)
+            client = service.dask_client(workload.id)
+            workload = service.get(workload.id)
+        except HelpShown:
+            return None
+        except WorkbenchError as exc:
+            raise self._fail(exc) from None
+        workers = len(client.scheduler_info().get("workers", {}))
+        scope = (
+            "kept after the kernel ends" if workload.spec.get("keep") else "closed when the kernel shuts down"
+        )
+        print(
+            f"Dask cluster {workload.id} {verb} on {workload.backend}: {workers} workers, "
+            f"scheduler {workload.info.get('address')}, dashboard {workload.info.get('dashboard')} ({scope})"
+        )
+        return client
+
+    @line_magic
     def wb(self, line: str) -> Any:
         """Manage workloads: ``%wb ls | logs NAME [-f] | describe NAME | cancel NAME | rm NAME``."""
         from . import render
@@ -144,11 +213,24 @@ class WorkbenchMagics(Magics):
                 print(f"{name} deleted")
             elif command == "get":
                 return service.results(name)
+            elif command == "scale":
+                if len(rest) < 2 or not rest[1].isdigit():
+                    raise SpecError(
+                        "%wb scale needs NAME and a number of workers", hint="e.g. %wb scale my-cluster 4"
+                    )
+                workload = service.scale(name, int(rest[1]))
+                print(f"{workload.id} scaling to {rest[1]} workers")
+            elif command == "adapt":
+                low, _, high = (rest[1] if len(rest) > 1 else "").partition(":")
+                if not (low.isdigit() and high.isdigit()):
+                    raise SpecError("%wb adapt needs NAME and MIN:MAX", hint="e.g. %wb adapt my-cluster 1:8")
+                workload = service.adapt(name, int(low), int(high))
+                print(f"{workload.id} adapting between {low} and {high} workers")
             else:
                 raise SpecError(
                     f"unknown %wb command {command!r}",
                     value=command,
-                    hint="use ls, logs, describe, cancel, rm or get",
+                    hint="use ls, logs, describe, cancel, rm, get, scale or adapt",
                 )
         except WorkbenchError as exc:
             raise self._fail(exc) from None

@@ -47,9 +47,17 @@ def _walk(model: type[BaseModel], prefix: str = "") -> Iterable[tuple[str, Any, 
             yield from _walk(annotation, f"{prefix}{name}.")
 
 
+#: Extra names of a flag for one kind, where the usual name would mislead.
+ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
+    "dask": {"resources.gpus": ("--gpus-per-worker",), "resources.memory": ("--memory-per-worker",)},
+    "train": {"resources.gpus": ("--gpus-per-node",)},
+}
+
+
 def add_spec_options(parser: argparse.ArgumentParser, kind: str, *, skip: Iterable[str] = ()) -> None:
-    """Add one option per flagged field of ``kind``'s spec model."""
+    """Add one option per flagged field of ``kind``'s spec model (with the kind's aliases)."""
     skipped = set(skip)
+    aliases = ALIASES.get(kind, {})
     for path, annotation, extra in _walk(MODELS[kind]):
         if path in skipped:
             continue
@@ -60,7 +68,7 @@ def add_spec_options(parser: argparse.ArgumentParser, kind: str, *, skip: Iterab
             kwargs["metavar"] = extra.get("x-metavar") or path.rsplit(".", 1)[-1].upper()
             if get_origin(annotation) in (dict, list):
                 kwargs["action"] = "append"
-        parser.add_argument(extra["x-flag"], **kwargs)
+        parser.add_argument(extra["x-flag"], *aliases.get(path, ()), **kwargs)
 
 
 def spec_fields(namespace: argparse.Namespace, kind: str) -> dict[str, Any]:

@@ -26,12 +26,16 @@ def _row(w: Workload, now: float) -> tuple[str, ...]:
     return (w.id, w.kind, w.backend, w.status, age(now - w.created), ",".join(w.gpus) or "-", message)
 
 
+def columns(rows: Sequence[Sequence[str]]) -> str:
+    """Rows as left-aligned text columns (the first row is the header)."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip() for r in rows)
+
+
 def table(workloads: Sequence[Workload]) -> str:
     """A plain-text table of workloads."""
     now = time.time()
-    rows = [COLUMNS, *(_row(w, now) for w in workloads)]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
-    return "\n".join("  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip() for r in rows)
+    return columns([COLUMNS, *(_row(w, now) for w in workloads)])
 
 
 def as_json(data: Any) -> str:

@@ -215,6 +215,45 @@ class Service:
         workload = self.store.find(name)
         return self.backend(workload.backend).results(workload)
 
+    # -- Dask ------------------------------------------------------------------------------
+    def _dask_backend(self, name: str) -> tuple[Any, Workload]:
+        workload = self.store.find(name)
+        backend = self.backend(workload.backend)
+        if workload.kind != "dask" or not hasattr(backend, "scale"):
+            raise SpecError(
+                f"{workload.id} is a {workload.kind} workload; scaling applies to Dask clusters",
+                value=workload.id,
+                hint="`workbench dask ls` lists the clusters",
+            )
+        return backend, workload
+
+    def dask_address(self, name: str, *, timeout: float = 60.0) -> Workload:
+        """The Dask cluster's record once its scheduler address is known (waits while it starts)."""
+        backend, workload = self._dask_backend(name)
+        result: Workload = backend.dask_address(workload, timeout)
+        return result
+
+    def scale(self, name: str, workers: int) -> Workload:
+        """Set a Dask cluster's worker count (ends adaptive scaling)."""
+        backend, workload = self._dask_backend(name)
+        result: Workload = backend.scale(workload, workers)
+        return result
+
+    def adapt(self, name: str, minimum: int, maximum: int) -> Workload:
+        """Let a Dask cluster scale itself between ``minimum`` and ``maximum`` workers."""
+        backend, workload = self._dask_backend(name)
+        result: Workload = backend.adapt(workload, minimum, maximum)
+        return result
+
+    def dask_client(self, name: str, *, timeout: float = 60.0, asynchronous: bool = False) -> Any:
+        """A ``distributed.Client`` connected to the named cluster."""
+        from distributed import Client
+
+        workload = self.dask_address(name, timeout=timeout)
+        return Client(  # type: ignore[no-untyped-call]
+            workload.info["address"], timeout=timeout, asynchronous=asynchronous
+        )
+
     # -- manifests -------------------------------------------------------------------------
     def dry_run(
         self,

@@ -10,6 +10,7 @@ This module imports only the standard library: the supervisor uses it and must s
 
 from __future__ import annotations
 
+import builtins
 import json
 import sqlite3
 import time
@@ -258,6 +259,16 @@ class Store:
             message=message,
             ended=time.time(),
         )
+
+    def regrant_gpus(
+        self, workload_id: str, choose: Callable[[dict[str, str]], builtins.list[str]]
+    ) -> builtins.list[str]:
+        """Change a workload's GPUs atomically: ``choose(in_use)`` gets the GPUs other workloads hold."""
+        with self.transaction():
+            in_use = {gpu: wid for gpu, wid in self.gpus_in_use().items() if wid != workload_id}
+            gpus = choose(in_use)
+            self._db.execute("UPDATE workloads SET gpus = ? WHERE id = ?", (json.dumps(gpus), workload_id))
+        return gpus
 
     def delete(self, workload_id: str) -> None:
         with self.transaction() as db:

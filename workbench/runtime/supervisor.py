@@ -156,7 +156,9 @@ class Supervisor:
             message = f"OOMKilled: used more than the memory limit ({self.launch.get('memory_label')})"
             self.store.finish(self.id, FAILED, exit_code=code, message=message)
         elif code == 0:
-            self.store.finish(self.id, SUCCEEDED, exit_code=0, message="")
+            final = self.run_dir / "final_message"  # a runtime may leave a one-line reason
+            message = final.read_text().strip()[:300] if final.exists() else ""
+            self.store.finish(self.id, SUCCEEDED, exit_code=0, message=message)
         else:
             reason = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
             detail = last_error_line(self.log_path)

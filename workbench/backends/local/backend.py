@@ -25,11 +25,12 @@ from typing import Any
 from ...config import Settings
 from ...errors import BackendUnavailable, Conflict, NotFound, SpecError
 from ...runtime import procs
-from ...spec import CodeSpec, CommonSpec
+from ...spec import CommonSpec
 from ...store import ACTIVE, CANCELLED, FAILED, PENDING, Store, Workload
 from ...units import format_bytes, parse_bytes
 from ..base import Payload
 from .gpus import allocate, check_request, detect_gpus
+from .kinds import Plan, plan_for
 
 START_GRACE = 60.0  # seconds a record may stay pending before its supervisor must be up
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -81,13 +82,8 @@ class LocalBackend:
 
     # -- submit ----------------------------------------------------------------------------
     def submit(self, workload_id: str, spec: CommonSpec, payload: Payload) -> Workload:
-        if not isinstance(spec, CodeSpec) or getattr(spec, "kind", None) != "pod":
-            raise SpecError(
-                f"the local backend cannot run {getattr(spec, 'kind', '?')!r} workloads yet",
-                value=getattr(spec, "kind", None),
-                hint="run a pod workload",
-            )
-        gpus = spec.resources.gpus
+        plan = plan_for(spec, payload)
+        gpus = plan.gpus
         check_request(gpus, self.host_gpus)
         self._check_secrets(spec)
         runs = self.settings.runs_dir
@@ -95,10 +91,10 @@ class LocalBackend:
         staging = runs / f".staging-{workload_id}-{os.getpid()}"
         final = runs / workload_id
         try:
-            self._stage(staging, spec, payload)
+            self._stage(staging, spec, plan)
             record = Workload(
                 id=workload_id,
-                kind="pod",
+                kind=str(getattr(spec, "kind", "pod")),
                 backend=self.name,
                 status=PENDING,
                 spec=spec.model_dump(mode="json", exclude={"code"}),
@@ -120,7 +116,7 @@ class LocalBackend:
             if final.exists():  # left by a record that no longer exists
                 shutil.rmtree(final)
             staging.rename(final)
-            self._write_launch(final, spec, payload, record.gpus)
+            self._write_launch(final, spec, payload, record.gpus, plan)
             self._start_supervisor(workload_id)
         except BaseException as exc:
             self.store.delete(workload_id)
@@ -146,26 +142,17 @@ class LocalBackend:
                     hint=f"write the value to {path} (mode 600)",
                 )
 
-    def _stage(self, staging: Path, spec: CommonSpec, payload: Payload) -> None:
-        assert isinstance(spec, CodeSpec)
+    def _stage(self, staging: Path, spec: CommonSpec, plan: Plan) -> None:
         (staging / "payload").mkdir(parents=True)
         (staging / "logs").mkdir()
         (staging / "outputs").mkdir()
         (staging / "logs" / "output.log").touch()
-        if payload.code is not None:
-            entry, argv0 = "cell.py", "cell"
-            (staging / "payload" / entry).write_text(payload.code)
-        else:
-            entry = Path(payload.script_name or "script.py").name
-            argv0 = spec.script or entry
-            (staging / "payload" / entry).write_bytes(payload.script or b"")
-        if payload.inputs is not None:
-            (staging / "payload" / "inputs.pkl").write_bytes(payload.inputs)
-        meta = {"entry": entry, "argv0": argv0, "args": spec.args, "get": spec.get}
-        (staging / "payload" / "meta.json").write_text(json.dumps(meta))
+        plan.stage(staging)
         (staging / "spec.json").write_text(spec.model_dump_json(indent=2))
 
-    def _write_launch(self, run_dir: Path, spec: CommonSpec, payload: Payload, gpus: list[str]) -> None:
+    def _write_launch(
+        self, run_dir: Path, spec: CommonSpec, payload: Payload, gpus: list[str], plan: Plan
+    ) -> None:
         env = {
             "PYTHONUNBUFFERED": "1",
             "CUDA_VISIBLE_DEVICES": ",".join(gpus),
@@ -181,14 +168,14 @@ class LocalBackend:
             env.update({var: threads for var in _THREAD_VARS})
         env.update(spec.env)
         launch: dict[str, Any] = {
-            "argv": [sys.executable, "-m", "workbench.runtime.cell", str(run_dir)],
+            "argv": [sys.executable, "-m", plan.module, str(run_dir)],
             "cwd": payload.cwd,
             "env": env,
             "secrets": [ref.model_dump() for ref in spec.secrets],
             "timeout": spec.timeout,
             "kill_grace": self.settings.kill_grace,
         }
-        if spec.resources.memory:
+        if spec.resources.memory and plan.group_memory_limit:
             limit = parse_bytes(spec.resources.memory)
             launch.update(memory_limit=limit, memory_label=format_bytes(limit))
         (run_dir / "launch.json").write_text(json.dumps(launch, indent=2))
@@ -290,6 +277,22 @@ class LocalBackend:
             )
         self.store.delete(workload.id)
         shutil.rmtree(workload.run_dir, ignore_errors=True)
+
+    # -- Dask ------------------------------------------------------------------------------
+    def dask_address(self, workload: Workload, timeout: float = 60.0) -> Workload:
+        from . import dask
+
+        return dask.wait_for_address(self.store, self.refresh(workload), timeout)
+
+    def scale(self, workload: Workload, workers: int) -> Workload:
+        from . import dask
+
+        return dask.scale(self.store, self.refresh(workload), self.host_gpus, workers)
+
+    def adapt(self, workload: Workload, minimum: int, maximum: int) -> Workload:
+        from . import dask
+
+        return dask.adapt(self.store, self.refresh(workload), self.host_gpus, minimum, maximum)
 
     def results(self, workload: Workload) -> dict[str, Any]:
         path = Path(workload.run_dir) / "results.pkl"

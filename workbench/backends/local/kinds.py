@@ -1,0 +1,88 @@
+"""What each kind needs on the local backend: its GPUs, its payload and its runtime module."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ...errors import SpecError
+from ...spec import CodeSpec, CommonSpec, DaskSpec, PodSpec
+from ...units import parse_bytes
+from ..base import Payload
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How to run one workload locally.
+
+    Attributes:
+        gpus: how many GPUs to grant it.
+        module: the ``workbench.runtime`` module the supervisor runs.
+        stage: writes the payload into the (staging) run directory.
+        group_memory_limit: whether the supervisor enforces ``resources.memory`` on the whole
+            process group (a pod), or the runtime enforces it itself (Dask, per worker).
+    """
+
+    gpus: int
+    module: str
+    stage: Callable[[Path], None]
+    group_memory_limit: bool = True
+
+
+def _stage_code(spec: CodeSpec, payload: Payload) -> Callable[[Path], None]:
+    def stage(run_dir: Path) -> None:
+        folder = run_dir / "payload"
+        if payload.code is not None:
+            entry, argv0 = "cell.py", "cell"
+            (folder / entry).write_text(payload.code)
+        else:
+            entry = Path(payload.script_name or "script.py").name
+            argv0 = spec.script or entry
+            (folder / entry).write_bytes(payload.script or b"")
+        if payload.inputs is not None:
+            (folder / "inputs.pkl").write_bytes(payload.inputs)
+        meta = {"entry": entry, "argv0": argv0, "args": spec.args, "get": spec.get}
+        (folder / "meta.json").write_text(json.dumps(meta))
+
+    return stage
+
+
+def _stage_dask(spec: DaskSpec) -> Callable[[Path], None]:
+    def stage(run_dir: Path) -> None:
+        config = {
+            "workers": spec.workers,
+            "threads": spec.threads,
+            "memory_limit": parse_bytes(spec.resources.memory) if spec.resources.memory else None,
+            "gpus_per_worker": spec.resources.gpus,
+            "idle_timeout": spec.idle_timeout,
+            "adapt": spec.adapt.model_dump() if spec.adapt else None,
+        }
+        (run_dir / "payload" / "dask.json").write_text(json.dumps(config))
+
+    return stage
+
+
+def plan_for(spec: CommonSpec, payload: Payload) -> Plan:
+    """The local plan for ``spec``.
+
+    Raises:
+        SpecError: a kind the local backend does not run (yet).
+    """
+    if isinstance(spec, PodSpec):
+        return Plan(spec.resources.gpus, "workbench.runtime.cell", _stage_code(spec, payload))
+    if isinstance(spec, DaskSpec):
+        most = spec.adapt.maximum if spec.adapt else spec.workers
+        return Plan(
+            spec.resources.gpus * max(most, spec.workers),
+            "workbench.runtime.dask_cluster",
+            _stage_dask(spec),
+            group_memory_limit=False,
+        )
+    kind = getattr(spec, "kind", "?")
+    raise SpecError(
+        f"the local backend cannot run {kind!r} workloads yet",
+        value=kind,
+        hint="run a pod or dask workload",
+    )

@@ -1,0 +1,133 @@
+"""The Jupyter Server extension application.
+
+REST API under ``<base_url>/workbench/api/``::
+
+    GET    workloads?kind=&status=&backend=   {"workloads": [record, ...]}, newest first
+    POST   workloads                          a spec → 201 + record
+    GET    workloads/NAME                     record
+    DELETE workloads/NAME?force=              204
+    POST   workloads/NAME/cancel              record
+    GET    workloads/NAME/logs?follow=        text/plain, streamed while following
+    POST   workloads/NAME/scale               {"workers": N} | {"adapt": "MIN:MAX"} → record
+    GET    schemas | schemas/KIND | profiles | backends
+
+Live changes go out on the Jupyter Server event bus (schema :data:`~.watcher.SCHEMA_ID`),
+which the page receives through ``/api/events/subscribe``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jupyter_server.extension.application import ExtensionApp
+from jupyter_server.serverapp import ServerApp
+from traitlets import Float, Int, Type
+
+from ..service import Service
+from .meta import BackendsHandler, ProfilesHandler, SchemaHandler, SchemasHandler
+from .probe import Answer, CachedProbe, probe_kubernetes, probe_local
+from .runner import ServiceRunner
+from .watcher import SCHEMA_ID, SCHEMA_PATH, ChangeWatcher
+from .workloads import CancelHandler, LogsHandler, ScaleHandler, WorkloadHandler, WorkloadsHandler
+
+API = "/workbench/api"
+NAME = r"(?P<name>[^/]+)"
+
+
+class WorkbenchApp(ExtensionApp):
+    """Serves the workbench REST API and pushes workload events to the page."""
+
+    name = "workbench"
+    load_other_extensions = True
+
+    service_class = Type(
+        default_value=Service,
+        klass=Service,
+        help="The service the handlers call (one instance per worker thread).",
+    ).tag(config=True)
+    poll_interval = Float(
+        0.25, help="Seconds between two checks of the workload store for changes made by any process."
+    ).tag(config=True)
+    refresh_interval = Float(
+        2.0, help="Seconds between two refreshes of active workloads through their backends."
+    ).tag(config=True)
+    max_threads = Int(8, help="How many service calls may run at once.").tag(config=True)
+    probe_timeout = Float(5.0, help="Seconds to wait for a backend probe (GET backends).").tag(config=True)
+    probe_ttl = Float(30.0, help="Seconds a backend probe's answer is kept.").tag(config=True)
+
+    runner: ServiceRunner
+    watcher: ChangeWatcher
+    local_probe: CachedProbe
+    kubernetes_probe: CachedProbe
+
+    def initialize_settings(self) -> None:
+        self.runner = ServiceRunner(self.service_class, max_workers=self.max_threads)
+        runner = self.runner
+
+        def kubernetes_fallback(error: str) -> Answer:
+            return {
+                "available": False,
+                "context": None,
+                "namespace": None,
+                "version": None,
+                "gpus": None,
+                "error": error,
+            }
+
+        self.local_probe = CachedProbe(
+            lambda: probe_local(runner.settings()),
+            timeout=max(self.probe_timeout, 15.0),  # nvidia-smi gets 10 s of its own
+            ttl=self.probe_ttl,
+            fallback=lambda error: {"available": True, "gpus": None, "error": error},
+        )
+        self.kubernetes_probe = CachedProbe(
+            lambda: probe_kubernetes(runner.settings(), self.probe_timeout),
+            timeout=self.probe_timeout,
+            ttl=self.probe_ttl,
+            fallback=kubernetes_fallback,
+        )
+        events = self._server.event_logger
+        if events is None:  # pragma: no cover - ServerApp.initialize makes it before extensions load
+            raise RuntimeError("the Jupyter server has no event logger")
+        events.register_event_schema(SCHEMA_PATH)
+
+        def emit(data: dict[str, Any]) -> None:
+            events.emit(schema_id=SCHEMA_ID, data=data)
+
+        self.watcher = ChangeWatcher(
+            runner.new_service,
+            emit,
+            poll_interval=self.poll_interval,
+            refresh_interval=self.refresh_interval,
+            log=self.log,
+        )
+
+    def initialize_handlers(self) -> None:
+        # ExtensionApp puts the server's base_url in front of each pattern (url_path_join)
+        self.handlers.extend(
+            [
+                (f"{API}/workloads", WorkloadsHandler),
+                (f"{API}/workloads/{NAME}", WorkloadHandler),
+                (f"{API}/workloads/{NAME}/cancel", CancelHandler),
+                (f"{API}/workloads/{NAME}/logs", LogsHandler),
+                (f"{API}/workloads/{NAME}/scale", ScaleHandler),
+                (f"{API}/schemas", SchemasHandler),
+                (rf"{API}/schemas/(?P<kind>[^/]+)", SchemaHandler),
+                (f"{API}/profiles", ProfilesHandler),
+                (f"{API}/backends", BackendsHandler),
+            ]
+        )
+
+    @property
+    def _server(self) -> ServerApp:
+        if self.serverapp is None:  # pragma: no cover - jupyter_server links the app first
+            raise RuntimeError("the workbench extension is not linked to a Jupyter server")
+        return self.serverapp
+
+    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        """Called by Jupyter Server once its event loop runs: start watching for changes."""
+        self.watcher.start()
+
+    async def stop_extension(self) -> None:
+        await self.watcher.stop()
+        self.runner.shutdown()

@@ -1,0 +1,120 @@
+"""The base of every REST handler: authentication, JSON in and out, and the one error mapping."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.extension.handler import ExtensionHandlerMixin
+
+from ..errors import SpecError, WorkbenchError
+
+if TYPE_CHECKING:
+    from ..service import Service
+    from ..store import Workload
+    from .app import WorkbenchApp
+
+T = TypeVar("T")
+#: the resource jupyter_server's Authorizer is asked about for every request
+AUTH_RESOURCE = "workbench"
+_TRUE = ("true", "1", "yes")
+_FALSE = ("false", "0", "no")
+
+
+def record(workload: Workload) -> dict[str, Any]:
+    """A workload as the API shows it: the stored record, its ``name`` and ``age`` in seconds."""
+    data = workload.to_dict()
+    data["name"] = workload.name
+    data["age"] = round(max(0.0, time.time() - workload.created), 3)
+    return data
+
+
+class WorkbenchHandler(ExtensionHandlerMixin, APIHandler):
+    """Handlers call the service through :meth:`call` and raise workbench errors freely.
+
+    A :class:`~workbench.errors.WorkbenchError` becomes its ``http_status`` with
+    ``to_dict()`` as the JSON body (400 bad input, 403 refused, 404 unknown, 409 conflict,
+    503 backend unavailable); anything else is a bug and answers 500.
+    """
+
+    auth_resource = AUTH_RESOURCE
+
+    @property
+    def workbench(self) -> WorkbenchApp:
+        return cast("WorkbenchApp", self.extensionapp)
+
+    async def call(self, fn: Callable[[Service], T]) -> T:
+        """``fn(service)`` off the event loop."""
+        return await self.workbench.runner.call(fn)
+
+    @property
+    def root_dir(self) -> Path:
+        """The server's root directory (what the file browser shows), resolved."""
+        return Path(self.serverapp.root_dir).expanduser().resolve()
+
+    # -- input -----------------------------------------------------------------------------
+    def json_object(self) -> dict[str, Any]:
+        """The request body, which must be a JSON object.
+
+        Raises:
+            SpecError: no body, invalid JSON, or not an object.
+        """
+        body = self.request.body.strip()
+        if not body:
+            raise SpecError(
+                "the request body is empty; send a JSON object", hint="see GET workbench/api/schemas"
+            )
+        try:
+            data = json.loads(body)
+        except ValueError as exc:
+            raise SpecError(
+                f"the request body is not valid JSON: {exc}", value=body[:80].decode("utf-8", "replace")
+            ) from None
+        if not isinstance(data, dict):
+            raise SpecError(
+                f"the request body must be a JSON object, not {type(data).__name__}",
+                value=body[:80].decode("utf-8", "replace"),
+            )
+        return data
+
+    def flag(self, name: str, default: bool = False) -> bool:
+        """A boolean query argument: true/false, 1/0, yes/no."""
+        raw = self.get_query_argument(name, None)
+        if raw is None:
+            return default
+        value = raw.strip().lower()
+        if value in _TRUE:
+            return True
+        if value in _FALSE:
+            return False
+        raise SpecError(f"query argument {name}={raw!r} must be true or false", value=raw)
+
+    # -- output ----------------------------------------------------------------------------
+    def reply(self, data: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.finish(json.dumps(data))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc_info = kwargs.get("exc_info")
+        error = exc_info[1] if exc_info else None
+        if isinstance(error, WorkbenchError):
+            self.set_status(error.http_status)
+            self.finish(json.dumps(error.to_dict()))
+            return
+        super().write_error(status_code, **kwargs)
+
+    def log_exception(
+        self,
+        typ: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if isinstance(value, WorkbenchError):  # expected: the client gets it; no traceback
+            self.log.info("%s %s: %s", self.request.method, self.request.uri, value.one_line())
+            return
+        super().log_exception(typ, value, tb)

@@ -1,0 +1,168 @@
+"""REST handlers for workloads: list, launch, describe, cancel, delete, logs, scale."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.utils import url_path_join
+from pydantic import ValidationError
+from tornado import web
+from tornado.iostream import StreamClosedError
+
+from ..errors import SpecError
+from ..spec import KINDS, AdaptRange
+from ..store import ACTIVE, FINAL, Workload
+from .base import WorkbenchHandler, record
+from .paths import confine_spec
+from .runner import LogStream
+
+if TYPE_CHECKING:
+    from ..service import Service
+
+STATUSES = (*ACTIVE, *FINAL)
+MAX_WORKERS = 1000
+
+
+class WorkloadsHandler(WorkbenchHandler):
+    """``GET workloads?kind=&status=&backend=`` and ``POST workloads`` (a spec)."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        kind = self.get_query_argument("kind", None) or None
+        backend = self.get_query_argument("backend", None) or None
+        status = [s for value in self.get_query_arguments("status") for s in value.split(",") if s] or None
+        if kind is not None and kind not in KINDS:
+            raise SpecError(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}", value=kind)
+        for value in status or ():
+            if value not in STATUSES:
+                raise SpecError(f"unknown status {value!r}; choose from {', '.join(STATUSES)}", value=value)
+        workloads = await self.call(lambda s: s.list(kind=kind, status=status, backend=backend))
+        self.reply({"workloads": [record(w) for w in workloads]})
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        root = self.root_dir
+        spec = confine_spec(self.json_object(), root)
+        workload = await self.call(lambda s: s.launch(spec, cwd=str(root)))
+        self.set_header("Location", url_path_join(self.base_url, "workbench/api/workloads", workload.id))
+        self.reply(record(workload), status=201)
+
+
+class WorkloadHandler(WorkbenchHandler):
+    """``GET workloads/NAME`` and ``DELETE workloads/NAME?force=``."""
+
+    @web.authenticated
+    @authorized
+    async def get(self, name: str) -> None:
+        workload = await self.call(lambda s: s.get(name))
+        self.reply(record(workload))
+
+    @web.authenticated
+    @authorized
+    async def delete(self, name: str) -> None:
+        force = self.flag("force")
+        await self.call(lambda s: s.delete(name, force=force))
+        self.set_status(204)
+        self.finish()
+
+
+class CancelHandler(WorkbenchHandler):
+    """``POST workloads/NAME/cancel``."""
+
+    @web.authenticated
+    @authorized
+    async def post(self, name: str) -> None:
+        workload = await self.call(lambda s: s.cancel(name))
+        self.reply(record(workload))
+
+
+class LogsHandler(WorkbenchHandler):
+    """``GET workloads/NAME/logs?follow=``: the output as text/plain, streamed while following."""
+
+    _stream: LogStream | None = None
+
+    @web.authenticated
+    @authorized
+    async def get(self, name: str) -> None:
+        follow = self.flag("follow")
+        self._stream = stream = LogStream(self.workbench.runner, name, follow=follow)
+        stream.start()
+        try:
+            await stream.opened()  # an unknown workload is still a JSON 404 here
+            self.set_header("Content-Type", "text/plain; charset=utf-8")
+            self.set_header("Cache-Control", "no-cache")
+            if follow:
+                self.set_header("X-Accel-Buffering", "no")  # proxies: pass chunks on as they come
+                await self.flush()
+            while (chunk := await stream.next()) is not None:
+                self.write(chunk)
+                if follow:
+                    await self.flush()
+        except StreamClosedError:
+            return  # the client went away
+        finally:
+            stream.stop()
+        self.finish(set_content_type="text/plain; charset=utf-8")
+
+    def on_connection_close(self) -> None:
+        if self._stream is not None:
+            self._stream.stop()  # wakes the handler; the reader ends at its next chunk
+        super().on_connection_close()
+
+
+def _scale_request(body: dict[str, Any]) -> tuple[str, int | AdaptRange]:
+    """``{"workers": N}`` or ``{"adapt": "MIN:MAX"}``, checked."""
+    if len(body) != 1 or next(iter(body)) not in ("workers", "adapt"):
+        raise SpecError(
+            'send either {"workers": N} or {"adapt": "MIN:MAX"}',
+            value=",".join(body) or None,
+        )
+    if "workers" in body:
+        workers = body["workers"]
+        if isinstance(workers, bool) or not isinstance(workers, int) or not 0 <= workers <= MAX_WORKERS:
+            raise SpecError(
+                f"workers {workers!r} must be a whole number from 0 to {MAX_WORKERS}", value=workers
+            )
+        return "workers", workers
+    try:
+        return "adapt", AdaptRange.model_validate(body["adapt"])
+    except ValidationError as exc:
+        detail = str(exc.errors(include_url=False)[0]["msg"]).removeprefix("Value error, ")
+        raise SpecError(
+            f"invalid adapt: {detail}", value=body["adapt"], hint="write MIN:MAX, e.g. 1:8"
+        ) from None
+
+
+class ScaleHandler(WorkbenchHandler):
+    """``POST workloads/NAME/scale`` with ``{"workers": N}`` or ``{"adapt": "MIN:MAX"}``."""
+
+    @web.authenticated
+    @authorized
+    async def post(self, name: str) -> None:
+        how, value = _scale_request(self.json_object())
+        workload = await self.call(lambda s: _scale(s, name, how, value))
+        self.reply(record(workload))
+
+
+def _scale(service: Service, name: str, how: str, value: int | AdaptRange) -> Workload:
+    workload = service.get(name)
+    if workload.kind != "dask":
+        raise SpecError(
+            f"scaling applies to dask workloads; {workload.id!r} is a {workload.kind} workload",
+            value=workload.id,
+        )
+    method: Callable[..., Any] | None = getattr(service, "scale" if how == "workers" else "adapt", None)
+    if method is None:
+        raise SpecError(
+            "scaling applies to dask workloads, which this version of workbench cannot run yet",
+            value=workload.id,
+        )
+    if isinstance(value, AdaptRange):
+        result = method(workload.id, value.minimum, value.maximum)
+    else:
+        result = method(workload.id, workers=value)
+    return result if isinstance(result, Workload) else service.get(workload.id)
