@@ -56,7 +56,8 @@ class _Slices:
 async def serve(run_dir: Path, config: dict[str, Any], store: Store, workload_id: str) -> str:
     from distributed import Nanny, Scheduler, SpecCluster
 
-    slices = _Slices(list(config.get("gpus", [])), int(config.get("gpus_per_worker", 0)))
+    granted = [g for g in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if g]  # the whole grant
+    slices = _Slices(granted, int(config.get("gpus_per_worker", 0)))
     worker_options = {
         "nthreads": int(config["threads"]),
         "memory_limit": config.get("memory_limit") or "auto",
@@ -137,7 +138,10 @@ async def serve(run_dir: Path, config: dict[str, Any], store: Store, workload_id
             break
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=0.5)
-    await cluster.close()
+    # after an idle close the scheduler is gone and a full close would wait on it for its timeout;
+    # what is left (nannies, workers) is in our process group, which the supervisor ends anyway
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(cluster.close(timeout=5), 3 if reason else 15)
     return reason
 
 

@@ -1,0 +1,23 @@
+"""A Kubernetes API emulator for tests: HTTP on loopback, fake controllers, a process kubelet.
+
+The real ``kubernetes`` client and ``kubectl`` talk to it; Jobs become pods, pods become local
+processes (``python`` runs this interpreter, mount paths are rewritten into a per-pod rootfs),
+and their logs stream back. Use it through the fixtures in :mod:`tests.k8s.fixtures`
+(``k8s``, ``k8s_client``, ``kubeconfig``; import them into a conftest.py) or directly::
+
+    from tests.k8s import Emulator, api_client
+
+    with Emulator() as emu:                      # emu.url: http://127.0.0.1:PORT
+        core = kubernetes.client.CoreV1Api(api_client(emu))
+
+Test-side controls on :class:`Emulator` (safe to call while requests are in flight):
+``set_nodes``, ``add_crd``, ``bad_images``, ``deny``/``denied``, ``inject``/``clear_faults``,
+``requests``/``reset_requests``/``count``, ``compact_history``/``history_limit``,
+``pids``/``live_pids``/``pod_dir``/``pvc_dir``, ``get``, ``add_controller``, ``image_entrypoints``.
+Builders and waits for tests: :mod:`tests.k8s.helpers`.
+"""
+
+from .emulator import Emulator
+from .fixtures import api_client, run_kubectl, write_kubeconfig
+
+__all__ = ["Emulator", "api_client", "run_kubectl", "write_kubeconfig"]
