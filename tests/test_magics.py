@@ -119,3 +119,43 @@ def test_wb_unknown_command(kernel: Kernel) -> None:
     reply = kernel.run("%wb frobnicate x")
     assert reply.error is not None
     assert "unknown %wb command 'frobnicate'" in reply.error_text
+
+
+def test_dask_magic_reconnects_after_restart(kernel: Kernel) -> None:
+    reply = kernel.run("client = %dask --workers 2 --name kd\nprint(client.submit(sum, [1, 2, 3]).result())")
+    assert reply.error is None, reply
+    first, result = reply.stdout.strip().splitlines()
+    assert first.startswith("Dask cluster kd started on local: 2 workers, scheduler tcp://127.0.0.1:")
+    assert first.endswith("(closed when the kernel shuts down)")
+    assert result == "6"
+    address = Service().get("kd").info["address"]
+    kernel.restart()
+    assert kernel.run("%load_ext workbench").error is None
+    again = kernel.run("client = %dask --name kd\nprint(client.scheduler.address)")
+    assert again.error is None, again
+    assert again.stdout.splitlines()[0].startswith("Dask cluster kd connected to on local")
+    assert again.stdout.splitlines()[1] == address
+    scaled = kernel.run("%wb scale kd 1")
+    assert scaled.stdout.strip() == "kd scaling to 1 workers"
+    Service().cancel("kd")
+
+
+def test_kernel_shutdown_closes_its_clusters_but_keeps_keep_ones(wb_home: object) -> None:
+    k = Kernel()
+    assert k.run("%load_ext workbench").error is None
+    reply = k.run("a = %dask --workers 1 --name scoped\nb = %dask --workers 1 --name kept --keep")
+    assert reply.error is None, reply
+    service = Service()
+    assert {w.id: w.status for w in service.list()} == {"scoped": "running", "kept": "running"}
+    k.kc.stop_channels()
+    k.km.shutdown_kernel(now=False)  # a shutdown request with restart=false, as JupyterLab sends
+    assert service.get("scoped").status == "cancelled"
+    assert service.get("kept").status == "running"
+    service.cancel("kept")
+
+
+def test_dask_magic_bad_input(kernel: Kernel) -> None:
+    reply = kernel.run("%dask --workers 0")
+    assert reply.error is not None
+    assert "invalid --workers (workers): 0 must be greater than or equal to 1" in reply.error_text
+    assert Service().store.list() == []

@@ -298,6 +298,17 @@ _RANGE_ERRORS = {
 }
 
 
+def _shown(value: Any) -> str:
+    """A bad value as the user typed it: a number given as text ("0" from a flag) without quotes."""
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return repr(value)
+        return value
+    return repr(value)
+
+
 def spec_error(exc: ValidationError, kind: str | None) -> SpecError:
     """One-line :class:`SpecError` from a pydantic error: the field, the bad value, the fix."""
     errors = exc.errors(include_url=False)
@@ -311,7 +322,7 @@ def spec_error(exc: ValidationError, kind: str | None) -> SpecError:
         or first["type"].endswith("_type")
         or first["type"].endswith("_parsing")
     ):
-        message = f"{first.get('input')!r} " + message.replace("Input should be", "must be")
+        message = f"{_shown(first.get('input'))} " + message.replace("Input should be", "must be")
     more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
     return SpecError(
         f"invalid {where}: {message}{more}",
