@@ -125,6 +125,8 @@ async def serve(run_dir: Path, config: dict[str, Any], store: Store, workload_id
         "address": scheduler.address,
         "dashboard": f"http://127.0.0.1:{dashboard_port}/status" if dashboard_port else None,
         "dashboard_port": dashboard_port,
+        # through the Jupyter server (jupyter-server-proxy), relative to its base URL
+        "dashboard_path": f"proxy/{dashboard_port}/status" if dashboard_port else None,
     }
     store.update(workload_id, info=info)
     stop = asyncio.Event()
