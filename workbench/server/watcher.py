@@ -148,8 +148,11 @@ class ChangeWatcher:
             try:
                 events = await loop.run_in_executor(executor, self._tick)
                 delay = self.poll_interval
-            except Exception:
-                self.log.warning("workbench: watching the workload store failed", exc_info=True)
+            except Exception as exc:
+                if isinstance(exc, WorkbenchError):  # e.g. a broken config file: say what to fix
+                    self.log.warning("workbench: cannot watch workloads: %s", exc.one_line())
+                else:
+                    self.log.warning("workbench: watching the workload store failed", exc_info=True)
                 await loop.run_in_executor(executor, self._close)
                 events, delay = [], min(max(delay, 0.5) * 2, MAX_BACKOFF)
             for data in events:
@@ -163,10 +166,13 @@ class ChangeWatcher:
     def _open(self) -> tuple[Service, sqlite3.Connection]:
         if self._service is None or self._db is None:
             service = self._new_service()
-            path = service.store.path  # creates the database and its schema when missing
-            self._service = service
-            self._db = sqlite3.connect(path, timeout=30.0, isolation_level=None)
-            self._version = None
+            try:
+                path = service.store.path  # creates the database and its schema when missing
+                db = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+            except BaseException:
+                service.close()
+                raise
+            self._service, self._db, self._version = service, db, None
         return self._service, self._db
 
     def _close(self) -> None:
