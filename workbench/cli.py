@@ -35,20 +35,22 @@ def build_parser() -> ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=ArgumentParser)
 
-    run = sub.add_parser(
-        "run",
-        help="run a Python script as a pod workload",
-        description="Run SCRIPT as a pod; arguments after -- go to the script.",
-    )
-    run.add_argument("script", metavar="SCRIPT")
-    add_spec_options(run, "pod", skip=("send", "get"))
-    run.add_argument("--detach", "-d", action="store_true", help="print the name and return at once")
-    run.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="print the Kubernetes manifests instead (for kubectl apply / GitOps)",
-    )
-    run.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml", help="format of --dry-run")
+    for command, kind, text in (
+        ("run", "pod", "run a Python script as a pod workload"),
+        ("train", "train", "run a PyTorch script on every rank of a distributed job (torchrun)"),
+    ):
+        run = sub.add_parser(command, help=text, description=f"{text}; arguments after -- go to the script.")
+        run.add_argument("script", metavar="SCRIPT")
+        add_spec_options(run, kind, skip=("send", "get"))
+        run.add_argument("--detach", "-d", action="store_true", help="print the name and return at once")
+        run.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="print the Kubernetes manifests instead (kubectl apply / GitOps)",
+        )
+        run.add_argument(
+            "-o", "--output", choices=("yaml", "json"), default="yaml", help="format of --dry-run"
+        )
 
     ls = sub.add_parser("ls", help="list workloads")
     ls.add_argument("-o", "--output", choices=OUTPUTS, default="table")
@@ -134,7 +136,7 @@ def _print_docs(docs: list[dict[str, Any]], output: str) -> None:
 
 def _run(args: argparse.Namespace, script_args: list[str]) -> int:
     service = _service()
-    raw = spec_fields(args, "pod")
+    raw = spec_fields(args, "pod" if args.command == "run" else "train")
     raw.update(script=args.script, args=script_args)
     if args.dry_run:
         _print_docs(service.dry_run(raw, cwd=os.getcwd()), args.output)
@@ -199,7 +201,7 @@ def _dask(service: Service, args: argparse.Namespace) -> int:
 def _dispatch(args: argparse.Namespace, script_args: list[str]) -> int:
     from . import render
 
-    if args.command == "run":
+    if args.command in ("run", "train"):
         return _run(args, script_args)
     if args.command == "schema":
         from .spec import json_schema

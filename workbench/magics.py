@@ -85,15 +85,28 @@ class WorkbenchMagics(Magics):
     @cell_magic
     def pod(self, line: str, cell: str) -> None:
         """Run the cell in its own process (or pod): ``%%pod [--gpus N] [--send a,b] [--get c]``."""
+        self._run_cell("pod", line, cell)
+
+    @cell_magic
+    def train(self, line: str, cell: str) -> None:
+        """Run the cell on every rank of a distributed PyTorch job.
+
+        ``%%train [--nodes N] [--procs-per-node P] [--gpus-per-node G] [--max-restarts K]
+        [--send a,b] [--get c]``; every rank's output streams in, prefixed with its rank, and
+        ``--get`` brings back rank 0's variables.
+        """
+        self._run_cell("train", line, cell)
+
+    def _run_cell(self, kind: str, line: str, cell: str) -> None:
         from .errors import WorkbenchError
         from .options import ArgumentParser, HelpShown, add_spec_options, spec_fields
 
-        parser = ArgumentParser(prog="%%pod", add_help=True)
-        add_spec_options(parser, "pod")
+        parser = ArgumentParser(prog=f"%%{kind}", add_help=True)
+        add_spec_options(parser, kind)
         parser.add_argument("--detach", action="store_true", help="return at once; see %%wb logs")
         try:
             args = parser.parse_args(shlex.split(line))
-            raw = spec_fields(args, "pod")
+            raw = spec_fields(args, kind)
             raw["code"] = cell
             user_ns = self.shell.user_ns if self.shell is not None else {}
             sent = {name: user_ns[name] for name in raw.get("send", []) if name in user_ns}

@@ -18,6 +18,7 @@ import pickle
 import runpy
 import signal
 import sys
+import time
 import traceback
 from pathlib import Path
 from types import TracebackType
@@ -30,11 +31,68 @@ MISSING_RESULT_EXIT = 3
 RESULTS_MARKER = "\x1eworkbench-results:"
 
 
-def _user_traceback(exc: BaseException, entry: str) -> None:
+def _user_traceback(exc: BaseException, entry: str) -> str:
     tb: TracebackType | None = exc.__traceback__
     while tb is not None and tb.tb_frame.f_code.co_filename != entry:
         tb = tb.tb_next
-    traceback.print_exception(type(exc), exc, tb if tb is not None else exc.__traceback__)
+    text = "".join(traceback.format_exception(type(exc), exc, tb if tb is not None else exc.__traceback__))
+    sys.stderr.write(text)
+    return text
+
+
+class _RankPrefix:
+    """Writes every line of a rank's output with ``[rank R] `` in front (distributed training)."""
+
+    def __init__(self, stream: Any, prefix: str) -> None:
+        self._stream = stream
+        self._prefix = prefix
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        # whole lines in one write each, so ranks sharing a log never interleave mid-line
+        self._pending += text
+        if "\n" in self._pending:
+            done, _, self._pending = self._pending.rpartition("\n")
+            self._stream.write("".join(f"{self._prefix}{line}\n" for line in done.split("\n")))
+            self._stream.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending:
+            self._stream.write(f"{self._prefix}{self._pending}")
+            self._pending = ""
+        self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _leave_process_group() -> None:
+    """Tear down torch.distributed's process group if the code made one.
+
+    A process that exits with a live gloo/nccl group can abort in C++ at interpreter exit
+    ("terminate called without an active exception"), turning a success into SIGABRT.
+    """
+    dist = sys.modules.get("torch.distributed")
+    try:
+        if dist is not None and dist.is_available() and dist.is_initialized():
+            dist.barrier()  # no rank tears its connections down while a peer still uses them
+            dist.destroy_process_group()
+    except Exception:  # noqa: S110 - best effort at exit; the code's own outcome stands
+        pass
+
+
+def _record_rank_failure(text: str) -> None:
+    """Keep a failing rank's traceback, so the job's status can name the rank that failed first."""
+    folder = os.environ.get("WORKBENCH_ERROR_DIR")
+    if not folder:
+        return
+    rank = os.environ.get("RANK", "0")
+    attempt = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+    record = {"rank": int(rank), "attempt": attempt, "time": time.time(), "traceback": text}
+    path = Path(folder) / f"rank-{rank}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record))
 
 
 def _stop(signum: int, _frame: object) -> None:
@@ -55,6 +113,10 @@ def run(run_dir: Path, payload: Path | None = None, *, results_to_log: bool = Fa
             # written by the user who launched this workload; imports cloudpickle only when needed
             inputs = pickle.load(fh)  # noqa: S301
     sys.argv = [meta.get("argv0") or entry, *meta.get("args", [])]
+    rank = os.environ.get("RANK")
+    if rank is not None and os.environ.get("WORLD_SIZE", "1") != "1":
+        sys.stdout = _RankPrefix(sys.stdout, f"[rank {rank}] ")
+        sys.stderr = _RankPrefix(sys.stderr, f"[rank {rank}] ")
     if meta.get("cwd_on_path", True):
         sys.path.insert(0, os.getcwd())
     try:
@@ -62,9 +124,12 @@ def run(run_dir: Path, payload: Path | None = None, *, results_to_log: bool = Fa
     except SystemExit:
         raise
     except BaseException as exc:
-        _user_traceback(exc, entry)
+        _record_rank_failure(_user_traceback(exc, entry))
         return 1
-    wanted: list[str] = meta.get("get", [])
+    _leave_process_group()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    wanted: list[str] = meta.get("get", []) if rank in (None, "0") else []  # results come from rank 0
     missing = [name for name in wanted if name not in namespace]
     if missing:
         print(
@@ -87,9 +152,10 @@ def run(run_dir: Path, payload: Path | None = None, *, results_to_log: bool = Fa
         print(f"workbench: cannot bring back {','.join(wanted)}: {exc!r}", file=sys.stderr)
         return MISSING_RESULT_EXIT
     if results_to_log:
+        out = sys.__stdout__ or sys.stdout  # not through a rank prefix: the line must start with the marker
         sys.stdout.flush()
-        sys.stdout.write(RESULTS_MARKER + base64.b64encode(blob).decode() + "\n")
-        sys.stdout.flush()
+        out.write(RESULTS_MARKER + base64.b64encode(blob).decode() + "\n")
+        out.flush()
         return 0
     run_dir.mkdir(parents=True, exist_ok=True)
     tmp = run_dir / (RESULTS + ".tmp")

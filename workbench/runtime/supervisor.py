@@ -161,7 +161,8 @@ class Supervisor:
             self.store.finish(self.id, SUCCEEDED, exit_code=0, message=message)
         else:
             reason = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
-            detail = last_error_line(self.log_path)
+            final = self.run_dir / "final_message"  # a runtime's own account (the failing rank)
+            detail = final.read_text().strip()[:300] if final.exists() else last_error_line(self.log_path)
             message = f"{reason}: {detail}" if detail else reason
             self.store.finish(self.id, FAILED, exit_code=code, message=message)
 

@@ -1,5 +1,8 @@
 """The Kubernetes backend: a pod workload is an immutable ConfigMap and a one-pod Job.
 
+A dask workload is a DaskCluster of the dask-kubernetes operator; :mod:`.dask` handles it
+and this class dispatches to it by kind.
+
 The cluster is the source of truth; the store is a cache of it, so the kernel, the CLI
 and the server see the same workloads and a workload launched elsewhere is found by its
 labels. Submitting validates and builds every manifest first, checks the request against
@@ -14,13 +17,14 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...config import Settings
-from ...errors import BackendUnavailable, Conflict, NotFound, SpecError, WorkbenchError
-from ...spec import CodeSpec, CommonSpec, PodSpec, parse_spec
+from ...errors import Conflict, NotFound, SpecError, WorkbenchError
+from ...spec import CodeSpec, CommonSpec, DaskSpec, PodSpec, parse_spec
 from ...store import ACTIVE, CANCELLED, FAILED, PENDING, SUCCEEDED, Store, Workload
 from ..base import Payload
+from .dask_manifests import build_dask_manifests
 from .logs import MarkerFilter, extract_results
 from .manifests import build_pod_manifests, container_resources
 from .preflight import check_fits
@@ -30,6 +34,9 @@ from .status import observe
 SPEC_ANNOTATION = "workbench.jupyter.org/spec"
 SELECTOR = f"{MANAGED_BY_LABEL}={APP_NAME}"
 LATEST_VERSION = (1, 33)
+
+if TYPE_CHECKING:
+    from .dask import DaskClusters
 
 
 def kube_settings(settings: Settings, version: tuple[int, int] | None = None) -> KubeSettings:
@@ -67,11 +74,15 @@ def build_manifests(
     workload_id: str, spec: CommonSpec, payload: Payload, settings: Settings, kube: KubeSettings
 ) -> list[dict[str, Any]]:
     """Every object of a workload, validated; raises SpecError before anything exists."""
+    if isinstance(spec, DaskSpec):
+        docs = build_dask_manifests(workload_id, spec, owner=settings.owner, settings=kube)
+        docs[0]["metadata"].setdefault("annotations", {})[SPEC_ANNOTATION] = spec.model_dump_json()
+        return docs
     if not isinstance(spec, PodSpec):
         raise SpecError(
             f"the kubernetes backend cannot run {getattr(spec, 'kind', '?')!r} workloads yet",
             value=getattr(spec, "kind", None),
-            hint="run a pod workload",
+            hint="run a pod or dask workload",
         )
     code, entry = payload_parts(spec, payload)
     docs = build_pod_manifests(
@@ -99,6 +110,7 @@ class KubernetesBackend:
         self._client = client
         self._tracker: Any = None
         self._kube: KubeSettings | None = None
+        self._dask: DaskClusters | None = None
 
     # -- connections -----------------------------------------------------------------------
     @property
@@ -116,6 +128,15 @@ class KubernetesBackend:
 
             self._tracker = Tracker(self.client, SELECTOR)
         return self._tracker
+
+    @property
+    def dask(self) -> DaskClusters:
+        """The Dask half of the backend (imported and started on first use)."""
+        if self._dask is None:
+            from .dask import DaskClusters
+
+            self._dask = DaskClusters(self)
+        return self._dask
 
     @property
     def kube(self) -> KubeSettings:
@@ -137,6 +158,8 @@ class KubernetesBackend:
                 hint=f"choose another --name, or `workbench rm {workload_id}` first",
             )
         docs = build_manifests(workload_id, spec, payload, self.settings, self.kube)
+        if isinstance(spec, DaskSpec):
+            return self.dask.submit(workload_id, spec, payload, docs)
         job = docs[-1]
         pod_spec = job["spec"]["template"]["spec"]
         requests = container_resources(spec.resources, self.kube).get("limits", {})
@@ -214,6 +237,8 @@ class KubernetesBackend:
     def refresh(self, workload: Workload) -> Workload:
         if workload.status not in ACTIVE:
             return workload
+        if workload.kind == "dask":
+            return self.dask.refresh(workload)
         observed = observe(self._job(workload.id), self._pods(workload.id))
         if observed is None:
             if time.time() - workload.created < 5:
@@ -278,9 +303,14 @@ class KubernetesBackend:
                     owner=meta.get("annotations", {}).get("workbench.jupyter.org/owner", ""),
                 )
             )
+        if self._dask is not None:
+            self._dask.discover(known)
 
     # -- output ----------------------------------------------------------------------------
     def logs(self, workload: Workload, *, follow: bool = False) -> Iterator[str]:
+        if workload.kind == "dask":
+            yield from self.dask.logs(workload, follow=follow)
+            return
         marker = MarkerFilter()
         if not follow:
             pods = self._pods(workload.id)
@@ -331,7 +361,7 @@ class KubernetesBackend:
 
             data: dict[str, Any] = pickle.loads(cached.read_bytes())  # noqa: S301 - written by us
             return data
-        if workload.status != SUCCEEDED:
+        if workload.status != SUCCEEDED or workload.kind == "dask":
             return {}
         values = None
         for pod in reversed(self._pods(workload.id)):  # the newest pod is the one that succeeded
@@ -348,16 +378,21 @@ class KubernetesBackend:
         return values
 
     # -- stopping --------------------------------------------------------------------------
-    def _delete_objects(self, workload_id: str) -> None:
-        self.client.delete("Job", workload_id)
-        self.client.delete("ConfigMap", f"{workload_id}-payload")
+    def _delete_objects(self, workload: Workload) -> None:
+        if workload.kind == "dask":
+            self.dask.delete_objects(workload.id)
+            return
+        self.client.delete("Job", workload.id)
+        self.client.delete("ConfigMap", f"{workload.id}-payload")
 
     def cancel(self, workload: Workload) -> Workload:
+        if workload.kind == "dask":
+            return self.dask.cancel(workload)
         workload = self.refresh(workload)
         if workload.done:
             return workload
         self.store.update(workload.id, cancel_requested=1)
-        self._delete_objects(workload.id)
+        self._delete_objects(workload)
         self.store.finish(workload.id, CANCELLED, exit_code=None, message="cancelled")
         return self.store.get(workload.id)
 
@@ -369,12 +404,19 @@ class KubernetesBackend:
                 value=workload.id,
                 hint=f"`workbench cancel {workload.id}` first, or rm --force",
             )
-        try:
-            self._delete_objects(workload.id)
-        except BackendUnavailable:
-            raise
+        self._delete_objects(workload)
         self.store.delete(workload.id)
         shutil.rmtree(workload.run_dir, ignore_errors=True)
+
+    # -- Dask ------------------------------------------------------------------------------
+    def dask_address(self, workload: Workload, timeout: float = 60.0) -> Workload:
+        return self.dask.address(workload, timeout)
+
+    def scale(self, workload: Workload, workers: int) -> Workload:
+        return self.dask.scale(workload, workers)
+
+    def adapt(self, workload: Workload, minimum: int, maximum: int) -> Workload:
+        return self.dask.adapt(workload, minimum, maximum)
 
 
 def _waiting(pod: dict[str, Any]) -> bool:

@@ -34,7 +34,12 @@ NAMESPACED_PERMISSIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("", "configmaps", ("create", "delete", "patch")),
     ("", "pods", ("list", "watch")),
     ("", "pods/log", ("get",)),
+    ("", "services", ("get",)),
     ("batch", "jobs", ("create", "delete", "list", "watch")),
+    # dask workloads: the dask-kubernetes operator's resources
+    ("kubernetes.dask.org", "daskautoscalers", ("create", "delete", "patch")),
+    ("kubernetes.dask.org", "daskclusters", ("create", "delete", "list", "patch", "watch")),
+    ("kubernetes.dask.org", "daskworkergroups", ("patch",)),
 )
 #: Optional, cluster-wide: reading node capacity for the preflight check and `workbench doctor`.
 CLUSTER_PERMISSIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (

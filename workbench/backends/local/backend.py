@@ -296,7 +296,7 @@ class LocalBackend:
 
     def results(self, workload: Workload) -> dict[str, Any]:
         path = Path(workload.run_dir) / "results.pkl"
-        if not path.exists():
+        if workload.status != "succeeded" or not path.exists():
             return {}
         import cloudpickle
 

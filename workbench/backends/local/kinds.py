@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import SpecError
-from ...spec import CodeSpec, CommonSpec, DaskSpec, PodSpec
+from ...spec import CodeSpec, CommonSpec, DaskSpec, PodSpec, TrainSpec
 from ...units import parse_bytes
 from ..base import Payload
 
@@ -64,6 +64,22 @@ def _stage_dask(spec: DaskSpec) -> Callable[[Path], None]:
     return stage
 
 
+def _stage_train(spec: TrainSpec, payload: Payload) -> Callable[[Path], None]:
+    stage_code = _stage_code(spec, payload)
+
+    def stage(run_dir: Path) -> None:
+        stage_code(run_dir)
+        config = {
+            "nodes": spec.nodes,
+            "procs_per_node": spec.procs_per_node,
+            "max_restarts": spec.max_restarts,
+            "gpus_per_node": spec.resources.gpus,
+        }
+        (run_dir / "payload" / "train.json").write_text(json.dumps(config))
+
+    return stage
+
+
 def plan_for(spec: CommonSpec, payload: Payload) -> Plan:
     """The local plan for ``spec``.
 
@@ -80,9 +96,16 @@ def plan_for(spec: CommonSpec, payload: Payload) -> Plan:
             _stage_dask(spec),
             group_memory_limit=False,
         )
+    if isinstance(spec, TrainSpec):
+        return Plan(
+            spec.resources.gpus * spec.nodes,
+            "workbench.runtime.train_local",
+            _stage_train(spec, payload),
+            group_memory_limit=False,
+        )
     kind = getattr(spec, "kind", "?")
     raise SpecError(
         f"the local backend cannot run {kind!r} workloads yet",
         value=kind,
-        hint="run a pod or dask workload",
+        hint="run a pod, dask or train workload",
     )
