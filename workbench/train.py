@@ -69,11 +69,13 @@ class Context:
         return state
 
 
-def init(backend: str | None = None) -> Context:
+def init(backend: str | None = None, *, timeout: float | None = None) -> Context:
     """Join the job's process group (from torchrun's environment) and describe this rank.
 
     Args:
         backend: ``nccl`` or ``gloo``; by default nccl when this process sees a GPU.
+        timeout: seconds a collective may wait for its peers (torch's default: 30 minutes).
+            A short one lets an elastic job notice a lost peer and restart sooner.
     """
     import torch
     import torch.distributed as dist
@@ -86,7 +88,12 @@ def init(backend: str | None = None) -> Context:
         torch.cuda.set_device(local_rank)
         device = f"cuda:{local_rank}"
     if not dist.is_initialized():
-        dist.init_process_group(chosen)
+        if timeout is None:
+            dist.init_process_group(chosen)
+        else:
+            import datetime
+
+            dist.init_process_group(chosen, timeout=datetime.timedelta(seconds=timeout))
     output = Path(os.environ.get("WORKBENCH_OUTPUT_DIR", "outputs"))
     output.mkdir(parents=True, exist_ok=True)
     return Context(

@@ -102,7 +102,8 @@ def _stop(signum: int, _frame: object) -> None:
 
 
 def run(run_dir: Path, payload: Path | None = None, *, results_to_log: bool = False) -> int:
-    signal.signal(signal.SIGTERM, _stop)
+    if "TORCHELASTIC_RESTART_COUNT" not in os.environ:  # torchrun's workers keep its own signal handling
+        signal.signal(signal.SIGTERM, _stop)
     payload = payload or run_dir / "payload"
     meta: dict[str, Any] = json.loads((payload / "meta.json").read_text())
     entry = str(payload / meta["entry"])
@@ -179,5 +180,24 @@ def main(argv: list[str]) -> int:
     return run(run_dir, payload, results_to_log=to_log)
 
 
+def _exit(code: int) -> None:
+    dist = sys.modules.get("torch.distributed")
+    try:
+        live = dist is not None and dist.is_available() and dist.is_initialized()
+    except Exception:
+        live = False
+    if live:
+        # a rank that failed with its process group still up: gloo/nccl threads can hang or abort
+        # the interpreter's teardown, which would stall torchrun's restart. Leave at once.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    try:
+        status = main(sys.argv[1:])
+    except SystemExit as stop:  # sys.exit() in the code, or SIGTERM (see _stop)
+        status = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+    _exit(status)

@@ -73,6 +73,9 @@ def main(argv: list[str]) -> int:
         env = dict(os.environ)
         env["WORKBENCH_ERROR_DIR"] = str(errors)
         env.setdefault("OMP_NUM_THREADS", "1")
+        # gloo connects its full mesh at the first collective, not in init_process_group: after an
+        # elastic restart on a busy machine, an eager connect races the peers and fails or hangs
+        env.setdefault("TORCH_GLOO_LAZY_INIT", "1")
         env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus[node * per_node : (node + 1) * per_node])
         procs.append(subprocess.Popen(torchrun_argv(config, run_dir, node, port, job_id), env=env))
 

@@ -84,8 +84,13 @@ def _phase(obj: Mapping[str, Any] | None) -> str:
     return str(((obj or {}).get("status") or {}).get("phase") or "")
 
 
-def observe_cluster(cluster: Mapping[str, Any] | None, pods: Sequence[Mapping[str, Any]]) -> Observed | None:
-    """A Dask cluster's status from its DaskCluster and its pods; None when the DaskCluster is gone."""
+def observe_cluster(
+    cluster: Mapping[str, Any] | None, pods: Sequence[Mapping[str, Any]], adapt: Sequence[int] | None = None
+) -> Observed | None:
+    """A Dask cluster's status from its DaskCluster and its pods; None when the DaskCluster is gone.
+
+    With ``adapt`` (MIN, MAX) the autoscaler, not the DaskCluster, decides how many workers run.
+    """
     if cluster is None:
         return None
     phase = _phase(cluster)
@@ -104,8 +109,10 @@ def observe_cluster(cluster: Mapping[str, Any] | None, pods: Sequence[Mapping[st
         return Observed(PENDING, f"waiting for the scheduler Service (DaskCluster {phase or 'created'})")
     workers = [p for p in pods if _component(p) == "worker"]
     running = [p for p in workers if _phase(p) == "Running"]
-    wanted = ((cluster.get("spec") or {}).get("worker") or {}).get("replicas")
-    message = f"{len(running)}/{wanted if wanted is not None else len(workers)} workers running"
+    wanted = ((cluster.get("spec") or {}).get("worker") or {}).get("replicas", len(workers))
+    message = f"{len(running)}/{wanted} workers running"
+    if adapt:
+        message = f"{len(running)} workers running (adaptive, {adapt[0]} to {adapt[1]})"
     waiting = [p for p in workers if _phase(p) == "Pending"]
     if waiting:
         message += f"; a worker waits: {pod_pending_reason(waiting[0])}"
@@ -224,7 +231,8 @@ class DaskClusters:
     def refresh(self, workload: Workload) -> Workload:
         if workload.status not in ACTIVE:
             return workload
-        observed = observe_cluster(self._cluster(workload.id), self.backend._pods(workload.id))
+        adapt = workload.info.get("adapt")
+        observed = observe_cluster(self._cluster(workload.id), self.backend._pods(workload.id), adapt)
         if observed is None:
             if time.time() - workload.created < 5:
                 return workload  # created a moment ago; the list may predate it
