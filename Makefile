@@ -6,18 +6,47 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_OUT := build/demo
+# The JupyterLab extension: sources in labextension/, built into workbench/labextension/.
+LABEXT := labextension
+LABEXT_OUT := workbench/labextension
+LABEXT_BUILT := $(LABEXT_OUT)/package.json
+LABEXT_SOURCES := $(shell find $(LABEXT)/src $(LABEXT)/style $(LABEXT)/schema -type f \
+	-not -path '*/__tests__/*' 2>/dev/null) $(addprefix $(LABEXT)/,package.json yarn.lock tsconfig.json install.json)
+LABEXT_LINK := $(VENV)/share/jupyter/labextensions/jupyter-ml-workbench
+# jlpm (yarn) comes with jupyterlab in the venv; the package.json scripts call jlpm and
+# jupyter-builder by name, so the venv's bin goes first on PATH.
+JLPM := PATH="$(CURDIR)/$(BIN):$$PATH" $(CURDIR)/$(BIN)/jlpm
+CHROMIUM := /usr/bin/chromium
+LAB_PORT ?= 8888
 
-.PHONY: install demo test lint typecheck pytest bench clean
+.PHONY: install labextension demo test lint typecheck pytest jstest chromium lab bench clean
 
 # torch first, pinned to the CPU build that lies on these machines (constraints.txt):
 # an unpinned torch resolves a multi-GB CUDA build.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt torch==2.13.0
+	# pip must not write through (or uninstall through) the development link made below
+	test ! -L $(LABEXT_LINK) || rm $(LABEXT_LINK)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[train,dev]'
 	touch $@
 
-install: $(STAMP)
+# Rebuilt only when a source, package.json or yarn.lock changed; --immutable keeps yarn.lock
+# as committed.
+$(LABEXT_BUILT): $(LABEXT_SOURCES) | $(STAMP)
+	cd $(LABEXT) && $(JLPM) install --immutable && $(JLPM) build
+	touch $@
+
+# An editable install copies the built extension into the venv once (wheel shared-data), so
+# a later rebuild would not show. `jupyter labextension develop` would link it instead, but
+# it needs a `_jupyter_labextension_paths()` hook in the Python package; the link it makes is
+# this one, so we make it directly (idempotent).
+labextension: $(LABEXT_BUILT)
+	@test "$$(readlink $(LABEXT_LINK))" = "$(CURDIR)/$(LABEXT_OUT)" || { \
+		rm -rf $(LABEXT_LINK) && mkdir -p $(dir $(LABEXT_LINK)) && \
+		ln -s $(CURDIR)/$(LABEXT_OUT) $(LABEXT_LINK) && echo "linked $(LABEXT_LINK)"; }
+
+install: $(STAMP) labextension
 
 demo: install
 	mkdir -p $(DEMO_OUT)
@@ -34,10 +63,22 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install
+pytest: install chromium
 	$(BIN)/pytest -q
 
-test: lint typecheck pytest
+jstest: install
+	cd $(LABEXT) && $(JLPM) test
+
+# tests/browser drives Debian's Chromium through Playwright (never `playwright install`).
+chromium:
+	test -x $(CHROMIUM) || (apt-get update && apt-get install -y chromium)
+
+test: lint typecheck jstest pytest
+
+# JupyterLab with the Workbench sidebar, workloads on the local backend.
+lab: install
+	WORKBENCH_BACKEND=local $(BIN)/jupyter lab --no-browser --port $(LAB_PORT) \
+		$$(test "$$(id -u)" != 0 || echo --allow-root)
 
 bench: install
 	@for script in benchmarks/bench_*.py; do \
@@ -46,3 +87,4 @@ bench: install
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(LABEXT)/node_modules $(LABEXT)/lib $(LABEXT)/.yarn $(LABEXT)/*.tsbuildinfo $(LABEXT_OUT)

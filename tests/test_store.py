@@ -92,7 +92,8 @@ def test_store_made_before_the_info_column_is_upgraded(tmp_path: Path) -> None:
         "CREATE TABLE workloads (id TEXT PRIMARY KEY, kind TEXT NOT NULL, backend TEXT NOT NULL, "
         "status TEXT NOT NULL, spec TEXT NOT NULL, owner TEXT NOT NULL DEFAULT '', session TEXT, "
         "run_dir TEXT NOT NULL, gpus TEXT NOT NULL DEFAULT '[]', created REAL NOT NULL, started REAL, "
-        "ended REAL, pid INTEGER, supervisor_pid INTEGER, exit_code INTEGER, message TEXT NOT NULL DEFAULT '', "
+        "ended REAL, pid INTEGER, supervisor_pid INTEGER, exit_code INTEGER, "
+        "message TEXT NOT NULL DEFAULT '', "
         "cancel_requested INTEGER NOT NULL DEFAULT 0)"
     )
     old.execute(

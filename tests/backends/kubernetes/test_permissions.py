@@ -9,6 +9,7 @@ import time
 
 import yaml
 
+from tests.k8s.dask_operator import GROUP, install_dask_operator
 from tests.k8s.emulator import Emulator
 from tests.k8s.fixtures import run_kubectl
 from workbench.backends.kubernetes.settings import CLUSTER_PERMISSIONS, NAMESPACED_PERMISSIONS
@@ -49,6 +50,19 @@ def granted(table: tuple[tuple[str, str, tuple[str, ...]], ...]) -> set[tuple[st
     return {(verb, group, resource) for group, resource, verbs in table for verb in verbs}
 
 
+def dask_flow(kube: Service) -> None:
+    """Every Dask operation: launch with adapt, address, logs, scale, adapt again, cancel, remove."""
+    cluster = kube.launch({"kind": "dask", "workers": 1, "adapt": "1:2"})
+    kube.dask_address(cluster.id, timeout=60)
+    "".join(kube.logs(cluster.id))
+    kube.scale(cluster.id, 2)
+    kube.adapt(cluster.id, 1, 3)
+    kube.adapt(cluster.id, 1, 2)
+    kube.cancel(cluster.id)
+    kube.delete(cluster.id)
+    kube.list()
+
+
 def test_the_rbac_role_covers_every_verb_used_and_nothing_more(kube: Service, k8s: Emulator) -> None:
     ok = kube.launch({"kind": "pod", "code": "print('hi')\nv = 1", "get": "v"})
     "".join(kube.logs(ok.id, follow=True))
@@ -62,8 +76,16 @@ def test_the_rbac_role_covers_every_verb_used_and_nothing_more(kube: Service, k8
         kube.delete(name)
     kube.list()
     used = permissions_used(k8s.requests)
-    assert used == granted(NAMESPACED_PERMISSIONS) | {("list", "", "nodes")}
+    # pods alone touch no Dask resource (nor the Service a Dask scheduler is reached by)
+    dask_only = {p for p in granted(NAMESPACED_PERMISSIONS) if p[1] == GROUP or p[2] == "services"}
+    assert used == granted(NAMESPACED_PERMISSIONS) - dask_only | {("list", "", "nodes")}
     assert granted(CLUSTER_PERMISSIONS) >= {("list", "", "nodes")}
+    install_dask_operator(k8s)
+    k8s.reset_requests()
+    dask_flow(kube)
+    dask_used = permissions_used(k8s.requests)
+    assert used | dask_used == granted(NAMESPACED_PERMISSIONS) | {("list", "", "nodes")}
+    assert dask_used >= dask_only
 
 
 def test_printed_rbac_applies_with_kubectl(kube_env: object, k8s: Emulator) -> None:

@@ -1,0 +1,205 @@
+/**
+ * The extension's commands: open, launch, refresh, and the per-workload actions
+ * the panel's buttons run.
+ */
+import type { JupyterFrontEnd } from '@jupyterlab/application';
+import {
+  Dialog,
+  InputDialog,
+  MainAreaWidget,
+  Notification,
+  showDialog
+} from '@jupyterlab/apputils';
+import type { IFileBrowserFactory } from '@jupyterlab/filebrowser';
+
+import { dashboardLink, effectiveSpec, isActive, kindNoun } from './format';
+import { APIError, errorMessage } from './handler';
+import { type ILaunchDeps, launchAndTrack, launchDialog } from './launch';
+import { createLogsWidget, type LogView } from './logs';
+import { notifyError } from './notify';
+import type { WorkloadSync } from './sync';
+import type { Kind } from './types';
+
+export namespace CommandIDs {
+  export const open = 'workbench:open';
+  export const refresh = 'workbench:refresh';
+  export const launchPod = 'workbench:launch-pod';
+  export const launchDask = 'workbench:launch-dask';
+  export const launchTrain = 'workbench:launch-train';
+  export const runNotebook = 'workbench:run-notebook';
+  export const runNotebookFile = 'workbench:run-notebook-file';
+  export const logs = 'workbench:logs';
+  export const cancel = 'workbench:cancel';
+  export const remove = 'workbench:delete';
+  export const scale = 'workbench:scale';
+  export const dashboard = 'workbench:dashboard';
+}
+
+/** The commands the palette lists, in "Workbench" order. */
+export const PALETTE_COMMANDS = [
+  CommandIDs.open,
+  CommandIDs.launchPod,
+  CommandIDs.launchDask,
+  CommandIDs.launchTrain,
+  CommandIDs.runNotebook,
+  CommandIDs.refresh
+];
+
+export interface ICommandDeps extends ILaunchDeps {
+  app: JupyterFrontEnd;
+  sync: WorkloadSync;
+  panelId: string;
+  browsers: IFileBrowserFactory | null;
+}
+
+type Args = { [key: string]: unknown };
+
+function nameOf(args: Args): string {
+  const name = args['name'];
+  if (typeof name !== 'string' || !name) {
+    throw new Error('this command needs a workload name (args.name)');
+  }
+  return name;
+}
+
+/** Run an action; a failure becomes a notification naming the action and the workload. */
+async function attempt(what: string, action: () => Promise<void>): Promise<void> {
+  try {
+    await action();
+  } catch (error) {
+    notifyError(what, errorMessage(error));
+  }
+}
+
+/** The .ipynb files selected in the file browser, as paths relative to the server root. */
+function selectedNotebooks(deps: ICommandDeps): string[] {
+  const browser = deps.browsers?.tracker.currentWidget;
+  if (!browser) {
+    return [];
+  }
+  const contents = deps.app.serviceManager.contents;
+  return Array.from(browser.selectedItems())
+    .filter(item => item.type === 'notebook' || item.path.endsWith('.ipynb'))
+    .map(item => contents.localPath(item.path));
+}
+
+function openLogs(
+  deps: ICommandDeps,
+  logs: Map<string, MainAreaWidget<LogView>>,
+  name: string
+): void {
+  let widget = logs.get(name);
+  if (!widget || widget.isDisposed) {
+    widget = createLogsWidget(deps.api, name);
+    logs.set(name, widget);
+    widget.disposed.connect(() => logs.delete(name));
+    deps.app.shell.add(widget, 'main');
+  }
+  deps.app.shell.activateById(widget.id);
+}
+
+async function confirmDelete(name: string, active: boolean): Promise<boolean> {
+  const result = await showDialog({
+    title: `Delete ${name}?`,
+    body: active
+      ? 'It is still running: deleting cancels it, then removes its record and run directory.'
+      : 'This removes its record and run directory (logs and outputs).',
+    buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Delete' })]
+  });
+  return result.button.accept;
+}
+
+function addLaunchCommand(deps: ICommandDeps, id: string, kind: Kind, label: string): void {
+  deps.app.commands.addCommand(id, {
+    label,
+    caption: `Launch a ${kindNoun(kind)} from a form`,
+    execute: () => launchDialog(kind, deps)
+  });
+}
+
+export function registerCommands(deps: ICommandDeps): void {
+  const { app, api, model, sync } = deps;
+  const logs = new Map<string, MainAreaWidget<LogView>>();
+  const add = app.commands.addCommand.bind(app.commands);
+
+  add(CommandIDs.open, {
+    label: 'Workbench: Open panel',
+    execute: () => app.shell.activateById(deps.panelId)
+  });
+  add(CommandIDs.refresh, {
+    label: 'Workbench: Refresh',
+    execute: () => attempt('Refresh the workload list', () => sync.refresh())
+  });
+  addLaunchCommand(deps, CommandIDs.launchPod, 'pod', 'Workbench: Launch pod…');
+  addLaunchCommand(deps, CommandIDs.launchDask, 'dask', 'Workbench: Launch Dask cluster…');
+  addLaunchCommand(deps, CommandIDs.launchTrain, 'train', 'Workbench: Launch training job…');
+  add(CommandIDs.runNotebook, {
+    label: 'Workbench: Run notebook as batch job…',
+    execute: () => launchDialog('notebook', deps, { notebook: selectedNotebooks(deps)[0] ?? '' })
+  });
+  add(CommandIDs.runNotebookFile, {
+    label: 'Run as batch job…',
+    caption: 'Run this notebook headless as a workload (papermill)',
+    execute: async () => {
+      for (const notebook of selectedNotebooks(deps)) {
+        try {
+          await launchAndTrack(deps, { kind: 'notebook', notebook });
+        } catch (error) {
+          const message = error instanceof APIError ? error.detail : errorMessage(error);
+          notifyError(`Run ${notebook} as a batch job`, message);
+        }
+      }
+    }
+  });
+  add(CommandIDs.logs, { label: 'Show logs', execute: args => openLogs(deps, logs, nameOf(args)) });
+  add(CommandIDs.cancel, {
+    label: 'Cancel workload',
+    execute: args =>
+      attempt(`Cancel ${nameOf(args)}`, async () => model.upsert(await api.cancel(nameOf(args))))
+  });
+  add(CommandIDs.remove, {
+    label: 'Delete workload',
+    execute: args =>
+      attempt(`Delete ${nameOf(args)}`, async () => {
+        const name = nameOf(args);
+        const active = isActive(model.get(name)?.status ?? 'succeeded');
+        if (await confirmDelete(name, active)) {
+          await api.remove(name, active);
+          model.remove(name);
+          logs.get(name)?.dispose();
+        }
+      })
+  });
+  add(CommandIDs.scale, {
+    label: 'Scale Dask cluster',
+    execute: args =>
+      attempt(`Scale ${nameOf(args)}`, async () => {
+        const name = nameOf(args);
+        const workload = model.get(name);
+        const result = await InputDialog.getNumber({
+          title: `Scale ${name} to how many workers?`,
+          value: (workload && effectiveSpec(workload).workers) || 2
+        });
+        if (result.button.accept && result.value !== null && result.value >= 0) {
+          model.upsert(await api.scale(name, { workers: Math.round(result.value) }));
+          Notification.info(`Scaling ${name} to ${Math.round(result.value)} workers`, {
+            autoClose: 3000
+          });
+        }
+      })
+  });
+  add(CommandIDs.dashboard, {
+    label: 'Open Dask dashboard',
+    isEnabled: args => {
+      const workload = typeof args['name'] === 'string' ? model.get(args['name']) : undefined;
+      return !!workload && !!dashboardLink(workload, api.settings.baseUrl);
+    },
+    execute: args => {
+      const workload = model.get(nameOf(args));
+      const link = workload ? dashboardLink(workload, api.settings.baseUrl) : null;
+      if (link) {
+        window.open(link, '_blank', 'noopener');
+      }
+    }
+  });
+}

@@ -1,0 +1,169 @@
+/**
+ * Pure formatting of workload records for display: ages, resources, labels.
+ */
+import type { IResources, ISpec, IWorkload, Kind, Status } from './types';
+
+const KIND_LABELS: { [K in Kind]: [string, string, string] } = {
+  pod: ['Pod', 'Pods', 'pod'],
+  dask: ['Dask cluster', 'Dask clusters', 'Dask cluster'],
+  train: ['Training job', 'Training jobs', 'training job'],
+  notebook: ['Notebook run', 'Notebook runs', 'notebook run']
+};
+
+/** "Pod" / "Pods", "Dask cluster" / "Dask clusters", … */
+export function kindLabel(kind: Kind, plural = false): string {
+  const labels = KIND_LABELS[kind];
+  return labels ? labels[plural ? 1 : 0] : kind;
+}
+
+/** The kind inside a sentence: "pod", "Dask cluster", "training job". */
+export function kindNoun(kind: Kind): string {
+  const labels = KIND_LABELS[kind];
+  return labels ? labels[2] : kind;
+}
+
+export function isFinal(status: Status): boolean {
+  return status === 'succeeded' || status === 'failed' || status === 'cancelled';
+}
+
+export function isActive(status: Status): boolean {
+  return status === 'pending' || status === 'running';
+}
+
+/**
+ * A compact age like kubectl prints: 42s, 5m, 1h20m, 3d4h; "-" when unknown.
+ */
+export function formatAge(seconds: number): string {
+  if (!Number.isFinite(seconds)) {
+    return '-';
+  }
+  const s = Math.max(0, Math.floor(seconds));
+  if (s < 60) {
+    return `${s}s`;
+  }
+  const m = Math.floor(s / 60);
+  if (m < 60) {
+    return `${m}m`;
+  }
+  const h = Math.floor(m / 60);
+  if (h < 24) {
+    return m % 60 ? `${h}h${m % 60}m` : `${h}h`;
+  }
+  const d = Math.floor(h / 24);
+  return h % 24 ? `${d}d${h % 24}h` : `${d}d`;
+}
+
+/** Seconds since the workload was created, as of `now` (epoch seconds). */
+export function ageOf(workload: IWorkload, now: number): number {
+  return Math.max(0, now - workload.created);
+}
+
+/** "2 CPU · 4Gi · 1 GPU (A100)"; "" when nothing was asked for. */
+export function formatResources(resources: IResources | null | undefined): string {
+  if (!resources) {
+    return '';
+  }
+  const parts: string[] = [];
+  if (resources.cpu) {
+    parts.push(`${resources.cpu} CPU`);
+  }
+  if (resources.memory) {
+    parts.push(resources.memory);
+  }
+  const gpus = resources.gpus ?? 0;
+  if (gpus > 0) {
+    const type = resources.gpu_type ? ` (${resources.gpu_type})` : '';
+    parts.push(`${gpus} GPU${type}`);
+  }
+  return parts.join(' · ');
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+/** How many copies the resources apply to: workers of a cluster, nodes × procs of a job. */
+export function formatScale(spec: ISpec): string {
+  switch (spec.kind) {
+    case 'dask':
+      if (spec.adapt) {
+        return `${spec.adapt.minimum}–${spec.adapt.maximum} workers`;
+      }
+      return spec.workers ? plural(spec.workers, 'worker') : '';
+    case 'train':
+      if ((spec.nodes ?? 1) > 1 || (spec.procs_per_node ?? 1) > 1) {
+        return `${plural(spec.nodes ?? 1, 'node')} × ${plural(spec.procs_per_node ?? 1, 'proc')}`;
+      }
+      return '';
+    default:
+      return '';
+  }
+}
+
+/** The one-line resource column: "3 workers × 1 CPU · 2Gi", "default" when unset. */
+export function resourceSummary(spec: ISpec | null | undefined): string {
+  if (!spec) {
+    return 'default';
+  }
+  const each = formatResources(spec.resources);
+  const scale = formatScale(spec);
+  if (scale && each) {
+    return `${scale} × ${each}`;
+  }
+  return scale || each || 'default';
+}
+
+/**
+ * The spec with a Dask cluster's current size: `scale` and `adapt` after launch are
+ * recorded in the record's info (`requested_workers`, `adapt: [min, max]`), not its spec.
+ */
+export function effectiveSpec(workload: IWorkload): ISpec {
+  const info = workload.info ?? {};
+  if (workload.kind !== 'dask') {
+    return workload.spec;
+  }
+  const adapt = info['adapt'];
+  if (Array.isArray(adapt) && adapt.length === 2) {
+    return { ...workload.spec, adapt: { minimum: Number(adapt[0]), maximum: Number(adapt[1]) } };
+  }
+  const requested = info['requested_workers'];
+  if (typeof requested === 'number') {
+    return { ...workload.spec, workers: requested, adapt: null };
+  }
+  return workload.spec;
+}
+
+/** The status badge text: the status, with the exit code when a run failed with one. */
+export function statusLabel(workload: IWorkload): string {
+  if (
+    workload.status === 'failed' &&
+    workload.exit_code !== null &&
+    workload.exit_code !== undefined
+  ) {
+    return `failed (${workload.exit_code})`;
+  }
+  return workload.status;
+}
+
+/**
+ * A Dask dashboard address from the record, when the server put one there: an absolute
+ * `dashboard_url`, else `info.dashboard_path` (through the Jupyter server, relative to its
+ * base URL, jupyter-server-proxy), else the scheduler's own `info.dashboard` address.
+ */
+export function dashboardLink(workload: IWorkload, baseUrl = '/'): string | null {
+  if (workload.dashboard_url) {
+    return workload.dashboard_url;
+  }
+  const info = workload.info ?? {};
+  const path = info['dashboard_path'];
+  if (typeof path === 'string' && path) {
+    return baseUrl.replace(/\/?$/, '/') + path.replace(/^\//, '');
+  }
+  for (const key of ['dashboard_url', 'dashboard']) {
+    const value = info[key];
+    if (typeof value === 'string' && value) {
+      return value;
+    }
+  }
+  return null;
+}

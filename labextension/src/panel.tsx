@@ -1,0 +1,225 @@
+/**
+ * The "Workbench" sidebar: workloads by kind, live status, and their actions.
+ */
+import { ReactWidget } from '@jupyterlab/apputils';
+import {
+  addIcon,
+  closeIcon,
+  launchIcon,
+  LabIcon,
+  listIcon,
+  refreshIcon,
+  stopIcon
+} from '@jupyterlab/ui-components';
+import type { CommandRegistry } from '@lumino/commands';
+import React, { useEffect, useReducer, useState } from 'react';
+
+import { CommandIDs } from './commands';
+import {
+  ageOf,
+  dashboardLink,
+  effectiveSpec,
+  formatAge,
+  isActive,
+  kindLabel,
+  resourceSummary,
+  statusLabel
+} from './format';
+import { workbenchIcon } from './icons';
+import type { WorkloadModel } from './model';
+import type { Preferences } from './settings';
+import type { WorkloadSync } from './sync';
+import type { IWorkload, Kind } from './types';
+
+/** How often the age column is redrawn (display only; nothing is fetched). */
+const AGE_TICK_MS = 5000;
+
+interface IPanelProps {
+  model: WorkloadModel;
+  sync: WorkloadSync;
+  preferences: Preferences;
+  commands: CommandRegistry;
+}
+
+/** Re-render when any of the signals fires. */
+function useSignals(props: IPanelProps): void {
+  const [, bump] = useReducer((n: number) => n + 1, 0);
+  useEffect(() => {
+    const { model, sync, preferences } = props;
+    const onChange = (): void => bump();
+    model.changed.connect(onChange);
+    sync.errorChanged.connect(onChange);
+    preferences.changed.connect(onChange);
+    const timer = window.setInterval(onChange, AGE_TICK_MS);
+    return () => {
+      model.changed.disconnect(onChange);
+      sync.errorChanged.disconnect(onChange);
+      preferences.changed.disconnect(onChange);
+      window.clearInterval(timer);
+    };
+  }, [props.model, props.sync, props.preferences]);
+}
+
+function IconButton(props: { icon: LabIcon; label: string; onClick: () => void }): JSX.Element {
+  return (
+    <button
+      className="jp-WorkbenchPanel-action jp-Button jp-mod-minimal"
+      title={props.label}
+      aria-label={props.label}
+      onClick={props.onClick}
+    >
+      <props.icon.react tag="span" elementSize="small" />
+    </button>
+  );
+}
+
+function Row(props: { workload: IWorkload; now: number; commands: CommandRegistry }): JSX.Element {
+  const { workload: w, commands } = props;
+  const run = (id: string) => () => void commands.execute(id, { name: w.name });
+  const dashboard = w.kind === 'dask' && isActive(w.status) ? dashboardLink(w) : null;
+  return (
+    <li
+      className="jp-WorkbenchPanel-row"
+      data-workload={w.name}
+      data-status={w.status}
+      title={w.message || undefined}
+    >
+      <div className="jp-WorkbenchPanel-line">
+        <span className="jp-WorkbenchPanel-name">{w.name}</span>
+        <span className={`jp-WorkbenchPanel-status jp-mod-${w.status}`}>{statusLabel(w)}</span>
+      </div>
+      <div className="jp-WorkbenchPanel-line jp-WorkbenchPanel-details">
+        <span className="jp-WorkbenchPanel-kind">{kindLabel(w.kind)}</span>
+        <span className="jp-WorkbenchPanel-age" title="age">
+          {formatAge(ageOf(w, props.now))}
+        </span>
+        <span className="jp-WorkbenchPanel-resources">{resourceSummary(effectiveSpec(w))}</span>
+        <span className="jp-WorkbenchPanel-backend">{w.backend}</span>
+      </div>
+      <div className="jp-WorkbenchPanel-actions">
+        <IconButton icon={listIcon} label="Logs" onClick={run(CommandIDs.logs)} />
+        {isActive(w.status) && (
+          <IconButton icon={stopIcon} label="Cancel" onClick={run(CommandIDs.cancel)} />
+        )}
+        <IconButton icon={closeIcon} label="Delete" onClick={run(CommandIDs.remove)} />
+        {dashboard && (
+          <IconButton icon={launchIcon} label="Dashboard" onClick={run(CommandIDs.dashboard)} />
+        )}
+        {w.kind === 'dask' && isActive(w.status) && (
+          <IconButton icon={addIcon} label="Scale" onClick={run(CommandIDs.scale)} />
+        )}
+      </div>
+    </li>
+  );
+}
+
+function Section(props: {
+  kind: Kind;
+  workloads: IWorkload[];
+  now: number;
+  commands: CommandRegistry;
+}): JSX.Element {
+  return (
+    <section className="jp-WorkbenchPanel-section" data-kind={props.kind}>
+      <h3>
+        {kindLabel(props.kind, true)}{' '}
+        <span className="jp-WorkbenchPanel-count">{props.workloads.length}</span>
+      </h3>
+      {props.workloads.length ? (
+        <ul>
+          {props.workloads.map(w => (
+            <Row key={w.name} workload={w} now={props.now} commands={props.commands} />
+          ))}
+        </ul>
+      ) : (
+        <p className="jp-WorkbenchPanel-empty">No {kindLabel(props.kind, true).toLowerCase()}</p>
+      )}
+    </section>
+  );
+}
+
+const LAUNCH_COMMANDS: { [K in Kind]: string } = {
+  pod: CommandIDs.launchPod,
+  dask: CommandIDs.launchDask,
+  train: CommandIDs.launchTrain,
+  notebook: CommandIDs.runNotebook
+};
+
+function Toolbar(props: {
+  kinds: Kind[];
+  filter: Kind | 'all';
+  setFilter: (filter: Kind | 'all') => void;
+  commands: CommandRegistry;
+}): JSX.Element {
+  return (
+    <div className="jp-WorkbenchPanel-toolbar">
+      <select
+        aria-label="Show kind"
+        value={props.filter}
+        onChange={e => props.setFilter(e.target.value as Kind | 'all')}
+      >
+        <option value="all">All kinds</option>
+        {props.kinds.map(kind => (
+          <option key={kind} value={kind}>
+            {kindLabel(kind, true)}
+          </option>
+        ))}
+      </select>
+      <select
+        aria-label="Launch"
+        className="jp-WorkbenchPanel-launch"
+        value=""
+        onChange={e =>
+          e.target.value && void props.commands.execute(LAUNCH_COMMANDS[e.target.value as Kind])
+        }
+      >
+        <option value="">Launch…</option>
+        {props.kinds.map(kind => (
+          <option key={kind} value={kind}>
+            {kindLabel(kind)}
+          </option>
+        ))}
+      </select>
+      <IconButton
+        icon={refreshIcon}
+        label="Refresh"
+        onClick={() => void props.commands.execute(CommandIDs.refresh)}
+      />
+    </div>
+  );
+}
+
+function PanelBody(props: IPanelProps): JSX.Element {
+  useSignals(props);
+  const [filter, setFilter] = useState<Kind | 'all'>('all');
+  const kinds = props.preferences.value.kinds;
+  const shown = filter === 'all' || !kinds.includes(filter) ? kinds : [filter];
+  const now = props.model.now();
+  return (
+    <>
+      <header className="jp-WorkbenchPanel-header">Workbench</header>
+      <Toolbar kinds={kinds} filter={filter} setFilter={setFilter} commands={props.commands} />
+      {props.sync.error && <div className="jp-WorkbenchPanel-error">{props.sync.error}</div>}
+      <div className="jp-WorkbenchPanel-sections">
+        {props.model.sections(shown).map(section => (
+          <Section key={section.kind} {...section} now={now} commands={props.commands} />
+        ))}
+      </div>
+    </>
+  );
+}
+
+/** The sidebar widget. */
+export class WorkbenchPanel extends ReactWidget {
+  constructor(private readonly _props: IPanelProps) {
+    super();
+    this.id = 'workbench-panel';
+    this.addClass('jp-WorkbenchPanel');
+    this.title.icon = workbenchIcon;
+    this.title.caption = 'Workbench: pods, Dask clusters, training jobs, notebook runs';
+  }
+
+  protected render(): JSX.Element {
+    return <PanelBody {...this._props} />;
+  }
+}

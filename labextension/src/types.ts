@@ -1,0 +1,108 @@
+/**
+ * The shapes the server extension speaks (`<base_url>/workbench/api/`).
+ *
+ * Kept free of imports so the pure state code and its tests can use them.
+ */
+
+export const KINDS = ['pod', 'dask', 'train', 'notebook'] as const;
+export type Kind = (typeof KINDS)[number];
+
+export const STATUSES = ['pending', 'running', 'succeeded', 'failed', 'cancelled'] as const;
+export type Status = (typeof STATUSES)[number];
+
+/** Which finished workloads raise a notification. */
+export type NotifyMode = 'off' | 'mine' | 'all';
+
+export type BackendName = 'local' | 'kubernetes';
+
+/** What one process (pod, worker, node) may use; `spec.resources`. */
+export interface IResources {
+  cpu?: string | null;
+  memory?: string | null;
+  gpus?: number | null;
+  gpu_type?: string | null;
+  shm?: string | null;
+}
+
+/** The launch spec as stored; only the fields the page reads are named. */
+export interface ISpec {
+  kind?: Kind;
+  name?: string | null;
+  image?: string | null;
+  resources?: IResources | null;
+  workers?: number | null;
+  adapt?: { minimum: number; maximum: number } | null;
+  nodes?: number | null;
+  procs_per_node?: number | null;
+  notebook?: string | null;
+  [key: string]: unknown;
+}
+
+/** One workload record, as `GET workloads` answers. */
+export interface IWorkload {
+  id: string;
+  name: string;
+  kind: Kind;
+  backend: BackendName | string;
+  status: Status;
+  message: string;
+  exit_code: number | null;
+  created: number;
+  started: number | null;
+  ended: number | null;
+  age: number;
+  gpus: string[];
+  owner: string;
+  session: string | null;
+  run_dir: string;
+  spec: ISpec;
+  /** Set by the server for Dask clusters once their dashboard is reachable. */
+  dashboard_url?: string | null;
+  info?: { [key: string]: unknown } | null;
+}
+
+export type WorkloadAction = 'added' | 'changed' | 'removed';
+
+/** The data of a `jupyter_ml_workbench/workload/v1` server event. */
+export interface IWorkloadEvent {
+  action: WorkloadAction;
+  name: string;
+  kind: Kind;
+  backend: string;
+  status: Status;
+  message?: string | null;
+  exit_code?: number | null;
+}
+
+/** The body of a 4xx answer. */
+export interface IErrorBody {
+  error?: string;
+  message?: string;
+  value?: unknown;
+  hint?: string;
+}
+
+export interface IProfile {
+  description?: string;
+  resources?: IResources;
+  image?: string;
+  [key: string]: unknown;
+}
+
+export interface IBackendInfo {
+  available: boolean;
+  gpus?: string[];
+  context?: string | null;
+  namespace?: string | null;
+  error?: string | null;
+}
+
+export interface IBackends {
+  default: string;
+  backends: { [name: string]: IBackendInfo };
+}
+
+/** A JSON Schema as pydantic v2 writes it (loosely typed on purpose). */
+export interface IJSONSchema {
+  [key: string]: unknown;
+}

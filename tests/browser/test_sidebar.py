@@ -1,0 +1,345 @@
+"""The Workbench sidebar in a real JupyterLab, driven through Debian's Chromium by Playwright.
+
+One test walks the page the way a user does, without ever reloading it: open the panel, launch
+a pod from its form, watch it turn succeeded, read its logs, delete it, and see a workload
+launched from the CLI appear by itself (server events, not polling). Each step saves a
+screenshot under the test's tmp dir; the paths are printed (``pytest -s`` shows them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from workbench.service import Service
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parents[2]
+BUILT = REPO / "workbench" / "labextension" / "package.json"
+
+if not CHROMIUM.exists():
+    pytest.skip(f"{CHROMIUM} is missing: `make chromium` installs it", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev extra")
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@dataclass
+class Lab:
+    url: str
+    token: str
+    root: Path
+    log: Path
+
+    def api(self, path: str) -> tuple[int, str]:
+        request = urllib.request.Request(
+            f"{self.url}/{path}", headers={"Authorization": f"token {self.token}"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as reply:
+                return reply.status, reply.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def write_json(path: Path, data: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+
+
+@pytest.fixture
+def lab(tmp_path: Path, service: Service) -> Iterator[Lab]:
+    """`jupyter lab` on a free loopback port, with the workbench server extension enabled.
+
+    It runs on the test's WORKBENCH_HOME; the ``service`` fixture cancels whatever a failed
+    test leaves running once the server is gone.
+    """
+    assert BUILT.exists(), "the labextension is not built: run `make install`"
+    port, token = free_port(), secrets.token_hex(16)
+    root = tmp_path / "root"
+    root.mkdir()
+    config = tmp_path / "jupyter-config"
+    enable = {"ServerApp": {"jpserver_extensions": {"workbench.server": True}}}
+    write_json(config / "jupyter_server_config.json", enable)
+    app_settings = tmp_path / "lab-app-settings"
+    write_json(
+        app_settings / "overrides.json",
+        {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False}},
+    )
+    env = {
+        **os.environ,  # WORKBENCH_HOME and WORKBENCH_CONFIG from tests/conftest.py
+        "JUPYTER_CONFIG_DIR": str(config),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "jupyter-runtime"),
+        "WORKBENCH_BACKEND": "local",
+    }
+    command = [
+        str(BIN / "jupyter"),
+        "lab",
+        "--allow-root",
+        "--no-browser",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}",
+        f"--LabApp.app_settings_dir={app_settings}",
+        f"--LabApp.user_settings_dir={tmp_path / 'lab-user-settings'}",
+        f"--LabApp.workspaces_dir={tmp_path / 'lab-workspaces'}",
+    ]
+    log = tmp_path / "jupyter-lab.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=root)
+    server = Lab(url=f"http://127.0.0.1:{port}", token=token, root=root, log=log)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, f"jupyter lab exited {process.returncode}:\n{log.read_text()}"
+            try:
+                if server.api("api/status")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, f"jupyter lab did not answer in 60 s:\n{log.read_text()}"
+            time.sleep(0.2)
+        status, body = server.api("workbench/api/backends")
+        assert status == 200, f"workbench server extension down ({status} {body}):\n{log.read_text()}"
+        print(f"\njupyter lab log: {log}")
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def page(lab: Lab, tmp_path: Path) -> Iterator[sync_api.Page]:
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1440, "height": 900})
+            yield context.new_page()
+        finally:
+            browser.close()
+
+
+class Shots:
+    """Numbered screenshots under the test's tmp dir."""
+
+    def __init__(self, page: sync_api.Page, folder: Path) -> None:
+        self.page, self.folder, self.count = page, folder, 0
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, step: str) -> None:
+        self.count += 1
+        path = self.folder / f"{self.count:02d}-{step}.png"
+        self.page.screenshot(path=str(path))
+        print(f"screenshot: {path}")
+
+
+def row(page: sync_api.Page, name: str) -> sync_api.Locator:
+    return page.locator(f'.jp-WorkbenchPanel-row[data-workload="{name}"]')
+
+
+def test_sidebar_launch_follow_logs_delete_and_cli(lab: Lab, page: sync_api.Page, tmp_path: Path) -> None:
+    expect = sync_api.expect
+    shot = Shots(page, tmp_path / "screenshots")
+    listings: list[str] = []
+
+    def count_listing(request: sync_api.Request) -> None:
+        if request.method == "GET" and request.url.split("?")[0].endswith("/workbench/api/workloads"):
+            listings.append(request.url)
+
+    page.on("request", count_listing)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+
+    # 1. open the panel from its tab in the left sidebar
+    page.goto(f"{lab.url}/lab?token={lab.token}")
+    tab = page.locator('.jp-SideBar .lm-TabBar-tab[data-id="workbench-panel"]')
+    expect(tab).to_be_visible(timeout=60_000)
+    tab.click()
+    panel = page.locator("#workbench-panel")
+    expect(panel.locator(".jp-WorkbenchPanel-header")).to_have_text("Workbench")
+    expect(panel.locator('.jp-WorkbenchPanel-section[data-kind="pod"] h3')).to_contain_text("Pods")
+    shot("panel")
+
+    # 2. launch a pod from its form; a bad value comes back as the server's message, form kept
+    panel.locator('select[aria-label="Launch"]').select_option("pod")
+    dialog = page.locator(".jp-Dialog")
+    expect(dialog.locator(".jp-Dialog-header")).to_contain_text("Launch pod")
+    expect(dialog.locator("#root_code")).to_be_visible()
+    shot("launch-form")
+    dialog.locator("#root_name").fill("sidebar-pod")
+    dialog.locator("#root_code").fill("import time\ntime.sleep(1)\nprint('hello from the sidebar')\n")
+    dialog.locator("#root_resources_cpu").fill("two cores")
+    dialog.locator(".jp-Dialog-footer button", has_text="Launch").click()
+    error = page.locator(".jp-Dialog .jp-WorkbenchLaunch-error")
+    expect(error).to_contain_text("two cores", timeout=15_000)
+    expect(dialog.locator("#root_name")).to_have_value("sidebar-pod")
+    shot("launch-error")
+    dialog.locator("#root_resources_cpu").fill("1")
+    dialog.locator(".jp-Dialog-footer button", has_text="Launch").click()
+    expect(dialog).to_have_count(0)
+
+    # 3. it appears, then turns succeeded, without a reload
+    pod = row(page, "sidebar-pod")
+    expect(pod).to_be_visible(timeout=15_000)
+    expect(pod.locator(".jp-WorkbenchPanel-resources")).to_have_text("1 CPU")
+    shot("launched")
+    expect(pod).to_have_attribute("data-status", "succeeded", timeout=60_000)
+    expect(pod.locator(".jp-WorkbenchPanel-status")).to_have_text("succeeded")
+    shot("succeeded")
+
+    # 4. its logs open in the main area with its output
+    pod.locator('button[aria-label="Logs"]').click()
+    logs = page.locator(".jp-WorkbenchLogs-text")
+    expect(logs).to_contain_text("hello from the sidebar", timeout=30_000)
+    expect(page.locator(".jp-WorkbenchLogs-state")).to_have_text("end of log", timeout=30_000)
+    shot("logs")
+
+    # 5. delete it (confirming) and it goes
+    pod.locator('button[aria-label="Delete"]').click()
+    expect(dialog.locator(".jp-Dialog-header")).to_contain_text("Delete sidebar-pod?")
+    shot("delete-confirm")
+    dialog.locator(".jp-Dialog-footer button", has_text="Delete").click()
+    expect(pod).to_have_count(0, timeout=15_000)
+    status, _ = lab.api("workbench/api/workloads/sidebar-pod")
+    assert status == 404
+    shot("deleted")
+
+    # 6. a workload launched from the CLI meanwhile shows up by itself
+    script = tmp_path / "x.py"
+    script.write_text("print('from the cli')\n")
+    run = subprocess.run(
+        [sys.executable, "-m", "workbench.cli", "run", str(script), "--detach"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    name = run.stdout.strip().splitlines()[-1].strip()
+    cli = row(page, name)
+    expect(cli).to_be_visible(timeout=30_000)
+    expect(cli).to_have_attribute("data-status", "succeeded", timeout=60_000)
+    shot("cli-workload")
+
+    # 7. "Run as batch job…" on a notebook in the file browser reports what the server said
+    (lab.root / "analysis.ipynb").write_text(
+        json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+    )
+    page.locator('.jp-SideBar .lm-TabBar-tab[data-id="filebrowser"]').click()
+    item = page.locator('.jp-DirListing-item[data-file-type="notebook"]', has_text="analysis.ipynb")
+    expect(item).to_be_visible(timeout=15_000)
+    item.click(button="right")
+    page.locator(".lm-Menu-item", has_text="Run as batch job…").click()
+    # notebook runs may not be served yet (400 with a message) or may be: either shows
+    toast = page.locator(".Toastify__toast", has_text="analysis.ipynb")
+    launched = page.locator(".Toastify__toast", has_text="Launched notebook run")
+    outcome = toast.or_(launched).first
+    expect(outcome).to_be_in_viewport(ratio=1, timeout=15_000)
+    print(f"Run as batch job: {outcome.inner_text()!r}")
+    shot("run-as-batch-job")
+
+    # 8. the palette lists the Workbench commands; the Dask form opens from there
+    page.keyboard.press("Control+Shift+C")
+    palette = page.locator(".lm-CommandPalette-input")
+    expect(palette).to_be_focused()
+    palette.fill("Workbench:")
+    items = page.locator(".lm-CommandPalette-item", has_text="Workbench:")
+    expect(items).to_have_count(6)
+    page.locator(".lm-CommandPalette-item", has_text="Launch Dask cluster").click()
+    expect(dialog.locator(".jp-Dialog-header")).to_contain_text("Launch Dask cluster")
+    expect(dialog.locator("#root_workers")).to_be_visible()
+    shot("dask-form")
+    dialog.locator(".jp-Dialog-footer button", has_text="Cancel").click()
+    expect(dialog).to_have_count(0)
+
+    # the page listed workloads once, at start; everything after came as events
+    print(f"listings: {listings}")
+    assert len(listings) == 1, listings
+    assert errors == []
+
+
+def test_dask_row_scale_dashboard_cancel(lab: Lab, page: sync_api.Page, tmp_path: Path) -> None:
+    """A Dask cluster launched from its form: its row offers the dashboard, scale and cancel."""
+    expect = sync_api.expect
+    shot = Shots(page, tmp_path / "screenshots")
+    page.goto(f"{lab.url}/lab?token={lab.token}")
+    tab = page.locator('.jp-SideBar .lm-TabBar-tab[data-id="workbench-panel"]')
+    expect(tab).to_be_visible(timeout=60_000)
+    tab.click()
+    panel = page.locator("#workbench-panel")
+
+    panel.locator('select[aria-label="Launch"]').select_option("dask")
+    dialog = page.locator(".jp-Dialog")
+    expect(dialog.locator(".jp-Dialog-header")).to_contain_text("Launch Dask cluster")
+    dialog.locator("#root_name").fill("sidebar-dask")
+    dialog.locator("#root_workers").fill("1")
+    dialog.locator(".jp-Dialog-footer button", has_text="Launch").click()
+    expect(dialog).to_have_count(0)
+
+    cluster = row(page, "sidebar-dask")
+    expect(cluster).to_have_attribute("data-status", "running", timeout=60_000)
+    expect(cluster.locator(".jp-WorkbenchPanel-resources")).to_have_text("1 worker")
+    shot("dask-running")
+
+    cluster.locator('button[aria-label="Scale"]').click()
+    expect(dialog.locator(".jp-Dialog-header")).to_contain_text("Scale sidebar-dask")
+    dialog.locator("input").fill("2")
+    shot("dask-scale")
+    dialog.locator(".jp-Dialog-footer button", has_text="OK").click()
+    expect(cluster.locator(".jp-WorkbenchPanel-resources")).to_have_text("2 workers", timeout=30_000)
+
+    # The dashboard address reaches the record's info after the cluster turned running, and
+    # the server emits events for status changes only, so the link arrives with the next
+    # fetch of the record: here the answer to the scale request.
+    dashboard = cluster.locator('button[aria-label="Dashboard"]')
+    expect(dashboard).to_be_visible(timeout=30_000)
+    shot("dask-scaled")
+    with page.expect_popup() as popup:
+        dashboard.click()
+    board = popup.value
+    # through the Jupyter server (jupyter-server-proxy), so it works wherever the page does
+    assert board.url.startswith(f"{lab.url}/proxy/") and board.url.endswith("/status"), board.url
+    expect(board).to_have_title(re.compile("Dask"), timeout=30_000)
+    board.screenshot(path=str(tmp_path / "screenshots" / "dask-dashboard.png"))
+    board.close()
+
+    cluster.locator('button[aria-label="Cancel"]').click()
+    expect(cluster).to_have_attribute("data-status", "cancelled", timeout=60_000)
+    expect(cluster.locator('button[aria-label="Scale"]')).to_have_count(0)
+    expect(dashboard).to_have_count(0)
+    shot("dask-cancelled")
