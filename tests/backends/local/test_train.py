@@ -146,7 +146,8 @@ def test_ranks_get_their_own_gpus(monkeypatch: pytest.MonkeyPatch, wb_home: Path
     service = Service(load_settings())
     code = (
         "import os\n"
-        "print('node sees', os.environ['CUDA_VISIBLE_DEVICES'] or '-', 'local rank', os.environ['LOCAL_RANK'])"
+        "print('node sees', os.environ['CUDA_VISIBLE_DEVICES'] or '-',"
+        " 'local rank', os.environ['LOCAL_RANK'])"
     )
     workload = service.launch({"kind": "train", "code": code, "nodes": 2, "resources": {"gpus": 2}})
     assert workload.gpus == ["0", "1", "2", "3"]
