@@ -106,3 +106,16 @@ def test_store_made_before_the_info_column_is_upgraded(tmp_path: Path) -> None:
     assert store.get("pod-old").info == {}
     store.update("pod-old", info={"address": "tcp://127.0.0.1:1"})
     assert store.get("pod-old").info == {"address": "tcp://127.0.0.1:1"}
+
+
+def test_processes_opening_a_fresh_store_at_once(tmp_path: Path) -> None:
+    opener = "import sys\nfrom workbench.store import Store\nStore(sys.argv[1]).list()\n"
+    for round_ in range(3):
+        db = tmp_path / f"fresh-{round_}.db"
+        procs = [
+            subprocess.Popen([sys.executable, "-c", opener, str(db)], stderr=subprocess.PIPE)
+            for _ in range(6)
+        ]
+        results = [(p.wait(timeout=60), p.stderr.read()) for p in procs]  # type: ignore[union-attr]
+        assert [code for code, _ in results] == [0] * 6, results
+        assert sqlite3.connect(db).execute("PRAGMA journal_mode").fetchone()[0] == "wal"

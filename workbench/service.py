@@ -281,7 +281,9 @@ class Service:
         inputs_path = folder / "inputs.pkl"
         inputs = inputs_path.read_bytes() if inputs_path.exists() else None
         try:
-            if raw.get("script"):
+            if raw.get("kind") not in ("pod", "train"):  # no code to carry (a Dask cluster)
+                payload = Payload()
+            elif raw.get("script"):
                 script_name = Path(raw["script"]).name
                 script = (folder / script_name).read_bytes()
                 payload = Payload(script=script, script_name=script_name, inputs=inputs)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import sqlite3
 import time
@@ -46,11 +47,23 @@ class Seen:
     exit_code: int | None
     started: float | None
     ended: float | None
+    #: endpoints and scale (a Dask cluster's address, dashboard, requested workers) as sorted JSON
+    info: str = "{}"
 
 
 def snapshot(workloads: Iterable[Workload]) -> dict[str, Seen]:
     return {
-        w.id: Seen(w.kind, w.backend, w.status, w.message, w.exit_code, w.started, w.ended) for w in workloads
+        w.id: Seen(
+            w.kind,
+            w.backend,
+            w.status,
+            w.message,
+            w.exit_code,
+            w.started,
+            w.ended,
+            json.dumps(w.info, sort_keys=True, default=str),
+        )
+        for w in workloads
     }
 
 
