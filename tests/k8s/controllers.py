@@ -251,6 +251,12 @@ class JobController:
         failed_indexes = {
             i for i in set(failed) if i is not None and per_index is not None and failed.count(i) > per_index
         }
+        max_failed = spec.get("maxFailedIndexes") if per_index is not None else None
+        if fail_job is None and max_failed is not None and len(failed_indexes) > int(max_failed):
+            fail_job = (
+                "MaxFailedIndexesExceeded",
+                "Job has exceeded the specified maximal number of failed indexes",
+            )
         if fail_job is not None:
             self._finish(job, status, active, False, *fail_job)
             active = []

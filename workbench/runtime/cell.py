@@ -12,6 +12,7 @@ takes out of the logs. The traceback of a failure is trimmed to the user's own f
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import pickle
@@ -25,6 +26,7 @@ from types import TracebackType
 from typing import Any
 
 RESULTS = "results.pkl"
+_NAMESPACES: list[dict[str, Any]] = []  # the code's globals, dropped before a hard exit
 #: Exit code when a ``--get`` name is missing or cannot be pickled (Kubernetes: fail the Job at once).
 MISSING_RESULT_EXIT = 3
 #: Starts the line that carries ``--get`` results in a pod's log (never shown to users).
@@ -122,6 +124,7 @@ def run(run_dir: Path, payload: Path | None = None, *, results_to_log: bool = Fa
         sys.path.insert(0, os.getcwd())
     try:
         namespace = runpy.run_path(entry, init_globals=inputs, run_name="__main__")
+        _NAMESPACES.append(namespace)
     except SystemExit:
         raise
     except BaseException as exc:
@@ -181,14 +184,24 @@ def main(argv: list[str]) -> int:
 
 
 def _exit(code: int) -> None:
-    dist = sys.modules.get("torch.distributed")
-    try:
-        live = dist is not None and dist.is_available() and dist.is_initialized()
-    except Exception:
-        live = False
-    if live:
-        # a rank that failed with its process group still up: gloo/nccl threads can hang or abort
-        # the interpreter's teardown, which would stall torchrun's restart. Leave at once.
+    if "torch.distributed" in sys.modules:
+        # gloo/nccl threads can hang or abort ("terminate called without an active exception")
+        # the interpreter's teardown, even after destroy_process_group: a success would turn
+        # into SIGABRT and a failed rank would stall torchrun's restart. Leave at once, after
+        # what teardown would have saved: the code's objects (open files close as they go)
+        # and the logging handlers.
+        import gc
+        import io
+        import logging
+
+        for namespace in _NAMESPACES:
+            for value in namespace.values():
+                if isinstance(value, io.IOBase) and not value.closed:
+                    with contextlib.suppress(OSError, ValueError):
+                        value.flush()
+        _NAMESPACES.clear()
+        gc.collect()
+        logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

@@ -63,6 +63,21 @@ def dask_flow(kube: Service) -> None:
     kube.list()
 
 
+def train_flow(kube: Service, k8s: Emulator) -> None:
+    """Every train operation: an Indexed Job (logs, results, rm) and a cancelled PyTorchJob."""
+    job = kube.launch({"kind": "train", "code": "v = 1", "nodes": 2, "get": "v"})
+    "".join(kube.logs(job.id, follow=True))
+    kube.wait(job.id, timeout=60)
+    assert kube.results(job.id) == {"v": 1}
+    "".join(kube.logs(job.id))
+    kube.delete(job.id)
+    k8s.add_crd("kubeflow.org", "v1", "pytorchjobs", "PyTorchJob")
+    kubeflow = kube.launch({"kind": "train", "code": "pass", "nodes": 2, "operator": "kubeflow"})
+    kube.get(kubeflow.id)
+    kube.cancel(kubeflow.id)
+    kube.delete(kubeflow.id)
+
+
 def test_the_rbac_role_covers_every_verb_used_and_nothing_more(kube: Service, k8s: Emulator) -> None:
     ok = kube.launch({"kind": "pod", "code": "print('hi')\nv = 1", "get": "v"})
     "".join(kube.logs(ok.id, follow=True))
@@ -76,16 +91,23 @@ def test_the_rbac_role_covers_every_verb_used_and_nothing_more(kube: Service, k8
         kube.delete(name)
     kube.list()
     used = permissions_used(k8s.requests)
-    # pods alone touch no Dask resource (nor the Service a Dask scheduler is reached by)
-    dask_only = {p for p in granted(NAMESPACED_PERMISSIONS) if p[1] == GROUP or p[2] == "services"}
-    assert used == granted(NAMESPACED_PERMISSIONS) - dask_only | {("list", "", "nodes")}
+    # pods alone touch no Dask or Kubeflow resource, nor Services (a Dask scheduler's, a train job's)
+    others = {
+        p for p in granted(NAMESPACED_PERMISSIONS) if p[1] in (GROUP, "kubeflow.org") or p[2] == "services"
+    }
+    assert used == granted(NAMESPACED_PERMISSIONS) - others | {("list", "", "nodes")}
     assert granted(CLUSTER_PERMISSIONS) >= {("list", "", "nodes")}
     install_dask_operator(k8s)
     k8s.reset_requests()
     dask_flow(kube)
     dask_used = permissions_used(k8s.requests)
-    assert used | dask_used == granted(NAMESPACED_PERMISSIONS) | {("list", "", "nodes")}
-    assert dask_used >= dask_only
+    assert dask_used >= {p for p in others if p[1] == GROUP}
+    k8s.reset_requests()
+    train_flow(kube, k8s)
+    train_used = permissions_used(k8s.requests)
+    train_only = {p for p in others if p[1] == "kubeflow.org" or (p[2] == "services" and p[0] != "get")}
+    assert train_used >= train_only
+    assert used | dask_used | train_used == granted(NAMESPACED_PERMISSIONS) | {("list", "", "nodes")}
 
 
 def test_printed_rbac_applies_with_kubectl(kube_env: object, k8s: Emulator) -> None:

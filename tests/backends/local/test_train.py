@@ -168,3 +168,16 @@ def test_helper_does_not_import_torch() -> None:
     check = "import sys, workbench.train; assert 'torch' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", check]).returncode == 0
     assert hashlib  # used by the training code above
+
+
+def test_files_left_open_by_the_code_keep_what_was_written(service: Service) -> None:
+    code = (
+        "import workbench.train as wt\n"
+        "ctx = wt.init()\n"
+        "log = open(ctx.output_dir / f'kept-{ctx.rank}.txt', 'w')\n"
+        "log.write('buffered line\\n')\n"
+    )
+    workload = service.launch({"kind": "train", "code": code, "procs_per_node": 2})
+    assert service.wait(workload.id, timeout=120).status == "succeeded"
+    folder = outputs(service, workload.id)
+    assert [(folder / f"kept-{rank}.txt").read_text() for rank in (0, 1)] == ["buffered line\n"] * 2

@@ -1,7 +1,8 @@
 """The Kubernetes backend: a pod workload is an immutable ConfigMap and a one-pod Job.
 
-A dask workload is a DaskCluster of the dask-kubernetes operator; :mod:`.dask` handles it
-and this class dispatches to it by kind.
+A dask workload is a DaskCluster of the dask-kubernetes operator (:mod:`.dask`); a train
+workload is a headless Service and an Indexed Job, or a Kubeflow PyTorchJob (:mod:`.train`).
+This class dispatches to them by kind.
 
 The cluster is the source of truth; the store is a cache of it, so the kernel, the CLI
 and the server see the same workloads and a workload launched elsewhere is found by its
@@ -15,88 +16,37 @@ import contextlib
 import json
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...config import Settings
-from ...errors import Conflict, NotFound, SpecError, WorkbenchError
-from ...spec import CodeSpec, CommonSpec, DaskSpec, PodSpec, parse_spec
+from ...errors import Conflict, NotFound, WorkbenchError
+from ...spec import CodeSpec, CommonSpec, DaskSpec, TrainSpec, parse_spec
 from ...store import ACTIVE, CANCELLED, FAILED, PENDING, SUCCEEDED, Store, Workload
 from ..base import Payload
-from .dask_manifests import build_dask_manifests
+from .build import LATEST_VERSION, SPEC_ANNOTATION, build_manifests, kube_settings, payload_parts
 from .logs import MarkerFilter, extract_results
-from .manifests import build_pod_manifests, container_resources
+from .manifests import container_resources
 from .preflight import check_fits
-from .settings import APP_NAME, ID_LABEL, MANAGED_BY_LABEL, KubeSettings, Toleration
-from .status import observe
+from .settings import APP_NAME, ID_LABEL, MANAGED_BY_LABEL, KubeSettings
+from .status import Observed, observe
 
-SPEC_ANNOTATION = "workbench.jupyter.org/spec"
+__all__ = [
+    "LATEST_VERSION",
+    "SELECTOR",
+    "SPEC_ANNOTATION",
+    "KubernetesBackend",
+    "build_manifests",
+    "kube_settings",
+    "payload_parts",
+]
+
 SELECTOR = f"{MANAGED_BY_LABEL}={APP_NAME}"
-LATEST_VERSION = (1, 33)
 
 if TYPE_CHECKING:
     from .dask import DaskClusters
-
-
-def kube_settings(settings: Settings, version: tuple[int, int] | None = None) -> KubeSettings:
-    """What the manifest builders need, from the workbench settings and the server version."""
-    config = settings.kubernetes
-    tolerations = (
-        tuple(Toleration(**t) for t in config.gpu_tolerations)  # type: ignore[arg-type]
-        if config.gpu_tolerations is not None
-        else (Toleration("nvidia.com/gpu"),)
-    )
-    if version is None and config.version:
-        major, _, minor = config.version.partition(".")
-        version = (int(major), int(minor.split(".")[0] or 0))
-    return KubeSettings(
-        namespace=config.namespace or "default",
-        image=settings.image,
-        gpu_resource=config.gpu_resource,
-        gpu_node_label=config.gpu_node_label,
-        gpu_tolerations=tolerations,
-        service_account=config.service_account,
-        image_pull_secrets=tuple(config.image_pull_secrets),
-        ttl_seconds_after_finished=config.ttl_seconds_after_finished,
-        server_version=version or LATEST_VERSION,
-    )
-
-
-def payload_parts(spec: CodeSpec, payload: Payload) -> tuple[str | bytes, str]:
-    """The code and the file name it gets in the payload."""
-    if payload.code is not None:
-        return payload.code, "cell.py"
-    return payload.script or b"", Path(payload.script_name or "script.py").name
-
-
-def build_manifests(
-    workload_id: str, spec: CommonSpec, payload: Payload, settings: Settings, kube: KubeSettings
-) -> list[dict[str, Any]]:
-    """Every object of a workload, validated; raises SpecError before anything exists."""
-    if isinstance(spec, DaskSpec):
-        docs = build_dask_manifests(workload_id, spec, owner=settings.owner, settings=kube)
-        docs[0]["metadata"].setdefault("annotations", {})[SPEC_ANNOTATION] = spec.model_dump_json()
-        return docs
-    if not isinstance(spec, PodSpec):
-        raise SpecError(
-            f"the kubernetes backend cannot run {getattr(spec, 'kind', '?')!r} workloads yet",
-            value=getattr(spec, "kind", None),
-            hint="run a pod or dask workload",
-        )
-    code, entry = payload_parts(spec, payload)
-    docs = build_pod_manifests(
-        workload_id,
-        spec,
-        code=code,
-        entry_name=entry,
-        inputs=payload.inputs,
-        owner=settings.owner,
-        settings=kube,
-    )
-    job = docs[-1]
-    job["metadata"].setdefault("annotations", {})[SPEC_ANNOTATION] = spec.model_dump_json(exclude={"code"})
-    return docs
+    from .train import TrainJobs
 
 
 class KubernetesBackend:
@@ -111,6 +61,7 @@ class KubernetesBackend:
         self._tracker: Any = None
         self._kube: KubeSettings | None = None
         self._dask: DaskClusters | None = None
+        self._train: TrainJobs | None = None
 
     # -- connections -----------------------------------------------------------------------
     @property
@@ -139,6 +90,15 @@ class KubernetesBackend:
         return self._dask
 
     @property
+    def train(self) -> TrainJobs:
+        """The distributed-training half of the backend (imported on first use)."""
+        if self._train is None:
+            from .train import TrainJobs
+
+            self._train = TrainJobs(self)
+        return self._train
+
+    @property
     def kube(self) -> KubeSettings:
         if self._kube is None:
             base = kube_settings(self.settings, self.client.server_version())
@@ -160,6 +120,8 @@ class KubernetesBackend:
         docs = build_manifests(workload_id, spec, payload, self.settings, self.kube)
         if isinstance(spec, DaskSpec):
             return self.dask.submit(workload_id, spec, payload, docs)
+        if isinstance(spec, TrainSpec):
+            return self.train.submit(workload_id, spec, payload, docs)
         job = docs[-1]
         pod_spec = job["spec"]["template"]["spec"]
         requests = container_resources(spec.resources, self.kube).get("limits", {})
@@ -179,16 +141,16 @@ class KubernetesBackend:
         )
         self.store.insert(record)
         try:
-            self._keep_payload(run_dir, spec, payload)
+            self.keep_payload(run_dir, spec, payload)
             configmap, created_job = self.client.create_all(docs)
-            self._adopt(configmap, created_job)
+            self.adopt(configmap, created_job)
         except BaseException:
             self.store.delete(workload_id)
             shutil.rmtree(run_dir, ignore_errors=True)
             raise
         return self.store.get(workload_id)
 
-    def _keep_payload(self, run_dir: Path, spec: CommonSpec, payload: Payload) -> None:
+    def keep_payload(self, run_dir: Path, spec: CommonSpec, payload: Payload) -> None:
         """A local copy of what was sent, for `workbench export` and `rerun`."""
         if run_dir.exists():
             shutil.rmtree(run_dir)
@@ -201,22 +163,22 @@ class KubernetesBackend:
             (run_dir / "payload" / "inputs.pkl").write_bytes(payload.inputs)
         (run_dir / "spec.json").write_text(spec.model_dump_json(indent=2))
 
-    def _adopt(self, configmap: dict[str, Any], job: dict[str, Any]) -> None:
-        """Make the Job own its ConfigMap, so the Job's TTL cleans both up."""
+    def adopt(self, obj: dict[str, Any], job: dict[str, Any]) -> None:
+        """Make the Job own ``obj`` (its ConfigMap, Service), so the Job's TTL cleans both up."""
         owner = {
-            "apiVersion": "batch/v1",
-            "kind": "Job",
+            "apiVersion": job.get("apiVersion", "batch/v1"),
+            "kind": job.get("kind", "Job"),
             "name": job["metadata"]["name"],
             "uid": job["metadata"]["uid"],
         }
-        patch = {"metadata": {"ownerReferences": [owner]}}
-        with contextlib.suppress(WorkbenchError):  # not fatal: cancel and rm delete the ConfigMap too
+        kind = obj.get("kind", "ConfigMap")
+        with contextlib.suppress(WorkbenchError):  # not fatal: cancel and rm delete it too
             self.client.request(
                 "PATCH",
-                self.client_path("ConfigMap", configmap["metadata"]["name"]),
+                self.client_path(kind, obj["metadata"]["name"]),
                 verb="patch",
-                resource="configmaps",
-                body=patch,
+                resource=f"{kind.lower()}s",
+                body={"metadata": {"ownerReferences": [owner]}},
                 content_type="application/merge-patch+json",
             )
 
@@ -226,11 +188,11 @@ class KubernetesBackend:
         return str(resource_for(kind).path(self.client.namespace, name))
 
     # -- state -----------------------------------------------------------------------------
-    def _pods(self, workload_id: str, *, fresh: bool = True) -> list[dict[str, Any]]:
+    def pods(self, workload_id: str, *, fresh: bool = True) -> list[dict[str, Any]]:
         pods = self.tracker.objects("Pod", {ID_LABEL: workload_id}, fresh=fresh)
         return sorted(pods, key=lambda p: p.get("metadata", {}).get("creationTimestamp", ""))
 
-    def _job(self, workload_id: str, *, fresh: bool = True) -> dict[str, Any] | None:
+    def job(self, workload_id: str, *, fresh: bool = True) -> dict[str, Any] | None:
         jobs = self.tracker.objects("Job", {ID_LABEL: workload_id}, fresh=fresh)
         return jobs[0] if jobs else None
 
@@ -239,7 +201,13 @@ class KubernetesBackend:
             return workload
         if workload.kind == "dask":
             return self.dask.refresh(workload)
-        observed = observe(self._job(workload.id), self._pods(workload.id))
+        if workload.kind == "train":
+            return self.train.refresh(workload)
+        observed = observe(self.job(workload.id), self.pods(workload.id))
+        return self.record(workload, observed, lambda: self._last_line(workload.id))
+
+    def record(self, workload: Workload, observed: Observed | None, detail: Callable[[], str]) -> Workload:
+        """Store what the cluster says; a failure's message gets ``detail()`` (a log line)."""
         if observed is None:
             if time.time() - workload.created < 5:
                 return workload  # created a moment ago; the list may predate it
@@ -260,14 +228,14 @@ class KubernetesBackend:
             return self.store.get(workload.id)
         message = observed.message
         if observed.status == FAILED and observed.exit_code not in (None, 0):
-            last = self._last_line(workload.id)
+            last = detail()
             message = f"{message}: {last}" if last else message
         self.store.update(workload.id, only_if=ACTIVE, started=observed.started or workload.started)
         self.store.finish(workload.id, observed.status, exit_code=observed.exit_code, message=message)
         return self.store.get(workload.id)
 
     def _last_line(self, workload_id: str) -> str:
-        pods = self._pods(workload_id, fresh=False)
+        pods = self.pods(workload_id, fresh=False)
         if not pods:
             return ""
         try:
@@ -308,12 +276,12 @@ class KubernetesBackend:
 
     # -- output ----------------------------------------------------------------------------
     def logs(self, workload: Workload, *, follow: bool = False) -> Iterator[str]:
-        if workload.kind == "dask":
-            yield from self.dask.logs(workload, follow=follow)
+        if workload.kind in ("dask", "train"):
+            yield from (self.dask if workload.kind == "dask" else self.train).logs(workload, follow=follow)
             return
         marker = MarkerFilter()
         if not follow:
-            pods = self._pods(workload.id)
+            pods = self.pods(workload.id)
             started = [p for p in pods if not _waiting(p)]
             if started:
                 data = b"".join(self.client.logs(started[-1]["metadata"]["name"]))
@@ -326,7 +294,7 @@ class KubernetesBackend:
         said = ""
         while True:
             record = self.refresh(self.store.get(workload_id))
-            pods = [p for p in self._pods(workload_id) if p["metadata"]["name"] not in streamed]
+            pods = [p for p in self.pods(workload_id) if p["metadata"]["name"] not in streamed]
             ready = [p for p in pods if not _waiting(p)]
             if ready:
                 pod = ready[0]["metadata"]["name"]
@@ -346,10 +314,10 @@ class KubernetesBackend:
                 yield f"[workbench] {workload_id} pending: {said}\n"
 
             def changed(said: str = said) -> bool:
-                current = self._pods(workload_id, fresh=False)
+                current = self.pods(workload_id, fresh=False)
                 if any(p["metadata"]["name"] not in streamed and not _waiting(p) for p in current):
                     return True
-                seen = observe(self._job(workload_id, fresh=False), current)
+                seen = observe(self.job(workload_id, fresh=False), current)
                 return seen is None or seen.status not in ACTIVE or seen.message != said
 
             self.tracker.wait(changed, timeout=2.0)
@@ -363,8 +331,10 @@ class KubernetesBackend:
             return data
         if workload.status != SUCCEEDED or workload.kind == "dask":
             return {}
+        if workload.kind == "train":
+            return self.train.results(workload)
         values = None
-        for pod in reversed(self._pods(workload.id)):  # the newest pod is the one that succeeded
+        for pod in reversed(self.pods(workload.id)):  # the newest pod is the one that succeeded
             text = b"".join(self.client.logs(pod["metadata"]["name"])).decode("utf-8", "replace")
             values = extract_results(text)
             if values is not None:
@@ -381,6 +351,9 @@ class KubernetesBackend:
     def _delete_objects(self, workload: Workload) -> None:
         if workload.kind == "dask":
             self.dask.delete_objects(workload.id)
+            return
+        if workload.kind == "train":
+            self.train.delete_objects(workload)
             return
         self.client.delete("Job", workload.id)
         self.client.delete("ConfigMap", f"{workload.id}-payload")

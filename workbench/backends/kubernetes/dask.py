@@ -232,7 +232,7 @@ class DaskClusters:
         if workload.status not in ACTIVE:
             return workload
         adapt = workload.info.get("adapt")
-        observed = observe_cluster(self._cluster(workload.id), self.backend._pods(workload.id), adapt)
+        observed = observe_cluster(self._cluster(workload.id), self.backend.pods(workload.id), adapt)
         if observed is None:
             if time.time() - workload.created < 5:
                 return workload  # created a moment ago; the list may predate it
@@ -335,7 +335,7 @@ class DaskClusters:
 
     # -- output and stopping ---------------------------------------------------------------------------
     def _scheduler_pod(self, workload_id: str) -> dict[str, Any] | None:
-        pods = [p for p in self.backend._pods(workload_id) if _component(p) == "scheduler"]
+        pods = [p for p in self.backend.pods(workload_id) if _component(p) == "scheduler"]
         started = [p for p in pods if _phase(p) in ("Running", "Succeeded", "Failed")]
         return started[-1] if started else None
 

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...errors import SpecError
-from ...spec import PodSpec, Resources, Volume
+from ...spec import CommonSpec, PodSpec, Resources, Volume
 from ...units import format_bytes, parse_cpu
 from .settings import (
     APP_NAME,
@@ -119,7 +119,7 @@ def container_resources(resources: Resources, settings: KubeSettings) -> dict[st
     return {"requests": dict(amounts), "limits": dict(amounts)}
 
 
-def _env(spec: PodSpec, workload_id: str) -> list[dict[str, Any]]:
+def _env(spec: CommonSpec, workload_id: str) -> list[dict[str, Any]]:
     for key in RUNTIME_ENV:
         if key in spec.env:
             raise SpecError(
@@ -167,7 +167,7 @@ def _volume_source(volume: Volume) -> dict[str, Any]:
     return {"emptyDir": {}}
 
 
-def _volumes(spec: PodSpec, configmap: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _volumes(spec: CommonSpec, configmap: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     volumes: list[dict[str, Any]] = [
         {"name": "run", "emptyDir": {}},
         {"name": "payload", "configMap": {"name": configmap}},
@@ -224,7 +224,7 @@ def _node_selector(
 
 
 def pod_template(
-    spec: PodSpec, workload_id: str, labels: Mapping[str, str], *, configmap: str, settings: KubeSettings
+    spec: CommonSpec, workload_id: str, labels: Mapping[str, str], *, configmap: str, settings: KubeSettings
 ) -> dict[str, Any]:
     """The Job's pod template: the runtime container, its volumes and the scheduling rules."""
     volumes, mounts = _volumes(spec, configmap)

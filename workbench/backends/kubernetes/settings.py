@@ -34,8 +34,10 @@ NAMESPACED_PERMISSIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("", "configmaps", ("create", "delete", "patch")),
     ("", "pods", ("list", "watch")),
     ("", "pods/log", ("get",)),
-    ("", "services", ("get",)),
+    ("", "services", ("create", "delete", "get", "patch")),
     ("batch", "jobs", ("create", "delete", "list", "watch")),
+    # train workloads with --operator kubeflow: the Kubeflow training operator's PyTorchJobs
+    ("kubeflow.org", "pytorchjobs", ("create", "delete", "get")),
     # dask workloads: the dask-kubernetes operator's resources
     ("kubernetes.dask.org", "daskautoscalers", ("create", "delete", "patch")),
     ("kubernetes.dask.org", "daskclusters", ("create", "delete", "list", "patch", "watch")),

@@ -1,0 +1,324 @@
+"""Distributed training (``train`` workloads) on the Kubernetes backend.
+
+The objects come from :mod:`.train_manifests`: a payload ConfigMap, a headless Service and
+an Indexed Job of one pod per node (or, with ``operator: kubeflow``, a PyTorchJob). The
+cluster is the source of truth, as for pods:
+
+- status: the Job and all its pods through the backend's tracker. Running while any node
+  runs; pending says which node waits and why; failed names the node (completion index)
+  that failed first, its exit code and the last line its ranks printed (``[rank R] …``);
+- logs: every node's pod is followed at once and the streams are merged line by line (the
+  runner prefixes each line with its rank); the ``--get`` marker line is filtered out;
+- results: the marker line, printed by whichever pod holds global rank 0 (c10d rendezvous
+  assigns ranks, so it is looked for in every node's log, index 0 first);
+- cancel and rm: the Job (or PyTorchJob), the Service and the ConfigMap.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import pickle
+import queue
+import re
+import shutil
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ...errors import BackendUnavailable, NotFound, WorkbenchError
+from ...spec import TrainSpec
+from ...store import FAILED, PENDING, RUNNING, SUCCEEDED, Workload
+from ..base import Payload
+from .client import Resource, register_resource
+from .logs import MarkerFilter, extract_results
+from .manifests import CONTAINER_NAME, container_resources
+from .preflight import check_fits
+from .status import Observed, observe, pod_pending_reason, terminated, timestamp
+from .train_manifests import KUBEFLOW_CONTAINER, KUBEFLOW_GROUP
+
+if TYPE_CHECKING:
+    from .backend import KubernetesBackend
+
+INDEX_LABEL = "batch.kubernetes.io/job-completion-index"
+KUBEFLOW_TYPE_LABEL = "training.kubeflow.org/replica-type"
+KUBEFLOW_INDEX_LABEL = "training.kubeflow.org/replica-index"
+KUBEFLOW_INSTALL = (
+    'kubectl apply --server-side -k "github.com/kubeflow/training-operator.git'
+    '/manifests/overlays/standalone?ref=v1.9.2"'
+)
+PYTORCHJOB = Resource("PyTorchJob", KUBEFLOW_GROUP, "v1", "pytorchjobs", custom=True)
+_RANK_LINE = re.compile(r"^\[rank \d+\] \S")
+
+
+def kubeflow_missing() -> BackendUnavailable:
+    return BackendUnavailable(
+        "the Kubeflow training operator is not installed: the cluster does not serve "
+        f"pytorchjobs.{KUBEFLOW_GROUP}",
+        value="pytorchjobs",
+        hint=f"install it with `{KUBEFLOW_INSTALL}`, or drop --operator kubeflow to run an Indexed Job",
+    )
+
+
+def node_index(pod: Mapping[str, Any]) -> int:
+    """The node a pod is: its completion index (Job) or Master 0, Worker i+1 (PyTorchJob)."""
+    meta = pod.get("metadata", {})
+    labels = {**(meta.get("labels") or {}), **(meta.get("annotations") or {})}
+    if INDEX_LABEL in labels:
+        return int(labels[INDEX_LABEL])
+    replica = int(labels.get(KUBEFLOW_INDEX_LABEL, 0))
+    return replica + 1 if labels.get(KUBEFLOW_TYPE_LABEL, "").lower() == "worker" else replica
+
+
+def _phase(pod: Mapping[str, Any]) -> str:
+    return str(pod.get("status", {}).get("phase") or "")
+
+
+def first_failure(pods: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The pod that failed first: an exit of its own before one by a signal, then earliest, then index."""
+    failed = [p for p in pods if (terminated(p) or {}).get("exitCode") not in (None, 0)]
+
+    def order(pod: Mapping[str, Any]) -> tuple[bool, float, int]:
+        state = terminated(pod) or {}
+        return (int(state["exitCode"]) >= 128, timestamp(state.get("finishedAt")) or 0.0, node_index(pod))
+
+    return min(failed, key=order, default=None)
+
+
+def observe_train(
+    job: Mapping[str, Any] | None, pods: Sequence[Mapping[str, Any]], nodes: int
+) -> Observed | None:
+    """A training job's status from its Job and every node's pods; None when the Job is gone."""
+    base = observe(job, pods)
+    if base is None or base.status == SUCCEEDED or (job or {}).get("spec", {}).get("suspend"):
+        return base
+    if base.status == FAILED:
+        pod = first_failure(pods)
+        if pod is None or base.message.startswith("timed out"):
+            return base
+        code = int((terminated(pod) or {})["exitCode"])
+        message = f"node {node_index(pod)} ({pod['metadata']['name']}) exited with code {code}"
+        return Observed(FAILED, message, code, base.started, base.ended)
+    running = [p for p in pods if _phase(p) == "Running"]
+    waiting = sorted((p for p in pods if _phase(p) == "Pending"), key=node_index)
+    if running:
+        message = f"{len(running)}/{nodes} nodes running"
+        if waiting:
+            message += f"; node {node_index(waiting[0])} waits: {pod_pending_reason(waiting[0])}"
+        return Observed(RUNNING, message, None, base.started)
+    if waiting:
+        reason = pod_pending_reason(waiting[0])
+        reason = "starting the container" if reason == "starting" else reason
+        return Observed(PENDING, f"node {node_index(waiting[0])}: {reason}")
+    return base
+
+
+def as_job(obj: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A PyTorchJob in the shape :func:`observe` reads (its conditions as a Job's)."""
+    if obj is None:
+        return None
+    status = obj.get("status") or {}
+    conditions = []
+    for cond in status.get("conditions") or []:
+        kind = {"Succeeded": "Complete", "Failed": "Failed"}.get(str(cond.get("type")))
+        if kind:
+            conditions.append({**cond, "type": kind})
+    suspend = ((obj.get("spec") or {}).get("runPolicy") or {}).get("suspend")
+    return {
+        "metadata": obj.get("metadata") or {},
+        "spec": {"suspend": bool(suspend)},
+        "status": {"startTime": status.get("startTime"), "conditions": conditions},
+    }
+
+
+class TrainJobs:
+    """The training half of :class:`~.backend.KubernetesBackend` (which dispatches here by kind)."""
+
+    def __init__(self, backend: KubernetesBackend) -> None:
+        self.backend = backend
+        self.store = backend.store
+        register_resource(PYTORCHJOB)
+
+    @property
+    def client(self) -> Any:
+        return self.backend.client
+
+    # -- submit ----------------------------------------------------------------------------------------
+    def submit(
+        self, workload_id: str, spec: TrainSpec, payload: Payload, docs: list[dict[str, Any]]
+    ) -> Workload:
+        job = docs[-1]
+        template = (
+            job["spec"]["template"]
+            if job["kind"] == "Job"
+            else job["spec"]["pytorchReplicaSpecs"]["Master"]["template"]
+        )
+        requests = container_resources(spec.resources, self.backend.kube).get("limits", {})
+        check_fits(requests, template["spec"].get("nodeSelector", {}), self.client.nodes())
+        run_dir = self.backend.settings.runs_dir / workload_id
+        self.store.insert(
+            Workload(
+                id=workload_id,
+                kind="train",
+                backend=self.backend.name,
+                status=PENDING,
+                spec=spec.model_dump(mode="json", exclude={"code"}),
+                run_dir=str(run_dir),
+                created=time.time(),
+                owner=self.backend.settings.owner,
+                session=payload.session,
+                message=f"creating the {job['kind']}",
+            )
+        )
+        try:
+            self.backend.keep_payload(run_dir, spec, payload)
+            try:
+                created = self.client.create_all(docs)
+            except BackendUnavailable as exc:
+                raise kubeflow_missing() if exc.value == PYTORCHJOB.plural else exc from None
+            for obj in created[:-1]:  # the Job's TTL (or deletion) then removes them too
+                self.backend.adopt(obj, created[-1])
+        except BaseException:
+            self.store.delete(workload_id)
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+        return self.store.get(workload_id)
+
+    # -- state -----------------------------------------------------------------------------------------
+    def _kubeflow(self, workload: Workload) -> bool:
+        return workload.spec.get("operator") == "kubeflow"
+
+    def job_of(self, workload: Workload, *, fresh: bool = True) -> dict[str, Any] | None:
+        if not self._kubeflow(workload):
+            return self.backend.job(workload.id, fresh=fresh)
+        try:
+            return as_job(self.client.get(PYTORCHJOB.kind, workload.id))
+        except NotFound:
+            return None
+        except BackendUnavailable as exc:
+            if exc.value == PYTORCHJOB.plural:
+                return None  # the operator was removed: its jobs are gone with it
+            raise
+
+    def pods(self, workload_id: str, *, fresh: bool = True) -> list[dict[str, Any]]:
+        return sorted(self.backend.pods(workload_id, fresh=fresh), key=node_index)
+
+    def refresh(self, workload: Workload) -> Workload:
+        nodes = int(workload.spec.get("nodes") or 1)
+        pods = self.pods(workload.id)
+        observed = observe_train(self.job_of(workload), pods, nodes)
+
+        def detail() -> str:
+            failed = first_failure(pods)
+            return self._last_line(workload, failed["metadata"]["name"]) if failed else ""
+
+        return self.backend.record(workload, observed, detail)
+
+    def _container(self, workload: Workload) -> str:
+        return KUBEFLOW_CONTAINER if self._kubeflow(workload) else CONTAINER_NAME
+
+    def _log(self, workload: Workload, pod: str) -> str:
+        data = b"".join(self.client.logs(pod, container=self._container(workload)))
+        return data.decode("utf-8", "replace")
+
+    def _last_line(self, workload: Workload, pod: str) -> str:
+        """The failing node's last line from a rank (its exception), else its last line."""
+        try:
+            text = MarkerFilter().feed(self._log(workload, pod) + "\n")
+        except WorkbenchError:
+            return ""
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        ranked = [line for line in lines if _RANK_LINE.match(line)]
+        chosen = ranked or lines
+        return chosen[-1][:300] if chosen else ""
+
+    # -- output ----------------------------------------------------------------------------------------
+    def logs(self, workload: Workload, *, follow: bool = False) -> Iterator[str]:
+        if follow:
+            yield from self._follow(workload)
+            return
+        for pod in self.pods(workload.id):
+            if _phase(pod) in ("Running", "Succeeded", "Failed"):
+                marker = MarkerFilter()
+                text = marker.feed(self._log(workload, pod["metadata"]["name"])) + marker.close()
+                if text:
+                    yield text if text.endswith("\n") else text + "\n"
+
+    def _pump(self, workload: Workload, pod: str, lines: queue.Queue[str | None]) -> None:
+        """Put a pod's log on ``lines`` as whole lines, then None."""
+        marker, decoder, pending = MarkerFilter(), codecs.getincrementaldecoder("utf-8")("replace"), ""
+        try:
+            for chunk in self.client.logs(pod, container=self._container(workload), follow=True):
+                pending += marker.feed(decoder.decode(chunk))
+                if "\n" in pending:
+                    done, _, pending = pending.rpartition("\n")
+                    lines.put(done + "\n")
+        except WorkbenchError:
+            pass
+        finally:
+            rest = pending + marker.feed(decoder.decode(b"", final=True)) + marker.close()
+            if rest:
+                lines.put(rest if rest.endswith("\n") else rest + "\n")
+            lines.put(None)
+
+    def _follow(self, workload: Workload) -> Iterator[str]:
+        lines: queue.Queue[str | None] = queue.Queue()
+        streamed: set[str] = set()
+        open_streams, said = 0, ""
+        self.backend.tracker.watch()  # pods and Jobs come from watches, not one list per turn
+        while True:
+            record = self.backend.refresh(self.store.get(workload.id))
+            for pod in self.pods(workload.id):
+                name = pod["metadata"]["name"]
+                if name not in streamed and _phase(pod) in ("Running", "Succeeded", "Failed"):
+                    streamed.add(name)
+                    open_streams += 1
+                    threading.Thread(
+                        target=self._pump,
+                        args=(record, name, lines),
+                        name=f"workbench-log-{name}",
+                        daemon=True,
+                    ).start()
+            if record.status == PENDING and record.message and record.message != said:
+                said = record.message
+                yield f"[workbench] {workload.id} pending: {said}\n"
+            try:
+                item = lines.get(timeout=0.5)
+            except queue.Empty:
+                if record.done and open_streams == 0:
+                    return
+                continue
+            while True:
+                if item is None:
+                    open_streams -= 1
+                else:
+                    yield item
+                try:
+                    item = lines.get_nowait()
+                except queue.Empty:
+                    break
+
+    def results(self, workload: Workload) -> dict[str, Any]:
+        cached = Path(workload.run_dir) / "results.pkl"
+        values = None
+        for pod in self.pods(workload.id):  # rank 0 is usually node 0, but c10d decides
+            values = extract_results(self._log(workload, pod["metadata"]["name"]))
+            if values is not None:
+                break
+        if values is None:
+            return {}
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        cached.write_bytes(pickle.dumps(values))
+        return values
+
+    # -- stopping --------------------------------------------------------------------------------------
+    def delete_objects(self, workload: Workload) -> None:
+        if self._kubeflow(workload):
+            with contextlib.suppress(BackendUnavailable):  # no operator: nothing of that kind exists
+                self.client.delete(PYTORCHJOB.kind, workload.id)
+        else:
+            self.client.delete("Job", workload.id)
+            self.client.delete("Service", workload.id)
+        self.client.delete("ConfigMap", f"{workload.id}-payload")
