@@ -28,7 +28,7 @@ from ...units import parse_bytes
 from .manifests import (
     SHM_DIR,
     _node_selector,
-    _volume_source,
+    add_user_volumes,
     container_resources,
     container_security_context,
     pod_security_context,
@@ -137,30 +137,7 @@ def _volumes(spec: DaskSpec, *, worker: bool) -> tuple[list[dict[str, Any]], lis
     mounts: list[dict[str, Any]] = [{"name": "scratch", "mountPath": SCRATCH_DIR}]
     if not worker:
         return volumes, mounts
-    shm = spec.resources.shm
-    if shm or spec.resources.gpus:
-        volumes.append(
-            {"name": "shm", "emptyDir": {"medium": "Memory", **({"sizeLimit": shm} if shm else {})}}
-        )
-        mounts.append({"name": "shm", "mountPath": SHM_DIR})
-    taken: set[str] = set()
-    for index, volume in enumerate(spec.volumes):
-        path = volume.mount_path.rstrip("/") or "/"
-        reserved = any(
-            path == ours or path.startswith(f"{ours}/") or ours.startswith(f"{path.rstrip('/')}/")
-            for ours in (SCRATCH_DIR, SHM_DIR)
-        )
-        if reserved or path in taken:
-            why = f"(it overlaps {SCRATCH_DIR} or {SHM_DIR}, which workbench mounts)" if reserved else "twice"
-            raise SpecError(
-                f"--volume mount path {volume.mount_path!r} is taken {why}",
-                value=volume.mount_path,
-                hint="mount it somewhere else, e.g. /data",
-            )
-        taken.add(path)
-        name = f"volume-{index}"
-        volumes.append({"name": name, **_volume_source(volume)})
-        mounts.append({"name": name, "mountPath": path, "readOnly": volume.read_only})
+    add_user_volumes(spec, volumes, mounts, reserved=(SCRATCH_DIR, SHM_DIR))
     return volumes, mounts
 
 

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...errors import SpecError
-from ...spec import CommonSpec, PodSpec, Resources, Volume
+from ...spec import CodeSpec, CommonSpec, PodSpec, Resources, Volume
 from ...units import format_bytes, parse_cpu
 from .settings import (
     APP_NAME,
@@ -167,6 +167,45 @@ def _volume_source(volume: Volume) -> dict[str, Any]:
     return {"emptyDir": {}}
 
 
+def add_user_volumes(
+    spec: CommonSpec,
+    volumes: list[dict[str, Any]],
+    mounts: list[dict[str, Any]],
+    *,
+    reserved: tuple[str, ...],
+) -> None:
+    """Append /dev/shm (with GPUs or --shm) and the spec's --volume mounts.
+
+    Raises:
+        SpecError: a mount path given twice, or on, below or above one of ``reserved``
+            (hiding it would break the runner).
+    """
+    shm = spec.resources.shm
+    if shm or spec.resources.gpus:
+        volumes.append(
+            {"name": "shm", "emptyDir": {"medium": "Memory", **({"sizeLimit": shm} if shm else {})}}
+        )
+        mounts.append({"name": "shm", "mountPath": SHM_DIR})
+    taken: set[str] = set()
+    for index, volume in enumerate(spec.volumes):
+        path = volume.mount_path.rstrip("/") or "/"
+        clash = any(
+            path == ours or path.startswith(f"{ours}/") or ours.startswith(f"{path.rstrip('/')}/")
+            for ours in reserved
+        )
+        if clash or path in taken:
+            why = f"(it overlaps {' or '.join(reserved)}, which workbench mounts)" if clash else "twice"
+            raise SpecError(
+                f"--volume mount path {volume.mount_path!r} is taken {why}",
+                value=volume.mount_path,
+                hint="mount it somewhere else, e.g. /data",
+            )
+        taken.add(path)
+        name = f"volume-{index}"
+        volumes.append({"name": name, **_volume_source(volume)})
+        mounts.append({"name": name, "mountPath": path, "readOnly": volume.read_only})
+
+
 def _volumes(spec: CommonSpec, configmap: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     volumes: list[dict[str, Any]] = [
         {"name": "run", "emptyDir": {}},
@@ -178,31 +217,7 @@ def _volumes(spec: CommonSpec, configmap: str) -> tuple[list[dict[str, Any]], li
         {"name": "payload", "mountPath": PAYLOAD_DIR, "readOnly": True},
         {"name": "outputs", "mountPath": OUTPUT_DIR},
     ]
-    shm = spec.resources.shm
-    if shm or spec.resources.gpus:
-        volumes.append(
-            {"name": "shm", "emptyDir": {"medium": "Memory", **({"sizeLimit": shm} if shm else {})}}
-        )
-        mounts.append({"name": "shm", "mountPath": SHM_DIR})
-    taken: set[str] = set()
-    for index, volume in enumerate(spec.volumes):
-        path = volume.mount_path.rstrip("/") or "/"
-        # a mount on, below or above (hiding) one of ours would break the runner
-        reserved = any(
-            path == ours or path.startswith(f"{ours}/") or ours.startswith(f"{path.rstrip('/')}/")
-            for ours in (RUN_DIR, SHM_DIR)
-        )
-        if reserved or path in taken:
-            why = f"(it overlaps {RUN_DIR} or {SHM_DIR}, which workbench mounts)" if reserved else "twice"
-            raise SpecError(
-                f"--volume mount path {volume.mount_path!r} is taken {why}",
-                value=volume.mount_path,
-                hint="mount it somewhere else, e.g. /data",
-            )
-        taken.add(path)
-        name = f"volume-{index}"
-        volumes.append({"name": name, **_volume_source(volume)})
-        mounts.append({"name": name, "mountPath": path, "readOnly": volume.read_only})
+    add_user_volumes(spec, volumes, mounts, reserved=(RUN_DIR, SHM_DIR))
     return volumes, mounts
 
 
@@ -338,6 +353,41 @@ def _pod_failure_policy() -> dict[str, Any]:
     }
 
 
+def code_payload(
+    workload_id: str,
+    spec: CodeSpec,
+    *,
+    code: str | bytes,
+    entry_name: str,
+    inputs: bytes | None,
+    labels: Mapping[str, str],
+    settings: KubeSettings,
+) -> dict[str, Any]:
+    """The immutable ConfigMap ``<id>-payload`` with the code, ``meta.json`` and the inputs.
+
+    Raises:
+        SpecError: a name Kubernetes would refuse, a file name taken by the payload, or a
+            payload too large for a ConfigMap.
+    """
+    name = object_name(f"{workload_id}-payload", what="payload ConfigMap name", limit=253)
+    if entry_name in (META_KEY, INPUTS_KEY):
+        raise SpecError(
+            f"the code cannot be called {entry_name!r}; that name is taken in the payload",
+            value=entry_name,
+            hint="rename the script",
+        )
+    meta = {
+        "entry": entry_name,
+        "argv0": spec.script or "cell",
+        "args": list(spec.args),
+        "get": list(spec.get),
+    }
+    files: dict[str, str | bytes] = {entry_name: code, META_KEY: json.dumps(meta)}
+    if inputs is not None:
+        files[INPUTS_KEY] = inputs
+    return payload_configmap(name, labels, files=files, settings=settings)
+
+
 def build_pod_manifests(
     workload_id: str,
     spec: PodSpec,
@@ -365,24 +415,11 @@ def build_pod_manifests(
     """
     # the Job controller copies the Job's name into a pod label, so it must fit 63
     job_name = object_name(workload_id, what="workload id", limit=63)
-    configmap_name = object_name(f"{workload_id}-payload", what="payload ConfigMap name", limit=253)
-    if entry_name in (META_KEY, INPUTS_KEY):
-        raise SpecError(
-            f"the code cannot be called {entry_name!r}; that name is taken in the payload",
-            value=entry_name,
-            hint="rename the script",
-        )
     labels = workload_labels(workload_id, "pod", owner, spec.labels)
-    meta = {
-        "entry": entry_name,
-        "argv0": spec.script or "cell",
-        "args": list(spec.args),
-        "get": list(spec.get),
-    }
-    files: dict[str, str | bytes] = {entry_name: code, META_KEY: json.dumps(meta)}
-    if inputs is not None:
-        files[INPUTS_KEY] = inputs
-    configmap = payload_configmap(configmap_name, labels, files=files, settings=settings)
+    configmap = code_payload(
+        workload_id, spec, code=code, entry_name=entry_name, inputs=inputs, labels=labels, settings=settings
+    )
+    configmap_name = configmap["metadata"]["name"]
     job_spec: dict[str, Any] = {"completions": 1, "parallelism": 1, "backoffLimit": spec.retries}
     if settings.ttl_seconds_after_finished is not None:
         job_spec["ttlSecondsAfterFinished"] = settings.ttl_seconds_after_finished

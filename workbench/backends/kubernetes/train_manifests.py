@@ -21,7 +21,6 @@ operator then sets torchrun's ``PET_*`` environment itself.
 from __future__ import annotations
 
 import copy
-import json
 import math
 import re
 from typing import Any
@@ -31,10 +30,8 @@ from ...runtime.cell import MISSING_RESULT_EXIT
 from ...spec import TrainSpec
 from .manifests import (
     CONTAINER_NAME,
-    INPUTS_KEY,
-    META_KEY,
     RUN_DIR,
-    payload_configmap,
+    code_payload,
     pod_template,
 )
 from .settings import ID_LABEL, OWNER_LABEL, QUEUE_LABEL, KubeSettings, object_name, workload_labels
@@ -259,24 +256,11 @@ def build_train_manifests(
             63), a payload too large for a ConfigMap, or a spec that contradicts itself.
     """
     name = _names(workload_id, spec)
-    configmap_name = object_name(f"{workload_id}-payload", what="payload ConfigMap name", limit=253)
-    if entry_name in (META_KEY, INPUTS_KEY):
-        raise SpecError(
-            f"the code cannot be called {entry_name!r}; that name is taken in the payload",
-            value=entry_name,
-            hint="rename the script",
-        )
     labels = workload_labels(workload_id, "train", owner, spec.labels)
-    meta = {
-        "entry": entry_name,
-        "argv0": spec.script or "cell",
-        "args": list(spec.args),
-        "get": list(spec.get),
-    }
-    files: dict[str, str | bytes] = {entry_name: code, META_KEY: json.dumps(meta)}
-    if inputs is not None:
-        files[INPUTS_KEY] = inputs
-    configmap = payload_configmap(configmap_name, labels, files=files, settings=settings)
+    configmap = code_payload(
+        workload_id, spec, code=code, entry_name=entry_name, inputs=inputs, labels=labels, settings=settings
+    )
+    configmap_name = configmap["metadata"]["name"]
     service = name if spec.operator == "job" else None
     template = _template(
         workload_id, spec, labels, configmap=configmap_name, settings=settings, service=service
