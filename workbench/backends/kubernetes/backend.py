@@ -204,6 +204,11 @@ class KubernetesBackend:
         if workload.kind == "train":
             return self.train.refresh(workload)
         observed = observe(self.job(workload.id), self.pods(workload.id))
+        if observed is not None and observed.status == FAILED and observed.exit_code is None:
+            # the Job's watch can be ahead of the pods' watch: read the pods once more so the
+            # failure carries the container's exit code
+            self.tracker.relist("Pod")
+            observed = observe(self.job(workload.id), self.pods(workload.id))
         return self.record(workload, observed, lambda: self._last_line(workload.id))
 
     def record(self, workload: Workload, observed: Observed | None, detail: Callable[[], str]) -> Workload:

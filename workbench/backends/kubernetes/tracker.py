@@ -75,6 +75,10 @@ class Tracker:
         if time.monotonic() - self._listed_at.get(kind, -1e9) > self.max_age:
             self._list(kind)
 
+    def relist(self, kind: str) -> None:
+        """List ``kind`` now, even while a watch runs (its events may lag behind another kind's)."""
+        self._list(kind)
+
     def wait(self, predicate: Callable[[], bool], timeout: float) -> bool:
         """Wait until ``predicate`` holds, re-checking whenever a watched object changes."""
         self.watch()
