@@ -12,9 +12,10 @@ from ._version import __version__
 
 if TYPE_CHECKING:
     from .errors import WorkbenchError
+    from .metrics import log_metric
     from .service import Service
 
-__all__ = ["Service", "WorkbenchError", "__version__", "load_ipython_extension"]
+__all__ = ["Service", "WorkbenchError", "__version__", "load_ipython_extension", "log_metric"]
 
 
 def load_ipython_extension(ipython: Any) -> None:
@@ -33,4 +34,8 @@ def __getattr__(name: str) -> Any:
         from .errors import WorkbenchError
 
         return WorkbenchError
+    if name == "log_metric":
+        from .metrics import log_metric
+
+        return log_metric
     raise AttributeError(f"module 'workbench' has no attribute {name!r}")

@@ -52,6 +52,8 @@ def build_parser() -> ArgumentParser:
             "-o", "--output", choices=("yaml", "json"), default="yaml", help="format of --dry-run"
         )
 
+    _notebook_parsers(sub)
+
     ls = sub.add_parser("ls", help="list workloads")
     ls.add_argument("-o", "--output", choices=OUTPUTS, default="table")
     ls.add_argument("--kind", choices=("pod", "dask", "train", "notebook"))
@@ -115,6 +117,120 @@ def build_parser() -> ArgumentParser:
     schema = sub.add_parser("schema", help="print the JSON Schema of a kind's spec")
     schema.add_argument("kind", choices=("pod", "dask", "train", "notebook"))
     return parser
+
+
+def _notebook_parsers(sub: Any) -> None:
+    notebook = sub.add_parser("notebook", help="run notebooks as reproducible papermill batch jobs")
+    actions = notebook.add_subparsers(
+        dest="notebook_command", required=True, metavar="ACTION", parser_class=ArgumentParser
+    )
+    run = actions.add_parser("run", help="execute a notebook with parameters (or a sweep of them)")
+    run.add_argument("notebook", metavar="NB.ipynb")
+    run.add_argument(
+        "-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"), dest="param"
+    )
+    run.add_argument("-f", "--parameters-file", metavar="PARAMS.yaml", help="parameters from a YAML mapping")
+    run.add_argument("--sweep", action="append", default=[], metavar="NAME=V1,V2", help="a grid axis")
+    run.add_argument("--parallel", type=int, default=2, help="sweep runs at once (default 2)")
+    run.add_argument("--sign", action="store_true", help="sign the provenance manifest (local Ed25519 key)")
+    run.add_argument("--detach", "-d", action="store_true", help="print the name and return at once")
+    add_spec_options(run, "notebook")
+    rerun = actions.add_parser("rerun", help="re-execute a run from its snapshot with the same parameters")
+    rerun.add_argument("run", metavar="RUN")
+    rerun.add_argument("--sign", action="store_true", help="sign the provenance manifest")
+    rerun.add_argument("--detach", "-d", action="store_true", help="print the name and return at once")
+    verify = sub.add_parser("verify", help="re-check a notebook run against its provenance manifest")
+    verify.add_argument("run", metavar="RUN", help="a workload name or a run directory")
+
+
+def _notebook(service: Service, args: argparse.Namespace) -> int:
+    from . import notebooks, render
+    from .errors import SpecError
+    from .runtime.notebook import SIGN_ENV
+
+    cwd = os.getcwd()
+    if args.notebook_command == "rerun":
+        raw, cwd_ = notebooks.rerun_fields(service.get(args.run))
+        if args.sign:
+            raw["env"] = {**raw.get("env", {}), SIGN_ENV: "1"}
+        return _follow_run(service, service.launch(raw, cwd=cwd_), args.detach)
+    raw = spec_fields(args, "notebook")
+    raw["notebook"] = args.notebook
+    parameters: dict[str, Any] = {}
+    if args.parameters_file:
+        from pathlib import Path
+
+        import yaml
+
+        source = args.parameters_file
+        try:
+            loaded = yaml.safe_load(Path(source).read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise SpecError(f"cannot read -f {source}: {exc}", value=source) from None
+        if not isinstance(loaded, dict):
+            raise SpecError(f"-f {args.parameters_file} must hold a mapping of NAME: VALUE")
+        parameters.update(loaded)
+    parameters.update(dict(args.param))
+    raw["parameters"] = parameters
+    if args.sign:
+        raw["env"] = [*raw.get("env", []), f"{SIGN_ENV}=1"]
+    if not args.sweep:
+        return _follow_run(service, service.launch(raw, cwd=cwd), args.detach)
+    if args.detach:
+        raise SpecError("--sweep waits for its runs to bound their parallelism; drop --detach")
+    runs = []
+    for i, combo in enumerate(notebooks.sweep_grid(args.sweep)):
+        runs.append(
+            {**raw, "parameters": {**parameters, **combo}}
+            | ({"name": f"{raw['name']}-{i}"} if raw.get("name") else {})
+        )
+    print(f"workbench: sweeping {len(runs)} runs, {args.parallel} at a time", file=sys.stderr)
+    done = notebooks.run_sweep(
+        service,
+        runs,
+        parallel=args.parallel,
+        cwd=cwd,
+        on_launch=lambda w: print(f"workbench: {w.id} started", file=sys.stderr),
+    )
+    print(render.columns(notebooks.summary_rows(done)))
+    return 0 if all(w.status == "succeeded" for w in done) else 1
+
+
+def _follow_run(service: Service, workload: Any, detach: bool) -> int:
+    if detach:
+        print(workload.id)
+        return 0
+    print(f"workbench: {workload.id} started on {workload.backend}", file=sys.stderr)
+    try:
+        _stream(service, workload.id)
+        final = service.wait(workload.id)
+    except KeyboardInterrupt:
+        final = service.cancel(workload.id)
+        print(f"\nworkbench: interrupted; {final.id} {final.status}", file=sys.stderr)
+        return 130
+    service.check(final)
+    print(f"workbench: {final.id} succeeded; run directory {final.run_dir}", file=sys.stderr)
+    return 0
+
+
+def _verify(service: Service, run: str) -> int:
+    from pathlib import Path
+
+    from .notebooks import verify_run
+    from .runtime.notebook import PROVENANCE, SIGNATURE
+
+    run_dir = Path(run)
+    if not (run_dir / PROVENANCE).is_file():
+        run_dir = Path(service.store.find(run).run_dir)
+    problems = verify_run(run_dir, service.settings.home)
+    for problem in problems:
+        print(f"MISMATCH {problem}")
+    if problems:
+        print(f"workbench: {run_dir} does not match its provenance manifest", file=sys.stderr)
+        return 1
+    signed = " and its signature" if (run_dir / SIGNATURE).exists() else ""
+    print(f"OK {run_dir}: input, executed notebook and outputs match the manifest{signed}")
+    return 0
 
 
 def _stream(service: Service, name: str) -> None:
@@ -225,6 +341,10 @@ def _dispatch(args: argparse.Namespace, script_args: list[str]) -> int:
         return 1 if any(c.level == FAIL for c in checks) else 0
     if args.command == "dask":
         return _dask(service, args)
+    if args.command == "notebook":
+        return _notebook(service, args)
+    if args.command == "verify":
+        return _verify(service, args.run)
     if args.command == "export":
         _print_docs(service.export(args.name), args.output)
         return 0

@@ -64,7 +64,7 @@ def close_kernel_scoped(service: Service, session: str, shell: Any) -> None:
 
 @magics_class
 class WorkbenchMagics(Magics):
-    """``%%pod`` and ``%wb``."""
+    """``%%pod``, ``%%train``, ``%batch``, ``%dask`` and ``%wb``."""
 
     _service: Service | None = None
 
@@ -138,6 +138,39 @@ class WorkbenchMagics(Magics):
         except WorkbenchError as exc:
             raise self._fail(exc) from None
         user_ns.update(results)
+
+    @line_magic
+    def batch(self, line: str) -> None:
+        """Run a notebook as a papermill batch job and stream its log.
+
+        ``%batch NB.ipynb [-p NAME VALUE]… [--strict] [--kernel K] [--sign] [--detach] [flags]``
+        """
+        from .errors import WorkbenchError
+        from .options import ArgumentParser, HelpShown, add_spec_options, spec_fields
+        from .runtime.notebook import SIGN_ENV
+
+        parser = ArgumentParser(prog="%batch", add_help=True)
+        parser.add_argument("notebook", metavar="NB.ipynb")
+        parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], dest="param")
+        parser.add_argument("--sign", action="store_true", help="sign the provenance manifest")
+        parser.add_argument("--detach", action="store_true", help="return at once; see %%wb logs")
+        add_spec_options(parser, "notebook")
+        try:
+            args = parser.parse_args(shlex.split(line))
+            raw = spec_fields(args, "notebook")
+            raw.update(notebook=args.notebook, parameters=dict(args.param))
+            if args.sign:
+                raw["env"] = [*raw.get("env", []), f"{SIGN_ENV}=1"]
+            workload = self.service.launch(raw, session=kernel_session(), cwd=os.getcwd())
+        except HelpShown:
+            return
+        except WorkbenchError as exc:
+            raise self._fail(exc) from None
+        if args.detach:
+            print(f"{workload.id} launched; `%wb logs {workload.id}` to follow")
+            return
+        self._follow(workload, {})
+        print(f"executed notebook: {workload.run_dir}/output.ipynb")
 
     @line_magic
     def dask(self, line: str) -> Any:

@@ -18,7 +18,7 @@ from typing import Any
 from .backends.base import Backend, Payload, create_backend
 from .config import Settings, load_settings, merge_profile
 from .errors import BackendUnavailable, SpecError, Timeout, WorkloadFailed
-from .spec import CodeSpec, CommonSpec, parse_spec
+from .spec import CodeSpec, CommonSpec, NotebookSpec, parse_spec
 from .store import FAILED, Store, Workload
 
 
@@ -91,6 +91,10 @@ class Service:
     def _payload(
         self, spec: CommonSpec, inputs: Mapping[str, Any], session: str | None, cwd: str | None
     ) -> Payload:
+        if isinstance(spec, NotebookSpec):
+            from .notebooks import notebook_payload
+
+            return notebook_payload(spec, session=session, cwd=cwd, home=self.settings.home)
         if not isinstance(spec, CodeSpec):
             return Payload(session=session, cwd=cwd)
         missing = [name for name in spec.send if name not in inputs]

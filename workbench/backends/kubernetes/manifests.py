@@ -21,17 +21,15 @@ every pod because what is written there counts against the pod's memory limit.
 
 from __future__ import annotations
 
-import base64
 import copy
-import json
 import math
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from ...errors import SpecError
-from ...spec import CodeSpec, CommonSpec, PodSpec, Resources, Volume
-from ...units import format_bytes, parse_cpu
+from ...spec import CommonSpec, PodSpec, Resources, Volume
+from ...units import parse_cpu
+from .payload import code_payload, payload_configmap
 from .settings import (
     APP_NAME,
     ID_LABEL,
@@ -72,8 +70,6 @@ PAYLOAD_DIR = f"{RUN_DIR}/payload"
 OUTPUT_DIR = f"{RUN_DIR}/outputs"
 SHM_DIR = "/dev/shm"  # noqa: S108 - a mount path inside the pod, not a file on this machine
 CONTAINER_NAME = "main"
-META_KEY = "meta.json"
-INPUTS_KEY = "inputs.pkl"
 #: Names the runtime owns; a spec may not set them in ``env``.
 RUNTIME_ENV = ("WORKBENCH_WORKLOAD_ID", "WORKBENCH_RUN_DIR", "WORKBENCH_OUTPUT_DIR")
 # workbench.runtime.cell exits 3 when a --get variable is missing or cannot be pickled:
@@ -81,7 +77,6 @@ RUNTIME_ENV = ("WORKBENCH_WORKLOAD_ID", "WORKBENCH_RUN_DIR", "WORKBENCH_OUTPUT_D
 _NO_RETRY_EXIT_CODES = (3,)
 # as in the local backend: numeric libraries otherwise start a thread per host core
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-_CONFIGMAP_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 
 
 def pod_security_context(uid: int) -> dict[str, Any]:
@@ -276,66 +271,6 @@ def pod_template(
     return {"metadata": {"labels": dict(labels)}, "spec": pod}
 
 
-def _utf8(data: str | bytes) -> str | None:
-    if isinstance(data, str):
-        return data
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-
-
-def payload_configmap(
-    name: str,
-    labels: Mapping[str, str],
-    *,
-    files: Mapping[str, str | bytes],
-    settings: KubeSettings,
-) -> dict[str, Any]:
-    """An immutable ConfigMap of ``files``: UTF-8 text in ``data``, other bytes in ``binaryData``.
-
-    Raises:
-        SpecError: a bad file name, or the files are larger than ``max_configmap_bytes``.
-    """
-    data: dict[str, str] = {}
-    binary: dict[str, str] = {}
-    size = 0
-    for key, content in files.items():
-        if len(key) > 253 or not _CONFIGMAP_KEY.match(key) or key in (".", ".."):
-            raise SpecError(
-                f"file name {key!r} cannot be a ConfigMap key (letters, digits, '-', '_', '.'; at most 253)",
-                value=key,
-                hint="rename the script, e.g. train.py",
-            )
-        text = _utf8(content)
-        if text is not None:
-            data[key] = text
-            size += len(text.encode("utf-8"))
-        else:
-            raw = content if isinstance(content, bytes) else b""
-            binary[key] = base64.b64encode(raw).decode("ascii")
-            size += len(raw)
-    limit = settings.max_configmap_bytes
-    if size > limit:
-        raise SpecError(
-            f"the payload of {name} (code, meta.json and --send inputs) is {size} bytes "
-            f"({format_bytes(size)}); a ConfigMap holds at most {limit} bytes",
-            value=size,
-            hint="send less with --send, or put large data on a volume (--volume pvc/NAME:/data) "
-            "and load it in the code",
-        )
-    doc: dict[str, Any] = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": name, "namespace": settings.namespace, "labels": dict(labels)},
-        "immutable": True,
-        "data": data,
-    }
-    if binary:
-        doc["binaryData"] = binary
-    return doc
-
-
 def _pod_failure_policy() -> dict[str, Any]:
     return {
         "rules": [
@@ -351,41 +286,6 @@ def _pod_failure_policy() -> dict[str, Any]:
             {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
         ]
     }
-
-
-def code_payload(
-    workload_id: str,
-    spec: CodeSpec,
-    *,
-    code: str | bytes,
-    entry_name: str,
-    inputs: bytes | None,
-    labels: Mapping[str, str],
-    settings: KubeSettings,
-) -> dict[str, Any]:
-    """The immutable ConfigMap ``<id>-payload`` with the code, ``meta.json`` and the inputs.
-
-    Raises:
-        SpecError: a name Kubernetes would refuse, a file name taken by the payload, or a
-            payload too large for a ConfigMap.
-    """
-    name = object_name(f"{workload_id}-payload", what="payload ConfigMap name", limit=253)
-    if entry_name in (META_KEY, INPUTS_KEY):
-        raise SpecError(
-            f"the code cannot be called {entry_name!r}; that name is taken in the payload",
-            value=entry_name,
-            hint="rename the script",
-        )
-    meta = {
-        "entry": entry_name,
-        "argv0": spec.script or "cell",
-        "args": list(spec.args),
-        "get": list(spec.get),
-    }
-    files: dict[str, str | bytes] = {entry_name: code, META_KEY: json.dumps(meta)}
-    if inputs is not None:
-        files[INPUTS_KEY] = inputs
-    return payload_configmap(name, labels, files=files, settings=settings)
 
 
 def build_pod_manifests(

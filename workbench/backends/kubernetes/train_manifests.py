@@ -28,12 +28,8 @@ from typing import Any
 from ...errors import SpecError
 from ...runtime.cell import MISSING_RESULT_EXIT
 from ...spec import TrainSpec
-from .manifests import (
-    CONTAINER_NAME,
-    RUN_DIR,
-    code_payload,
-    pod_template,
-)
+from .manifests import CONTAINER_NAME, RUN_DIR, pod_template
+from .payload import code_payload
 from .settings import ID_LABEL, OWNER_LABEL, QUEUE_LABEL, KubeSettings, object_name, workload_labels
 
 __all__ = [

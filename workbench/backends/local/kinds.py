@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import SpecError
-from ...spec import CodeSpec, CommonSpec, DaskSpec, PodSpec, TrainSpec
+from ...spec import CodeSpec, CommonSpec, DaskSpec, NotebookSpec, PodSpec, TrainSpec
 from ...units import parse_bytes
 from ..base import Payload
 
@@ -80,6 +80,14 @@ def _stage_train(spec: TrainSpec, payload: Payload) -> Callable[[Path], None]:
     return stage
 
 
+def _stage_notebook(payload: Payload) -> Callable[[Path], None]:
+    def stage(run_dir: Path) -> None:
+        (run_dir / "input.ipynb").write_bytes(payload.extra["notebook"])
+        (run_dir / "payload" / "notebook.json").write_text(json.dumps(payload.extra["config"], indent=2))
+
+    return stage
+
+
 def plan_for(spec: CommonSpec, payload: Payload) -> Plan:
     """The local plan for ``spec``.
 
@@ -103,9 +111,25 @@ def plan_for(spec: CommonSpec, payload: Payload) -> Plan:
             _stage_train(spec, payload),
             group_memory_limit=False,
         )
+    if isinstance(spec, NotebookSpec):
+        if spec.schedule is not None:
+            raise SpecError(
+                f"--schedule {spec.schedule!r}: schedules need the kubernetes backend",
+                value=spec.schedule,
+                hint="add --backend kubernetes, or drop --schedule to run it once now",
+            )
+        if spec.output is not None:
+            raise SpecError(
+                f"--output {spec.output!r}: the local backend keeps each run under WORKBENCH_HOME/runs/NAME",
+                value=spec.output,
+                hint="drop --output on the local backend",
+            )
+        if "notebook" not in payload.extra:
+            raise SpecError("a notebook run needs its notebook read first", value=spec.notebook)
+        return Plan(spec.resources.gpus, "workbench.runtime.notebook", _stage_notebook(payload))
     kind = getattr(spec, "kind", "?")
     raise SpecError(
         f"the local backend cannot run {kind!r} workloads yet",
         value=kind,
-        hint="run a pod, dask or train workload",
+        hint="run a pod, dask, train or notebook workload",
     )

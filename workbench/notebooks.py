@@ -1,0 +1,295 @@
+"""Notebook runs at the service level: parameter typing, the payload, verification, sweeps.
+
+Before a notebook is launched its ``parameters`` cell is read with papermill's inspection:
+each given value is checked against the declared type (an annotation, else the type of the
+default literal) and text from the command line (``-p lr 0.1``) is converted to it; a wrong
+value is refused with a :class:`SpecError`, an undeclared name is a warning (an error with
+``strict``). ``verify_run`` re-checks a finished run against its provenance manifest.
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import json
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .backends.base import Payload
+from .errors import SpecError
+from .runtime import notebook as nbrun
+from .spec import NotebookSpec
+
+if TYPE_CHECKING:
+    from .service import Service
+    from .store import Workload
+
+_TYPES: dict[str, type] = {"int": int, "float": float, "bool": bool, "str": str, "list": list, "dict": dict}
+
+
+class UndeclaredParameterWarning(UserWarning):
+    """A parameter the notebook's ``parameters`` cell does not declare (papermill injects it anyway)."""
+
+
+def read_notebook(spec: NotebookSpec, cwd: str | None) -> tuple[Path, bytes]:
+    """The notebook's resolved path and bytes.
+
+    Raises:
+        SpecError: it does not exist or cannot be read.
+    """
+    path = (Path(cwd or ".") / spec.notebook).resolve()
+    try:
+        return path, path.read_bytes()
+    except OSError as exc:
+        raise SpecError(
+            f"cannot read notebook {spec.notebook!r}: {exc.strerror}",
+            value=spec.notebook,
+            hint="give the path of an existing .ipynb file",
+        ) from None
+
+
+def declared_parameters(data: bytes, kernel: str | None, where: str) -> dict[str, str | None]:
+    """Declared parameter names and their type names (None when the type is not known)."""
+    import nbformat
+    import papermill  # type: ignore[import-untyped]
+
+    try:
+        nb = nbformat.reads(data.decode("utf-8"), as_version=4)  # type: ignore[no-untyped-call]
+    except Exception as exc:
+        raise SpecError(f"{where} is not a readable notebook: {exc}", value=where) from None
+    if kernel:
+        nb.metadata["kernelspec"] = {"name": kernel, "display_name": kernel, "language": "python"}
+    elif not nb.metadata.get("kernelspec", {}).get("name"):
+        raise SpecError(f"{where} names no kernel in its metadata", value=where, hint="pass --kernel python3")
+    with tempfile.TemporaryDirectory(prefix="workbench-inspect-") as folder:
+        path = Path(folder) / "notebook.ipynb"
+        nbformat.write(nb, str(path))  # type: ignore[no-untyped-call]
+        found: dict[str, Any] = papermill.inspect_notebook(str(path))
+    result: dict[str, str | None] = {}
+    for name, info in found.items():
+        type_name = str(info.get("inferred_type_name") or "None")
+        if type_name == "None":
+            try:
+                type_name = type(ast.literal_eval(str(info.get("default")))).__name__
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                type_name = "None"
+        type_name = type_name.lower().removeprefix("typing.")
+        result[name] = type_name if type_name in _TYPES else None
+    return result
+
+
+def _convert(name: str, value: Any, type_name: str) -> Any:
+    import yaml
+
+    target = _TYPES[type_name]
+    converted = value
+    if isinstance(value, str) and target is not str:
+        try:
+            converted = float(value) if target is float else yaml.safe_load(value)
+        except (ValueError, yaml.YAMLError):
+            converted = value
+    if target is float and isinstance(converted, int) and not isinstance(converted, bool):
+        converted = float(converted)
+    ok = isinstance(converted, target) and not (target is int and isinstance(converted, bool))
+    if not ok:
+        raise SpecError(
+            f"parameter {name!r} is declared {type_name} in the notebook; "
+            f"{value!r} is not a valid {type_name}",
+            value=value,
+            hint=f"give {name} a {type_name} value",
+        )
+    return converted
+
+
+def check_parameters(
+    given: dict[str, Any], declared: dict[str, str | None], *, strict: bool, where: str
+) -> dict[str, Any]:
+    """``given`` converted to the declared types; undeclared names warn (or fail when strict)."""
+    result: dict[str, Any] = {}
+    for name, value in given.items():
+        if name not in declared:
+            text = f"parameter {name!r} is not declared in the parameters cell of {where}" + (
+                f" (it declares {', '.join(sorted(declared))})" if declared else " (it has none)"
+            )
+            if strict:
+                raise SpecError(text, value=name, hint="drop it, or run without --strict")
+            warnings.warn(f"{text}; papermill injects it anyway", UndeclaredParameterWarning, stacklevel=5)
+            result[name] = value
+            continue
+        type_name = declared[name]
+        result[name] = value if type_name is None else _convert(name, value, type_name)
+    return result
+
+
+def notebook_payload(spec: NotebookSpec, *, session: str | None, cwd: str | None, home: Path) -> Payload:
+    """The payload of a notebook run: its bytes and ``payload/notebook.json``.
+
+    Raises:
+        SpecError: a missing notebook, a parameter of the wrong type, an undeclared one with
+            ``strict``; nothing has been created.
+    """
+    path, data = read_notebook(spec, cwd)
+    declared = declared_parameters(data, spec.kernel, spec.notebook)
+    parameters = check_parameters(dict(spec.parameters), declared, strict=spec.strict, where=spec.notebook)
+    if spec.env.get(nbrun.SIGN_ENV) == "1":
+        nbrun.ensure_key(home)
+    config = {
+        "source": str(path),
+        "source_dir": str(path.parent),
+        "parameters": parameters,
+        "kernel": spec.kernel,
+    }
+    return Payload(cwd=cwd, session=session, extra={"notebook": data, "config": config})
+
+
+def verify_run(run_dir: Path, home: Path) -> list[str]:
+    """Every mismatch between a run directory and its provenance manifest (empty: all good)."""
+    try:
+        manifest: dict[str, Any] = json.loads((run_dir / nbrun.PROVENANCE).read_text())
+    except (OSError, ValueError) as exc:
+        return [f"{nbrun.PROVENANCE}: unreadable ({exc})"]
+    problems: list[str] = []
+    for key in ("input", "output"):
+        entry = manifest.get(key) or {}
+        if not entry.get("path") or entry.get("sha256") is None:
+            continue
+        path = run_dir / str(entry["path"])
+        if not path.is_file():
+            problems.append(f"{entry['path']}: missing")
+        elif nbrun.sha256_file(path) != entry["sha256"]:
+            problems.append(f"{entry['path']}: sha256 differs from the manifest")
+    recorded: dict[str, str] = manifest.get("outputs") or {}
+    actual = nbrun.hash_tree(run_dir / "outputs")
+    for name in sorted(set(recorded) | set(actual)):
+        if name not in actual:
+            problems.append(f"outputs/{name}: missing")
+        elif name not in recorded:
+            problems.append(f"outputs/{name}: not in the manifest")
+        elif actual[name] != recorded[name]:
+            problems.append(f"outputs/{name}: sha256 differs from the manifest")
+    if (run_dir / nbrun.SIGNATURE).exists():
+        problem = nbrun.check_signature(run_dir, home)
+        if problem:
+            problems.append(problem)
+    return problems
+
+
+def sweep_grid(sweeps: list[str]) -> list[dict[str, str]]:
+    """The grid of ``NAME=v1,v2`` sweeps, in order (values stay text; typing comes at launch)."""
+    axes: list[tuple[str, list[str]]] = []
+    for item in sweeps:
+        name, sep, values = item.partition("=")
+        choices = [v for v in values.split(",") if v != ""]
+        if not sep or not name.isidentifier() or not choices:
+            raise SpecError(
+                f"--sweep {item!r} must be NAME=v1,v2", value=item, hint="e.g. --sweep lr=0.1,0.01"
+            )
+        if any(name == other for other, _ in axes):
+            raise SpecError(f"--sweep {name} is given twice", value=name)
+        axes.append((name, choices))
+    names = [name for name, _ in axes]
+    return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*(c for _, c in axes))]
+
+
+def rerun_fields(workload: Workload) -> tuple[dict[str, Any], str | None]:
+    """Spec fields and launch cwd that repeat a notebook run from its snapshot, as a new workload."""
+    if workload.kind != "notebook":
+        raise SpecError(
+            f"{workload.id} is a {workload.kind} workload; rerun repeats notebook runs",
+            value=workload.id,
+            hint="`workbench ls --kind notebook` lists them",
+        )
+    run_dir = Path(workload.run_dir)
+    try:
+        config = json.loads((run_dir / "payload" / "notebook.json").read_text())
+        launch = json.loads((run_dir / "launch.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise SpecError(
+            f"cannot rerun {workload.id}: its run directory {run_dir} is incomplete ({exc})",
+            value=workload.id,
+        ) from None
+    raw = {key: value for key, value in workload.spec.items() if key != "name"}
+    raw.update(notebook=str(run_dir / nbrun.INPUT), parameters=config.get("parameters", {}))
+    return raw, launch.get("cwd")
+
+
+def run_sweep(
+    service: Service,
+    runs: list[dict[str, Any]],
+    *,
+    parallel: int,
+    cwd: str | None,
+    on_launch: Callable[[Workload], None] | None = None,
+) -> list[Workload]:
+    """Launch every spec in ``runs`` with at most ``parallel`` running at once; the final records.
+
+    Every run's parameters are checked before the first one starts, so a bad value in the
+    grid creates nothing. Interrupting cancels the runs still going.
+    """
+    if parallel < 1:
+        raise SpecError(f"--parallel {parallel} must be at least 1", value=parallel)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndeclaredParameterWarning)
+        for raw in runs:
+            spec = service.resolve(raw)
+            if isinstance(spec, NotebookSpec):
+                notebook_payload(spec, session=None, cwd=cwd, home=service.settings.home)
+    pending = list(runs)
+    running: list[str] = []
+    order: list[str] = []
+    try:
+        while pending or running:
+            while pending and len(running) < parallel:
+                workload = service.launch(pending.pop(0), cwd=cwd)
+                running.append(workload.id)
+                order.append(workload.id)
+                if on_launch is not None:
+                    on_launch(workload)
+            time.sleep(0.05)
+            running = [name for name in running if not service.get(name).done]
+    except KeyboardInterrupt:
+        for name in running:
+            service.cancel(name)
+        raise
+    return [service.get(name) for name in order]
+
+
+def run_metrics(workload: Workload) -> dict[str, Any]:
+    """The last metrics a run recorded (from its manifest, else from metrics.jsonl)."""
+    run_dir = Path(workload.run_dir)
+    try:
+        metrics = json.loads((run_dir / nbrun.PROVENANCE).read_text()).get("metrics")
+    except (OSError, ValueError):
+        metrics = None
+    if isinstance(metrics, dict):
+        return metrics
+    return nbrun.last_metrics(run_dir / "outputs" / nbrun.METRICS_FILE)
+
+
+def summary_rows(workloads: list[Workload]) -> list[tuple[str, ...]]:
+    """A table (header first) of each run's parameters, status and last metrics."""
+    parameters = [dict(w.spec.get("parameters") or {}) for w in workloads]
+    metrics = [run_metrics(w) for w in workloads]
+    names = list(dict.fromkeys(k for p in parameters for k in p))
+    metric_names = list(dict.fromkeys(k for m in metrics for k in m))
+    rows: list[tuple[str, ...]] = [("NAME", *names, "STATUS", *metric_names)]
+    for workload, params, values in zip(workloads, parameters, metrics, strict=True):
+        rows.append(
+            (
+                workload.id,
+                *(_cell(params.get(n, "-")) for n in names),
+                workload.status,
+                *(_cell(values.get(n, "-")) for n in metric_names),
+            )
+        )
+    return rows
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return value if isinstance(value, str) else json.dumps(value)

@@ -1,0 +1,303 @@
+"""Runs a notebook with papermill inside a workload's process and writes its provenance.
+
+``python -m workbench.runtime.notebook RUN_DIR`` reads ``payload/notebook.json`` (parameters,
+kernel, where the notebook came from), executes the snapshot ``RUN_DIR/input.ipynb`` into
+``RUN_DIR/output.ipynb`` (saved after every cell, so a crash keeps what ran) in the launch
+working directory, with ``WORKBENCH_OUTPUT_DIR`` for the files it writes, and leaves
+``RUN_DIR/provenance.json``: input and output hashes, parameters, kernel, image, Python and
+package versions, the notebook repository's git commit, times, status, the failing cell and
+the sha256 of every output file. With ``WORKBENCH_SIGN_PROVENANCE=1`` the manifest is signed
+with the Ed25519 key under ``WORKBENCH_HOME/keys`` (``provenance.sig.json``).
+
+papermill and cryptography are imported where they are used; the rest is the standard library.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+INPUT = "input.ipynb"
+OUTPUT = "output.ipynb"
+PROVENANCE = "provenance.json"
+SIGNATURE = "provenance.sig.json"
+METRICS_FILE = "metrics.jsonl"
+KEY_FILE = "provenance-ed25519.pem"
+SIGN_ENV = "WORKBENCH_SIGN_PROVENANCE"
+PACKAGES = ("papermill", "nbformat", "nbclient", "ipykernel", "jupyter_client", "numpy", "pandas", "torch")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def hash_tree(folder: Path) -> dict[str, str]:
+    """sha256 of every file under ``folder``, by POSIX path relative to it."""
+    if not folder.is_dir():
+        return {}
+    return {
+        path.relative_to(folder).as_posix(): sha256_file(path)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed versions (from package metadata; nothing is imported)."""
+    versions: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def git_info(folder: Path) -> dict[str, Any] | None:
+    """Commit and dirty flag of the git repository holding ``folder`` (None when there is none)."""
+    git = shutil.which("git")
+    if git is None or not folder.is_dir():
+        return None
+    try:
+        head = subprocess.run(
+            [git, "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=20
+        )
+        if head.returncode != 0:
+            return None
+        status = subprocess.run(
+            [git, "-C", str(folder), "status", "--porcelain"], capture_output=True, text=True, timeout=20
+        )
+        top = subprocess.run(
+            [git, "-C", str(folder), "rev-parse", "--show-toplevel"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return {
+        "commit": head.stdout.strip(),
+        "dirty": bool(status.stdout.strip()) if status.returncode == 0 else None,
+        "repository": top.stdout.strip() or None,
+    }
+
+
+def last_metrics(path: Path) -> dict[str, Any]:
+    """The last value of every metric in a ``metrics.jsonl`` (empty when there is none)."""
+    result: dict[str, Any] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return result
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and "name" in record:
+            result[str(record["name"])] = record.get("value")
+    return result
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+# -- signing -------------------------------------------------------------------------------
+def key_path(home: Path) -> Path:
+    return home / "keys" / KEY_FILE
+
+
+def ensure_key(home: Path) -> Path:
+    """The local Ed25519 signing key, created on first use (dir 0700, file 0600)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    path = key_path(home)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path.parent, 0o700)
+    if path.exists():
+        return path
+    pem = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    tmp = path.with_name(f".{KEY_FILE}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(pem)
+    try:
+        os.link(tmp, path)  # atomic: a concurrent first use keeps the key that won
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    return path
+
+
+def _private_key(home: Path) -> Any:
+    from cryptography.hazmat.primitives import serialization
+
+    return serialization.load_pem_private_key(key_path(home).read_bytes(), password=None)
+
+
+def _raw_public(key: Any) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    raw: bytes = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return raw
+
+
+def sign_manifest(run_dir: Path, home: Path) -> None:
+    """Write ``provenance.sig.json``: an Ed25519 signature of ``provenance.json`` as it is."""
+    key = _private_key(ensure_key(home).parent.parent)
+    signature = key.sign((run_dir / PROVENANCE).read_bytes())
+    record = {
+        "algorithm": "ed25519",
+        "public_key": _raw_public(key.public_key()).hex(),
+        "signature": base64.b64encode(signature).decode(),
+    }
+    (run_dir / SIGNATURE).write_text(json.dumps(record, indent=2) + "\n")
+
+
+def check_signature(run_dir: Path, home: Path) -> str | None:
+    """None when ``provenance.json`` carries a valid signature by the local key, else the problem."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    try:
+        record = json.loads((run_dir / SIGNATURE).read_text())
+        signature = base64.b64decode(record["signature"])
+        public = bytes.fromhex(record["public_key"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"{SIGNATURE}: unreadable ({exc})"
+    if not key_path(home).exists():
+        return f"{SIGNATURE}: no local key under {key_path(home).parent} to check it against"
+    if _raw_public(_private_key(home).public_key()) != public:
+        return f"{SIGNATURE}: signed by another key ({public.hex()[:16]}…), not this machine's"
+    try:
+        Ed25519PublicKey.from_public_bytes(public).verify(signature, (run_dir / PROVENANCE).read_bytes())
+    except InvalidSignature:
+        return f"{SIGNATURE}: the signature does not match {PROVENANCE} (it was changed after signing)"
+    return None
+
+
+# -- running -------------------------------------------------------------------------------
+def _stop(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)  # cancel: papermill shuts the kernel down on the way out
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    tmp.replace(path)
+
+
+def run(run_dir: Path) -> int:
+    signal.signal(signal.SIGTERM, _stop)
+    config: dict[str, Any] = json.loads((run_dir / "payload" / "notebook.json").read_text())
+    parameters: dict[str, Any] = config.get("parameters", {})
+    output_dir = Path(os.environ.get("WORKBENCH_OUTPUT_DIR") or run_dir / "outputs")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["WORKBENCH_OUTPUT_DIR"] = str(output_dir)
+    source_dir = Path(config.get("source_dir") or os.getcwd())
+    input_path, output_path = run_dir / INPUT, run_dir / OUTPUT
+    manifest: dict[str, Any] = {
+        "version": 1,
+        "workload": os.environ.get("WORKBENCH_WORKLOAD_ID") or run_dir.name,
+        "input": {"path": INPUT, "source": config.get("source"), "sha256": sha256_file(input_path)},
+        "parameters": parameters,
+        "kernel": config.get("kernel"),
+        "image": os.environ.get("WORKBENCH_IMAGE") or None,
+        "image_digest": None,
+        "python": {"version": platform.python_version(), "implementation": platform.python_implementation()},
+        "packages": package_versions(),
+        "git": git_info(source_dir),
+        "cwd": os.getcwd(),
+        "started": _now(),
+        "ended": None,
+        "status": "running",
+        "error": None,
+    }
+    print(f"workbench: executing {config.get('source')} with parameters {json.dumps(parameters)}", flush=True)
+    status, code, message = "succeeded", 0, ""
+    try:
+        import papermill  # type: ignore[import-untyped]
+        from papermill.exceptions import PapermillExecutionError  # type: ignore[import-untyped]
+
+        try:
+            papermill.execute_notebook(
+                str(input_path),
+                str(output_path),
+                parameters=parameters,
+                kernel_name=config.get("kernel"),
+                request_save_on_cell_execute=True,
+                progress_bar=False,
+                stdout_file=sys.stdout,
+                stderr_file=sys.stderr,
+                cwd=os.getcwd(),
+            )
+        except PapermillExecutionError as exc:
+            status, code = "failed", 1
+            manifest["error"] = {
+                "cell_index": exc.cell_index,
+                "execution_count": exc.exec_count,
+                "ename": exc.ename,
+                "evalue": exc.evalue,
+            }
+            message = f"cell {exc.cell_index} failed: {exc.ename}: {exc.evalue}"
+    except SystemExit as stop:
+        status, code, message = "cancelled", stop.code if isinstance(stop.code, int) else 1, "cancelled"
+    except Exception as exc:
+        status, code = "failed", 1
+        manifest["error"] = {"cell_index": None, "execution_count": None, "ename": type(exc).__name__,
+                             "evalue": str(exc)}  # fmt: skip
+        message = f"papermill could not run the notebook: {type(exc).__name__}: {exc}"
+    manifest.update(status=status, ended=_now())
+    if manifest["kernel"] is None and output_path.exists():
+        manifest["kernel"] = _kernel_of(output_path)
+    executed = sha256_file(output_path) if output_path.exists() else None
+    manifest["output"] = {"path": OUTPUT, "sha256": executed}
+    manifest["outputs"] = hash_tree(output_dir)
+    manifest["metrics"] = last_metrics(output_dir / METRICS_FILE)
+    _write_json(run_dir / PROVENANCE, manifest)
+    if os.environ.get(SIGN_ENV) == "1":
+        sign_manifest(run_dir, Path(os.environ["WORKBENCH_HOME"]))
+    if message:
+        (run_dir / "final_message").write_text(message[:300] + "\n")
+        print(f"workbench: {message}", file=sys.stderr, flush=True)
+    print(f"workbench: executed notebook {output_path}", flush=True)
+    return code
+
+
+def _kernel_of(path: Path) -> str | None:
+    try:
+        name = json.loads(path.read_text())["metadata"]["kernelspec"]["name"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return str(name)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m workbench.runtime.notebook RUN_DIR", file=sys.stderr)
+        return 2
+    return run(Path(argv[0]))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
