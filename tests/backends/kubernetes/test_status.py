@@ -197,4 +197,4 @@ def test_rbac_objects_validate_strictly(minor: int) -> None:
     from .test_manifests import BUNDLED
 
     for doc in rbac_manifests("ml"):
-        kubernetes_validate.validate(doc, BUNDLED[minor], strict=True)
+        assert kubernetes_validate.validate(doc, BUNDLED[minor], strict=True) == f"1.{minor}"
