@@ -169,8 +169,7 @@ class WorkbenchMagics(Magics):
         if args.detach:
             print(f"{workload.id} launched; `%wb logs {workload.id}` to follow")
             return
-        self._follow(workload, {})
-        print(f"executed notebook: {workload.run_dir}/output.ipynb")
+        self._follow(workload, {})  # the run's log ends with where the executed notebook is
 
     @line_magic
     def dask(self, line: str) -> Any:
