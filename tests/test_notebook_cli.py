@@ -115,7 +115,7 @@ def test_batch_magic_streams_the_run(service: Service, notebook: Path) -> None:
         reply = kernel.run("%batch nb.ipynb -p lr 2 -p tag magic")
         assert reply.error is None, reply
         assert "done 2.0 1 magic" in reply.stdout
-        assert "executed notebook:" in reply.stdout
+        assert "workbench: executed notebook " in reply.stdout
         bad = kernel.run("%batch nb.ipynb -p lr oops")
         assert "parameter 'lr' is declared float" in bad.error_text
     finally:
