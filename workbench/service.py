@@ -153,7 +153,7 @@ class Service:
         Workloads found in the cluster by their labels join the list; a backend that cannot
         be reached leaves its workloads with their last known status.
         """
-        in_use = {self.settings.backend, *(w.backend for w in self.store.list())}
+        in_use = {self.settings.backend, *self.store.backends()}
         for name in sorted(in_use):
             if filters.get("backend") not in (None, name):
                 continue

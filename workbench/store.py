@@ -16,7 +16,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +94,8 @@ class Workload:
         return self.status in FINAL
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # shallow (dataclasses.asdict deep-copies every spec: a third of a 1,000-row listing)
+        return {name: getattr(self, name) for name in _COLUMNS}
 
     @classmethod
     def _from_row(cls, row: sqlite3.Row) -> Workload:
@@ -209,6 +210,10 @@ class Store:
             f"SELECT {', '.join(_COLUMNS)} FROM workloads {clause} ORDER BY created DESC", args
         ).fetchall()
         return [Workload._from_row(r) for r in rows]
+
+    def backends(self) -> set[str]:
+        """The backends that have workloads in the store."""
+        return {row[0] for row in self._db.execute("SELECT DISTINCT backend FROM workloads")}
 
     def gpus_in_use(self, backend: str = "local") -> dict[str, str]:
         """GPU index → the active workload holding it."""
