@@ -80,11 +80,13 @@ class Supervisor:
             proc.wait(timeout=float(self.launch.get("kill_grace", 5.0)))
         except subprocess.TimeoutExpired:
             procs.kill_group(pgid)
+            procs.kill_descendants(os.getpid())
             proc.wait()
 
     def run(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
+        procs.become_subreaper()
         self.store.update(self.id, supervisor_pid=os.getpid())
         home = self.store.path.parent
         try:
@@ -110,7 +112,8 @@ class Supervisor:
             proc.wait()
             return 0
         code = self._watch(proc, pgid)
-        procs.kill_group(pgid)  # like a pod: nothing outlives the main process
+        procs.kill_group(pgid)  # like a pod: nothing outlives the main process,
+        procs.kill_descendants(os.getpid())  # not even what left the group (torchrun's workers)
         self._record(code)
         return 0
 
