@@ -235,8 +235,23 @@ def test_dask_row_scale_dashboard_cancel(lab: Lab, page: sync_api.Page, tmp_path
     board.screenshot(path=str(tmp_path / "screenshots" / "dask-dashboard.png"))
     board.close()
 
+    # its logs: the scheduler's and workers' output, following while it runs
+    cluster.locator('button[aria-label="Logs"]').click()
+    expect(page.locator(".jp-WorkbenchLogs-text").last).to_contain_text(
+        "distributed.scheduler", timeout=30_000
+    )
+    shot("dask-logs")
+
     cluster.locator('button[aria-label="Cancel"]').click()
     expect(cluster).to_have_attribute("data-status", "cancelled", timeout=60_000)
     expect(cluster.locator('button[aria-label="Scale"]')).to_have_count(0)
     expect(dashboard).to_have_count(0)
     shot("dask-cancelled")
+
+    # delete it and see it go
+    cluster.locator('button[aria-label="Delete"]').click()
+    confirm = page.locator(".jp-Dialog")
+    expect(confirm.locator(".jp-Dialog-header")).to_contain_text("Delete")
+    confirm.locator(".jp-Dialog-footer button", has_text="Delete").click()
+    expect(cluster).to_have_count(0, timeout=15_000)
+    shot("dask-deleted")
