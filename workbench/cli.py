@@ -257,21 +257,7 @@ def _run(args: argparse.Namespace, script_args: list[str]) -> int:
     if args.dry_run:
         _print_docs(service.dry_run(raw, cwd=os.getcwd()), args.output)
         return 0
-    workload = service.launch(raw, cwd=os.getcwd())
-    if args.detach:
-        print(workload.id)
-        return 0
-    print(f"workbench: {workload.id} started on {workload.backend}", file=sys.stderr)
-    try:
-        _stream(service, workload.id)
-        final = service.wait(workload.id)
-    except KeyboardInterrupt:
-        final = service.cancel(workload.id)
-        print(f"\nworkbench: interrupted; {final.id} {final.status}", file=sys.stderr)
-        return 130
-    service.check(final)
-    print(f"workbench: {final.id} succeeded", file=sys.stderr)
-    return 0
+    return _follow_run(service, service.launch(raw, cwd=os.getcwd()), args.detach)
 
 
 def _dask(service: Service, args: argparse.Namespace) -> int:

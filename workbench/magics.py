@@ -57,9 +57,7 @@ def close_kernel_scoped(service: Service, session: str, shell: Any) -> None:
     message = getattr(kernel, "_shutdown_message", None) or {}
     if message.get("content", {}).get("restart", True):
         return
-    for workload in service.store.list(session=session, kind="dask", status=["pending", "running"]):
-        if not workload.spec.get("keep"):
-            service.cancel(workload.id)
+    service.close_session(session)
 
 
 @magics_class
@@ -178,7 +176,7 @@ class WorkbenchMagics(Magics):
         ``client = %dask [--workers N] [--threads T] [--memory M] [--gpus-per-worker G]
         [--adapt MIN:MAX] [--name NAME] [--backend B] [--keep]``
         """
-        from .errors import NotFound, WorkbenchError
+        from .errors import WorkbenchError
         from .options import ArgumentParser, HelpShown, add_spec_options, spec_fields
 
         parser = ArgumentParser(prog="%dask", add_help=True)
@@ -187,24 +185,14 @@ class WorkbenchMagics(Magics):
             args = parser.parse_args(shlex.split(line))
             raw = spec_fields(args, "dask")
             service = self.service
-            existing = None
-            if raw.get("name"):
-                try:
-                    existing = service.store.get(str(raw["name"]))
-                except NotFound:
-                    existing = None
-            if existing is not None and not existing.done:
-                workload, verb = existing, "connected to"
-            else:
-                if existing is not None:
-                    service.delete(existing.id)  # a finished cluster of that name: start afresh
-                session = kernel_session()
-                workload, verb = service.launch(raw, session=session, cwd=os.getcwd()), "started"
-                if session and self.shell is not None and session not in _SHUTDOWN_HOOKED:
-                    import atexit
+            session = kernel_session()
+            workload, started = service.dask_cluster(raw, session=session, cwd=os.getcwd())
+            verb = "started" if started else "connected to"
+            if started and session and self.shell is not None and session not in _SHUTDOWN_HOOKED:
+                import atexit
 
-                    atexit.register(close_kernel_scoped, service, session, self.shell)
-                    _SHUTDOWN_HOOKED.add(session)
+                atexit.register(close_kernel_scoped, service, session, self.shell)
+                _SHUTDOWN_HOOKED.add(session)
             client = service.dask_client(workload.id)
             workload = service.get(workload.id)
         except HelpShown:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import secrets
+import shutil
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 
 from .backends.base import Backend, Payload, create_backend
 from .config import Settings, load_settings, merge_profile
-from .errors import BackendUnavailable, SpecError, Timeout, WorkloadFailed
+from .errors import BackendUnavailable, Conflict, NotFound, SpecError, Timeout, WorkloadFailed
 from .spec import CodeSpec, CommonSpec, NotebookSpec, parse_spec
 from .store import FAILED, Store, Workload
 
@@ -211,9 +212,18 @@ class Service:
     def delete(self, name: str, *, force: bool = False) -> None:
         workload = self.store.find(name)
         backend = self.backend(workload.backend)
+        workload = backend.refresh(workload)
         if force and not workload.done:
             workload = backend.cancel(workload)
-        backend.delete(workload)
+        if not workload.done:
+            raise Conflict(
+                f"{workload.id!r} is still {workload.status}",
+                value=workload.id,
+                hint=f"`workbench cancel {workload.id}` first, or rm --force",
+            )
+        backend.delete(workload)  # what the backend made for it (objects on a cluster)
+        self.store.delete(workload.id)
+        shutil.rmtree(workload.run_dir, ignore_errors=True)
 
     def results(self, name: str) -> dict[str, Any]:
         workload = self.store.find(name)
@@ -230,6 +240,33 @@ class Service:
                 hint="`workbench dask ls` lists the clusters",
             )
         return backend, workload
+
+    def dask_cluster(
+        self, raw: Mapping[str, Any], *, session: str | None = None, cwd: str | None = None
+    ) -> tuple[Workload, bool]:
+        """The running cluster named in ``raw``, else a new one; True when it was started now.
+
+        A finished cluster of that name is removed first, so the name can be used again.
+        """
+        name = raw.get("name")
+        if name:
+            try:
+                existing = self.get(str(name))
+            except NotFound:
+                pass
+            else:
+                if not existing.done:
+                    return existing, False
+                self.delete(existing.id)
+        return self.launch(raw, session=session, cwd=cwd), True
+
+    def close_session(self, session: str) -> builtins.list[Workload]:
+        """Cancel a kernel session's Dask clusters, except those started with ``--keep``."""
+        return [
+            self.cancel(workload.id)
+            for workload in self.store.list(session=session, kind="dask", status=["pending", "running"])
+            if not workload.spec.get("keep")
+        ]
 
     def dask_address(self, name: str, *, timeout: float = 60.0) -> Workload:
         """The Dask cluster's record once its scheduler address is known (waits while it starts)."""

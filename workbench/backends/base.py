@@ -52,7 +52,7 @@ class Backend(Protocol):
         """Stop the workload (the whole process group or all its pods)."""
 
     def delete(self, workload: Workload) -> None:
-        """Remove the record and what the workload left (it must be finished)."""
+        """Remove what the finished workload left on the backend; the service drops the record."""
 
     def results(self, workload: Workload) -> dict[str, Any]:
         """The ``--get`` variables a succeeded workload brought back."""

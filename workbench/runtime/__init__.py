@@ -3,3 +3,7 @@
 Everything here imports only the core (``workbench.store``, ``workbench.errors``) and the
 standard library (plus cloudpickle in the runners), so it stays small and ships in images.
 """
+
+#: A file in the run directory where a runtime leaves the one-line reason the supervisor records
+#: (why a Dask cluster stopped, which rank or cell failed).
+FINAL_MESSAGE = "final_message"

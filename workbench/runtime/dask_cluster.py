@@ -24,8 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..store import Store
-
-FINAL_MESSAGE = "final_message"
+from . import FINAL_MESSAGE
 
 
 class _Slices:

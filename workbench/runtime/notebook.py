@@ -28,6 +28,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from . import FINAL_MESSAGE
+
 INPUT = "input.ipynb"
 OUTPUT = "output.ipynb"
 PROVENANCE = "provenance.json"
@@ -278,7 +280,7 @@ def run(run_dir: Path) -> int:
     if os.environ.get(SIGN_ENV) == "1":
         sign_manifest(run_dir, Path(os.environ["WORKBENCH_HOME"]))
     if message:
-        (run_dir / "final_message").write_text(message[:300] + "\n")
+        (run_dir / FINAL_MESSAGE).write_text(message[:300] + "\n")
         print(f"workbench: {message}", file=sys.stderr, flush=True)
     print(f"workbench: executed notebook {output_path}", flush=True)
     return code

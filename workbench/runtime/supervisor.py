@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..store import CANCELLED, FAILED, PENDING, RUNNING, SUCCEEDED, Store
-from . import procs
+from . import FINAL_MESSAGE, procs
 
 CHECK_EVERY = 0.25  # seconds between timeout / memory checks while the command runs
 
@@ -149,6 +149,11 @@ class Supervisor:
         finally:
             os.close(pidfd)
 
+    def _final_message(self) -> str:
+        """The runtime's own one-line account (why Dask stopped, the failing rank or cell), if any."""
+        final = self.run_dir / FINAL_MESSAGE
+        return final.read_text().strip()[:300] if final.exists() else ""
+
     def _record(self, code: int) -> None:
         if self.stop_reason == "cancel" or self.store.get(self.id).cancel_requested:
             self.store.finish(self.id, CANCELLED, exit_code=code, message="cancelled")
@@ -159,13 +164,10 @@ class Supervisor:
             message = f"OOMKilled: used more than the memory limit ({self.launch.get('memory_label')})"
             self.store.finish(self.id, FAILED, exit_code=code, message=message)
         elif code == 0:
-            final = self.run_dir / "final_message"  # a runtime may leave a one-line reason
-            message = final.read_text().strip()[:300] if final.exists() else ""
-            self.store.finish(self.id, SUCCEEDED, exit_code=0, message=message)
+            self.store.finish(self.id, SUCCEEDED, exit_code=0, message=self._final_message())
         else:
             reason = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
-            final = self.run_dir / "final_message"  # a runtime's own account (the failing rank)
-            detail = final.read_text().strip()[:300] if final.exists() else last_error_line(self.log_path)
+            detail = self._final_message() or last_error_line(self.log_path)
             message = f"{reason}: {detail}" if detail else reason
             self.store.finish(self.id, FAILED, exit_code=code, message=message)
 

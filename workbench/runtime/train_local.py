@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .dask_cluster import FINAL_MESSAGE
+from . import FINAL_MESSAGE
 
 
 def free_port() -> int:

@@ -184,18 +184,21 @@ def test_files_left_open_by_the_code_keep_what_was_written(service: Service) -> 
     assert [(folder / f"kept-{rank}.txt").read_text() for rank in (0, 1)] == ["buffered line\n"] * 2
 
 
+def running_ranks(service: Service, name: str) -> list[int]:
+    """The pids the two ranks print (``up PID``) once both run."""
+    deadline = time.monotonic() + 60
+    while "".join(service.logs(name)).count(" up ") < 2:
+        assert time.monotonic() < deadline, "".join(service.logs(name))
+        time.sleep(0.1)
+    return [int(line.split()[-1]) for line in "".join(service.logs(name)).splitlines() if " up " in line]
+
+
 def test_cancel_leaves_no_rank_behind(service: Service) -> None:
     from workbench.runtime import procs
 
     code = "import os, time\nprint('up', os.getpid(), flush=True)\ntime.sleep(300)\n"
     workload = service.launch({"kind": "train", "code": code, "procs_per_node": 2})
-    deadline = time.monotonic() + 60
-    while "".join(service.logs(workload.id)).count(" up ") < 2:
-        assert time.monotonic() < deadline, "".join(service.logs(workload.id))
-        time.sleep(0.1)
-    ranks = [
-        int(line.split()[-1]) for line in "".join(service.logs(workload.id)).splitlines() if " up " in line
-    ]
+    ranks = running_ranks(service, workload.id)
     assert len(ranks) == 2 and all(procs.is_alive(pid) for pid in ranks)
     assert service.cancel(workload.id).status == "cancelled"
     deadline = time.monotonic() + 30
@@ -211,13 +214,7 @@ def test_ranks_do_not_outlive_a_crashed_torchrun(service: Service) -> None:
 
     code = "import os, time\nprint('up', os.getpid(), flush=True)\ntime.sleep(300)\n"
     workload = service.launch({"kind": "train", "code": code, "procs_per_node": 2})
-    deadline = time.monotonic() + 60
-    while "".join(service.logs(workload.id)).count(" up ") < 2:
-        assert time.monotonic() < deadline, "".join(service.logs(workload.id))
-        time.sleep(0.1)
-    ranks = [
-        int(line.split()[-1]) for line in "".join(service.logs(workload.id)).splitlines() if " up " in line
-    ]
+    ranks = running_ranks(service, workload.id)
     torchrun = int(Path(f"/proc/{ranks[0]}/stat").read_text().rsplit(")", 1)[1].split()[1])
     os.kill(torchrun, signal.SIGKILL)
     assert service.wait(workload.id, timeout=60).status == "failed"

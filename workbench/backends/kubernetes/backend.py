@@ -171,21 +171,12 @@ class KubernetesBackend:
             "name": job["metadata"]["name"],
             "uid": job["metadata"]["uid"],
         }
-        kind = obj.get("kind", "ConfigMap")
         with contextlib.suppress(WorkbenchError):  # not fatal: cancel and rm delete it too
-            self.client.request(
-                "PATCH",
-                self.client_path(kind, obj["metadata"]["name"]),
-                verb="patch",
-                resource=f"{kind.lower()}s",
-                body={"metadata": {"ownerReferences": [owner]}},
-                content_type="application/merge-patch+json",
+            self.client.patch(
+                obj.get("kind", "ConfigMap"),
+                obj["metadata"]["name"],
+                {"metadata": {"ownerReferences": [owner]}},
             )
-
-    def client_path(self, kind: str, name: str) -> str:
-        from .client import resource_for
-
-        return str(resource_for(kind).path(self.client.namespace, name))
 
     # -- state -----------------------------------------------------------------------------
     def pods(self, workload_id: str, *, fresh: bool = True) -> list[dict[str, Any]]:
@@ -337,13 +328,13 @@ class KubernetesBackend:
         if workload.status != SUCCEEDED or workload.kind == "dask":
             return {}
         if workload.kind == "train":
-            return self.train.results(workload)
-        values = None
-        for pod in reversed(self.pods(workload.id)):  # the newest pod is the one that succeeded
-            text = b"".join(self.client.logs(pod["metadata"]["name"])).decode("utf-8", "replace")
-            values = extract_results(text)
-            if values is not None:
-                break
+            logs = self.train.result_logs(workload)
+        else:  # the newest pod is the one that succeeded
+            logs = (
+                b"".join(self.client.logs(pod["metadata"]["name"])).decode("utf-8", "replace")
+                for pod in reversed(self.pods(workload.id))
+            )
+        values = next((found for found in map(extract_results, logs) if found is not None), None)
         if values is None:
             return {}
         import pickle
@@ -375,16 +366,7 @@ class KubernetesBackend:
         return self.store.get(workload.id)
 
     def delete(self, workload: Workload) -> None:
-        workload = self.refresh(workload)
-        if not workload.done:
-            raise Conflict(
-                f"{workload.id!r} is still {workload.status}",
-                value=workload.id,
-                hint=f"`workbench cancel {workload.id}` first, or rm --force",
-            )
         self._delete_objects(workload)
-        self.store.delete(workload.id)
-        shutil.rmtree(workload.run_dir, ignore_errors=True)
 
     # -- Dask ------------------------------------------------------------------------------
     def dask_address(self, workload: Workload, timeout: float = 60.0) -> Workload:

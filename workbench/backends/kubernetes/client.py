@@ -7,9 +7,10 @@ manifest builders make dicts and the backend reads dicts, so no typed model sits
 Every answer the API server can give is mapped once, here:
 
 - 403 → :class:`PermissionDenied` naming the verb and resource, with the ``workbench rbac`` hint;
-- 404 on a custom resource's collection → :class:`BackendUnavailable` ("is the operator installed?");
-- 404 on an object → :class:`NotFound`; 409 → :class:`Conflict`; 422 → :class:`SpecError`,
-  each with the API server's own message;
+- 404 on a custom resource's collection (create, list, watch) → :class:`BackendUnavailable`
+  ("is the operator installed?");
+- 404 on a named object → :class:`NotFound`, custom or not (without the operator it cannot
+  exist); 409 → :class:`Conflict`; 422 → :class:`SpecError`, each with the server's message;
 - 429, 5xx, timeouts and refused connections → bounded retries with backoff, then
   :class:`BackendUnavailable`.
 """
@@ -273,7 +274,20 @@ class KubeClient:
     def get(self, kind: str, name: str) -> dict[str, Any]:
         res = resource_for(kind)
         result: dict[str, Any] = self.request(
-            "GET", res.path(self.namespace, name), verb="get", resource=res.plural, custom=res.custom
+            "GET", res.path(self.namespace, name), verb="get", resource=res.plural
+        )
+        return result
+
+    def patch(self, kind: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """A JSON merge patch of a named object."""
+        res = resource_for(kind)
+        result: dict[str, Any] = self.request(
+            "PATCH",
+            res.path(self.namespace, name),
+            verb="patch",
+            resource=res.plural,
+            body=dict(body),
+            content_type="application/merge-patch+json",
         )
         return result
 
@@ -356,7 +370,6 @@ class KubeClient:
                 verb="delete",
                 resource=res.plural,
                 body={"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation},
-                custom=res.custom,
             )
         except NotFound:
             if not missing_ok:

@@ -30,7 +30,7 @@ from ...errors import BackendUnavailable, Conflict, NotFound, SpecError, Timeout
 from ...spec import DaskSpec, parse_spec
 from ...store import ACTIVE, CANCELLED, FAILED, PENDING, RUNNING, SUCCEEDED, Workload
 from ..base import Payload
-from .client import Resource, register_resource, resource_for
+from .client import Resource, register_resource
 from .dask_manifests import (
     DASK_GROUP,
     autoscaler_manifest,
@@ -156,25 +156,6 @@ class DaskClusters:
         return self._tracker
 
     # -- requests on one object (a 404 there means "gone", not "no operator") --------------------
-    def _object(self, method: str, kind: str, name: str, *, verb: str, body: Any, **kw: Any) -> Any:
-        res = resource_for(kind)
-        return self.client.request(
-            method, res.path(self.client.namespace, name), verb=verb, resource=res.plural, body=body, **kw
-        )
-
-    def _patch(self, kind: str, name: str, body: dict[str, Any]) -> None:
-        self._object(
-            "PATCH", kind, name, verb="patch", body=body, content_type="application/merge-patch+json"
-        )
-
-    def _delete(self, kind: str, name: str) -> bool:
-        options = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
-        try:
-            self._object("DELETE", kind, name, verb="delete", body=options)
-        except NotFound:
-            return False
-        return True
-
     def _create(self, doc: Mapping[str, Any]) -> None:
         try:
             self.client.create(doc)
@@ -302,15 +283,15 @@ class DaskClusters:
         if workers < 0:
             raise SpecError(f"cannot scale to {workers} workers", value=workers, hint="give 0 or more")
         current = self._active(workload)
-        self._delete("DaskAutoscaler", current.id)  # adaptivity would undo the new count
+        self.client.delete("DaskAutoscaler", current.id)  # adaptivity would undo the new count
         patch = {"spec": {"worker": {"replicas": workers}}}
         try:
-            self._patch("DaskCluster", current.id, patch)
+            self.client.patch("DaskCluster", current.id, patch)
         except NotFound:
             raise Conflict(f"the DaskCluster of {current.id} is gone", value=current.id) from None
         # the operator scales this group; it may not exist yet (then it starts from the cluster's spec)
         with contextlib.suppress(NotFound):
-            self._patch("DaskWorkerGroup", worker_group_name(current.id), patch)
+            self.client.patch("DaskWorkerGroup", worker_group_name(current.id), patch)
         self.store.update(current.id, info={**current.info, "requested_workers": workers, "adapt": None})
         return self.store.get(current.id)
 
@@ -323,7 +304,9 @@ class DaskClusters:
             )
         current = self._active(workload)
         try:
-            self._patch("DaskAutoscaler", current.id, {"spec": {"minimum": minimum, "maximum": maximum}})
+            self.client.patch(
+                "DaskAutoscaler", current.id, {"spec": {"minimum": minimum, "maximum": maximum}}
+            )
         except NotFound:
             labels = workload_labels(current.id, "dask", current.owner, current.spec.get("labels") or {})
             doc = autoscaler_manifest(
@@ -359,8 +342,8 @@ class DaskClusters:
         yield from self._pod_logs(pod, follow=True)
 
     def delete_objects(self, workload_id: str) -> None:
-        self._delete("DaskAutoscaler", workload_id)
-        self._delete("DaskCluster", workload_id)
+        self.client.delete("DaskAutoscaler", workload_id)
+        self.client.delete("DaskCluster", workload_id)
 
     def cancel(self, workload: Workload) -> Workload:
         workload = self.refresh(workload)

@@ -31,6 +31,7 @@ from .manifests import (
     add_user_volumes,
     container_resources,
     container_security_context,
+    env_entries,
     pod_security_context,
 )
 from .settings import OWNER_LABEL, KubeSettings, object_name, workload_labels
@@ -115,21 +116,7 @@ def _check(spec: DaskSpec) -> None:
 def _env(spec: DaskSpec, *, with_secrets: bool) -> list[dict[str, Any]]:
     # uid 1000 may have no home in an arbitrary image: give it a writable one
     values = {"PYTHONUNBUFFERED": "1", "HOME": SCRATCH_DIR, **spec.env}
-    entries: dict[str, dict[str, Any]] = {
-        name: {"name": name, "value": value} for name, value in values.items()
-    }
-    for ref in spec.secrets if with_secrets else ():
-        if ref.env in entries:
-            raise SpecError(
-                f"environment variable {ref.env} is given twice (by --secret and by --env or --secret)",
-                value=ref.env,
-                hint="give each variable once",
-            )
-        entries[ref.env] = {
-            "name": ref.env,
-            "valueFrom": {"secretKeyRef": {"name": ref.secret, "key": ref.key}},
-        }
-    return [entries[name] for name in sorted(entries)]
+    return env_entries(values, spec.secrets if with_secrets else ())
 
 
 def _volumes(spec: DaskSpec, *, worker: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

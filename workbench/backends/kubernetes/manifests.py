@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ...errors import SpecError
-from ...spec import CommonSpec, PodSpec, Resources, Volume
+from ...spec import CommonSpec, PodSpec, Resources, SecretRef, Volume
 from ...units import parse_cpu
 from .payload import code_payload, payload_configmap
 from .settings import (
@@ -135,10 +135,19 @@ def _env(spec: CommonSpec, workload_id: str) -> list[dict[str, Any]]:
             "WORKBENCH_OUTPUT_DIR": OUTPUT_DIR,
         }
     )
+    return env_entries(values, spec.secrets)
+
+
+def env_entries(values: Mapping[str, str], secrets: Sequence[SecretRef]) -> list[dict[str, Any]]:
+    """A container's env, sorted: literal values, and secrets by reference only.
+
+    Raises:
+        SpecError: a variable given twice.
+    """
     entries: dict[str, dict[str, Any]] = {
         name: {"name": name, "value": value} for name, value in values.items()
     }
-    for ref in spec.secrets:
+    for ref in secrets:
         if ref.env in entries:
             raise SpecError(
                 f"environment variable {ref.env} is given twice (by --secret and by --env or --secret)",

@@ -17,15 +17,12 @@ cluster is the source of truth, as for pods:
 from __future__ import annotations
 
 import codecs
-import contextlib
-import pickle
 import queue
 import re
 import shutil
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...errors import BackendUnavailable, NotFound, WorkbenchError
@@ -33,7 +30,7 @@ from ...spec import TrainSpec
 from ...store import FAILED, PENDING, RUNNING, SUCCEEDED, Workload
 from ..base import Payload
 from .client import Resource, register_resource
-from .logs import MarkerFilter, extract_results
+from .logs import MarkerFilter
 from .manifests import CONTAINER_NAME, container_resources
 from .preflight import check_fits
 from .status import Observed, observe, pod_pending_reason, terminated, timestamp
@@ -195,12 +192,8 @@ class TrainJobs:
             return self.backend.job(workload.id, fresh=fresh)
         try:
             return as_job(self.client.get(PYTORCHJOB.kind, workload.id))
-        except NotFound:
+        except NotFound:  # also when the operator (and so its jobs) is gone
             return None
-        except BackendUnavailable as exc:
-            if exc.value == PYTORCHJOB.plural:
-                return None  # the operator was removed: its jobs are gone with it
-            raise
 
     def pods(self, workload_id: str, *, fresh: bool = True) -> list[dict[str, Any]]:
         return sorted(self.backend.pods(workload_id, fresh=fresh), key=node_index)
@@ -300,24 +293,15 @@ class TrainJobs:
                 except queue.Empty:
                     break
 
-    def results(self, workload: Workload) -> dict[str, Any]:
-        cached = Path(workload.run_dir) / "results.pkl"
-        values = None
-        for pod in self.pods(workload.id):  # rank 0 is usually node 0, but c10d decides
-            values = extract_results(self._log(workload, pod["metadata"]["name"]))
-            if values is not None:
-                break
-        if values is None:
-            return {}
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        cached.write_bytes(pickle.dumps(values))
-        return values
+    def result_logs(self, workload: Workload) -> Iterator[str]:
+        """The nodes' logs in the order to look for rank 0's results (usually node 0; c10d decides)."""
+        for pod in self.pods(workload.id):
+            yield self._log(workload, pod["metadata"]["name"])
 
     # -- stopping --------------------------------------------------------------------------------------
     def delete_objects(self, workload: Workload) -> None:
         if self._kubeflow(workload):
-            with contextlib.suppress(BackendUnavailable):  # no operator: nothing of that kind exists
-                self.client.delete(PYTORCHJOB.kind, workload.id)
+            self.client.delete(PYTORCHJOB.kind, workload.id)  # no operator: nothing to delete
         else:
             self.client.delete("Job", workload.id)
             self.client.delete("Service", workload.id)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ...config import Settings
-from ...errors import BackendUnavailable, Conflict, NotFound, SpecError
+from ...errors import BackendUnavailable, NotFound, SpecError
 from ...runtime import procs
 from ...spec import CommonSpec
 from ...store import ACTIVE, CANCELLED, FAILED, PENDING, Store, Workload
@@ -268,15 +268,7 @@ class LocalBackend:
         return self.store.get(workload.id)
 
     def delete(self, workload: Workload) -> None:
-        workload = self.refresh(workload)
-        if not workload.done:
-            raise Conflict(
-                f"{workload.id!r} is still {workload.status}",
-                value=workload.id,
-                hint=f"`workbench cancel {workload.id}` first, or rm --force",
-            )
-        self.store.delete(workload.id)
-        shutil.rmtree(workload.run_dir, ignore_errors=True)
+        """Nothing outlives a finished local workload but its record and run directory."""
 
     # -- Dask ------------------------------------------------------------------------------
     def dask_address(self, workload: Workload, timeout: float = 60.0) -> Workload:
