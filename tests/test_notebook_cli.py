@@ -121,3 +121,28 @@ def test_batch_magic_streams_the_run(service: Service, notebook: Path) -> None:
     finally:
         kernel.stop()
     assert [w.status for w in service.store.list()] == ["succeeded"]
+
+
+def test_batch_run_survives_a_kernel_restart(service: Service, notebook: Path, tmp_path: Path) -> None:
+    write_notebook(
+        tmp_path / "slow.ipynb",
+        "import time\nprint('before', flush=True)\ntime.sleep(2)\nprint('after', tag)",
+        parameters="tag = 'x'",
+    )
+    kernel = Kernel()
+    try:
+        assert kernel.run(f"%load_ext workbench\nimport os\nos.chdir({str(tmp_path)!r})").error is None
+        reply = kernel.run(f"%batch slow.ipynb -p tag kept --name slow-nb --detach --output {tmp_path}/runs")
+        assert reply.error is None, reply
+        assert "slow-nb launched" in reply.stdout
+        kernel.restart()
+        assert kernel.run("%load_ext workbench").error is None
+        assert "slow-nb" in kernel.run("%wb ls").stdout
+        final = service.wait("slow-nb", timeout=90)
+        assert final.status == "succeeded", final.message
+        assert "after kept" in kernel.run("%wb logs slow-nb").stdout
+    finally:
+        kernel.stop()
+    assert main(["verify", "slow-nb"]) == 0
+    published = json.loads((tmp_path / "runs" / "slow-nb" / "provenance.json").read_text())
+    assert published["parameters"] == {"tag": "kept"} and published["status"] == "succeeded"

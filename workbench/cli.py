@@ -131,7 +131,9 @@ def _notebook_parsers(sub: Any) -> None:
     )
     run.add_argument("-f", "--parameters-file", metavar="PARAMS.yaml", help="parameters from a YAML mapping")
     run.add_argument("--sweep", action="append", default=[], metavar="NAME=V1,V2", help="a grid axis")
-    run.add_argument("--parallel", type=int, default=2, help="sweep runs at once (default 2)")
+    run.add_argument(
+        "--parallel", type=int, default=os.cpu_count() or 1, help="sweep runs at once (default: the cores)"
+    )
     run.add_argument("--sign", action="store_true", help="sign the provenance manifest (local Ed25519 key)")
     run.add_argument("--detach", "-d", action="store_true", help="print the name and return at once")
     add_spec_options(run, "notebook")
@@ -209,27 +211,32 @@ def _follow_run(service: Service, workload: Any, detach: bool) -> int:
         print(f"\nworkbench: interrupted; {final.id} {final.status}", file=sys.stderr)
         return 130
     service.check(final)
-    print(f"workbench: {final.id} succeeded; run directory {final.run_dir}", file=sys.stderr)
+    from .notebooks import run_directory
+
+    print(f"workbench: {final.id} succeeded; run directory {run_directory(final)}", file=sys.stderr)
     return 0
 
 
 def _verify(service: Service, run: str) -> int:
     from pathlib import Path
 
-    from .notebooks import verify_run
+    from .notebooks import run_directory, verify_run
     from .runtime.notebook import PROVENANCE, SIGNATURE
 
-    run_dir = Path(run)
-    if not (run_dir / PROVENANCE).is_file():
-        run_dir = Path(service.store.find(run).run_dir)
-    problems = verify_run(run_dir, service.settings.home)
+    location = run
+    if "://" not in run and not (Path(run) / PROVENANCE).is_file():
+        location = run_directory(service.store.find(run))
+    problems = verify_run(location, service.settings.home)
     for problem in problems:
         print(f"MISMATCH {problem}")
     if problems:
-        print(f"workbench: {run_dir} does not match its provenance manifest", file=sys.stderr)
+        print(f"workbench: {location} does not match its provenance manifest", file=sys.stderr)
         return 1
-    signed = " and its signature" if (run_dir / SIGNATURE).exists() else ""
-    print(f"OK {run_dir}: input, executed notebook and outputs match the manifest{signed}")
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(location)
+    signed = " and its signature" if fs.exists(f"{root}/{SIGNATURE}") else ""
+    print(f"OK {location}: input, executed notebook and outputs match the manifest{signed}")
     return 0
 
 
@@ -328,6 +335,9 @@ def _dispatch(args: argparse.Namespace, script_args: list[str]) -> int:
     if args.command == "dask":
         return _dask(service, args)
     if args.command == "notebook":
+        from .runtime.notebook import skip_iri_format_checker
+
+        skip_iri_format_checker()
         return _notebook(service, args)
     if args.command == "verify":
         return _verify(service, args.run)

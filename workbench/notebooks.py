@@ -10,6 +10,8 @@ value is refused with a :class:`SpecError`, an undeclared name is a warning (an 
 from __future__ import annotations
 
 import ast
+import functools
+import hashlib
 import itertools
 import json
 import tempfile
@@ -53,7 +55,15 @@ def read_notebook(spec: NotebookSpec, cwd: str | None) -> tuple[Path, bytes]:
 
 
 def declared_parameters(data: bytes, kernel: str | None, where: str) -> dict[str, str | None]:
-    """Declared parameter names and their type names (None when the type is not known)."""
+    """Declared parameter names and their type names (None when the type is not known).
+
+    Remembered per notebook content and kernel, so a sweep inspects its notebook once.
+    """
+    return dict(_declared(data, kernel, where))
+
+
+@functools.lru_cache(maxsize=16)
+def _declared(data: bytes, kernel: str | None, where: str) -> tuple[tuple[str, str | None], ...]:
     import nbformat
     import papermill  # type: ignore[import-untyped]
 
@@ -79,7 +89,7 @@ def declared_parameters(data: bytes, kernel: str | None, where: str) -> dict[str
                 type_name = "None"
         type_name = type_name.lower().removeprefix("typing.")
         result[name] = type_name if type_name in _TYPES else None
-    return result
+    return tuple(result.items())
 
 
 def _convert(name: str, value: Any, type_name: str) -> Any:
@@ -146,10 +156,26 @@ def notebook_payload(spec: NotebookSpec, *, session: str | None, cwd: str | None
     return Payload(cwd=cwd, session=session, extra={"notebook": data, "config": config})
 
 
-def verify_run(run_dir: Path, home: Path) -> list[str]:
-    """Every mismatch between a run directory and its provenance manifest (empty: all good)."""
+def verify_run(location: str, home: Path) -> list[str]:
+    """Every mismatch between a run directory (a path or fsspec URL) and its manifest (empty: all good)."""
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(location)
+
+    def read(rel: str) -> bytes:
+        data: bytes = fs.cat_file(f"{root}/{rel}")
+        return data
+
+    def digest(path: str) -> str:
+        sha = hashlib.sha256()
+        with fs.open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                sha.update(block)
+        return sha.hexdigest()
+
     try:
-        manifest: dict[str, Any] = json.loads((run_dir / nbrun.PROVENANCE).read_text())
+        raw_manifest = read(nbrun.PROVENANCE)
+        manifest: dict[str, Any] = json.loads(raw_manifest)
     except (OSError, ValueError) as exc:
         return [f"{nbrun.PROVENANCE}: unreadable ({exc})"]
     problems: list[str] = []
@@ -157,13 +183,15 @@ def verify_run(run_dir: Path, home: Path) -> list[str]:
         entry = manifest.get(key) or {}
         if not entry.get("path") or entry.get("sha256") is None:
             continue
-        path = run_dir / str(entry["path"])
-        if not path.is_file():
+        path = f"{root}/{entry['path']}"
+        if not fs.isfile(path):
             problems.append(f"{entry['path']}: missing")
-        elif nbrun.sha256_file(path) != entry["sha256"]:
+        elif digest(path) != entry["sha256"]:
             problems.append(f"{entry['path']}: sha256 differs from the manifest")
     recorded: dict[str, str] = manifest.get("outputs") or {}
-    actual = nbrun.hash_tree(run_dir / "outputs")
+    folder = f"{root}/outputs"
+    found = fs.find(folder) if fs.isdir(folder) else []
+    actual = {str(p)[len(folder) + 1 :]: digest(str(p)) for p in sorted(found)}
     for name in sorted(set(recorded) | set(actual)):
         if name not in actual:
             problems.append(f"outputs/{name}: missing")
@@ -171,11 +199,29 @@ def verify_run(run_dir: Path, home: Path) -> list[str]:
             problems.append(f"outputs/{name}: not in the manifest")
         elif actual[name] != recorded[name]:
             problems.append(f"outputs/{name}: sha256 differs from the manifest")
-    if (run_dir / nbrun.SIGNATURE).exists():
-        problem = nbrun.check_signature(run_dir, home)
+    if fs.exists(f"{root}/{nbrun.SIGNATURE}"):
+        problem = nbrun.check_signature(raw_manifest, read(nbrun.SIGNATURE), home)
         if problem:
             problems.append(problem)
     return problems
+
+
+def run_directory(workload: Workload) -> str:
+    """Where a notebook run's files are: its published location (``--output``), else its run dir."""
+    location = workload.info.get("location")
+    if isinstance(location, str) and location:
+        return location
+    base = workload.spec.get("output")
+    if isinstance(base, str) and base and not workload.spec.get("schedule"):
+        if "://" not in base and workload.backend == "local":
+            launch = Path(workload.run_dir) / "launch.json"
+            try:
+                cwd = json.loads(launch.read_text()).get("cwd") or "."
+            except (OSError, ValueError):
+                cwd = "."
+            base = str((Path(cwd) / base).resolve())
+        return nbrun.run_location(base, workload.id)
+    return workload.run_dir
 
 
 def sweep_grid(sweeps: list[str]) -> list[dict[str, str]]:

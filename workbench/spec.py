@@ -23,7 +23,15 @@ from pydantic import (
 
 from .errors import SpecError
 from .spec_types import AdaptRange, Resources, SecretRef, Volume, VolumeType, _Model, _split_pair, flag
-from .units import DNS_SUBDOMAIN, ENV_NAME, check_label, check_name, parse_duration
+from .units import (
+    DNS_SUBDOMAIN,
+    ENV_NAME,
+    check_cron,
+    check_label,
+    check_location,
+    check_name,
+    parse_duration,
+)
 
 __all__ = [
     "KINDS",
@@ -241,7 +249,10 @@ class NotebookSpec(CommonSpec):
     notebook: str = Field(description="path of the .ipynb to run")
     parameters: dict[str, Any] = Field(default_factory=dict)
     output: str | None = Field(
-        None, json_schema_extra=flag("--output", help="run directory: path or fsspec URL")
+        None,
+        json_schema_extra=flag(
+            "--output", help="where run directories go (each run gets OUTPUT/NAME): a path or fsspec URL"
+        ),
     )
     kernel: str | None = Field(None, json_schema_extra=flag("--kernel", help="kernel name"))
     schedule: str | None = Field(None, json_schema_extra=flag("--schedule", help="cron schedule"))
@@ -256,6 +267,16 @@ class NotebookSpec(CommonSpec):
         if not value.endswith(".ipynb"):
             raise ValueError(f"notebook {value!r} must be an .ipynb file")
         return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        return None if value is None else check_cron(value)
+
+    @field_validator("output")
+    @classmethod
+    def _output(cls, value: str | None) -> str | None:
+        return None if value is None else check_location(value)
 
 
 Spec = Annotated[PodSpec | DaskSpec | TrainSpec | NotebookSpec, Field(discriminator="kind")]

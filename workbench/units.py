@@ -149,3 +149,68 @@ def check_label(key: str, value: str) -> None:
             f"label value {value!r} for {key!r} must be at most 63 letters, digits, '-', '_' "
             "or '.', starting and ending with a letter or digit"
         )
+
+
+# the schedules a Kubernetes CronJob accepts: five fields (names allowed) or a macro
+_CRON_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+_CRON_FIELD = re.compile(r"^[0-9A-Za-z*?/,\-]+$")
+_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+_CRON_NAMES = frozenset((*_MONTHS, "SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"))
+
+
+def check_cron(expression: str) -> str:
+    """Check a cron schedule as a Kubernetes CronJob reads it and return it, trimmed.
+
+    Five fields (minute hour day-of-month month day-of-week; ``*``, ``,``, ``-``, ``/``,
+    ``?`` and month or day names) or a macro such as ``@daily``; ranges are checked by
+    croniter. croniter's extensions that Kubernetes refuses (seconds, ``L``, ``W``, ``#``,
+    ``CRON_TZ=``) are refused here too.
+    """
+    text = " ".join(expression.split())
+    if text in _CRON_MACROS:
+        return text
+    fields = text.split(" ")
+    usage = "write five fields (minute hour day month weekday), e.g. '0 3 * * *', or @daily"
+    if len(fields) != 5:
+        raise ValueError(f"schedule {expression!r} has {len(fields)} fields; {usage}")
+    for value in fields:
+        names = re.findall(r"[A-Za-z]+", value)
+        if not _CRON_FIELD.match(value) or any(n.upper() not in _CRON_NAMES for n in names):
+            raise ValueError(f"schedule {expression!r}: {value!r} is not a cron field; {usage}")
+    from croniter import croniter
+
+    if not croniter.is_valid(text):
+        raise ValueError(f"schedule {expression!r} has a value out of range; {usage}")
+    return text
+
+
+def check_location(location: str) -> str:
+    """Check a run-directory location: a path, or a URL of a filesystem fsspec knows.
+
+    Whether the protocol's package (s3fs, gcsfs…) is installed matters only where the run
+    writes: the local backend checks it before launching, a pod needs it in its image.
+
+    Raises:
+        ValueError: an unknown protocol, or ``memory://`` (it lives in one process; a run
+            writes from another).
+    """
+    protocol, sep, rest = location.partition("://")
+    if not sep:
+        if not location.strip():
+            raise ValueError("the output location is empty; give a path or a URL such as s3://bucket/runs")
+        return location
+    if not protocol or not rest.strip("/"):
+        raise ValueError(f"output {location!r} needs a protocol and a path, e.g. s3://bucket/runs")
+    if protocol == "memory":
+        raise ValueError(
+            f"output {location!r}: memory:// lives inside one process and a run writes from another; "
+            "use a path or a shared store such as s3://"
+        )
+    import fsspec
+
+    if protocol not in fsspec.available_protocols():
+        raise ValueError(
+            f"output {location!r}: fsspec knows no {protocol}:// filesystem; "
+            "use a path or a URL such as file://, s3://, gs://"
+        )
+    return location

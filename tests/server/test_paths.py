@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import assert_nothing_created
-from workbench.server.paths import confine
+from workbench.server.paths import confine, confine_spec
 from workbench.service import Service
 
 from .conftest import Api, wait_until
@@ -95,3 +95,26 @@ def test_confine_resolves_against_the_root(tmp_path: Path) -> None:
     assert confine("~/x.ipynb", root, "notebook") == "~/x.ipynb"  # no home expansion: a name in the root
     with pytest.raises(Exception, match="invalid notebook path"):
         confine("a\0b.ipynb", root, "notebook")
+
+
+async def test_a_run_directory_outside_the_root_is_refused(
+    api: Api, service: Service, jp_root_dir: Path, outside: Path
+) -> None:
+    (jp_root_dir / "nb.ipynb").write_text("{}")
+    for output in ("../outside/runs", str(outside), f"file://{outside}", "file:///", "sub/../../outside"):
+        body = {"kind": "notebook", "notebook": "nb.ipynb", "output": output}
+        reply = await api("POST", "workloads", body=body)
+        assert reply.code == 403, (output, reply.body)
+        assert "output" in reply.json["message"] and "outside the server's root" in reply.json["message"]
+    assert_nothing_created(service)
+    assert sorted(p.name for p in outside.iterdir()) == ["secret.ipynb", "secret.py"]  # nothing written
+
+
+def test_confine_spec_keeps_remote_and_pod_locations(tmp_path: Path) -> None:
+    root = tmp_path.resolve()
+    (root / "runs").mkdir()
+    assert confine_spec({"output": "runs"}, root)["output"] == "runs"
+    assert confine_spec({"output": f"file://{root}/runs"}, root)["output"] == f"file://{root}/runs"
+    assert confine_spec({"output": "s3://bucket/runs"}, root)["output"] == "s3://bucket/runs"
+    pod_path = {"output": "/mnt/runs", "backend": "kubernetes"}
+    assert confine_spec(pod_path, root)["output"] == "/mnt/runs"  # a path inside the pod

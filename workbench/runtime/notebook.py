@@ -29,15 +29,43 @@ from pathlib import Path
 from typing import Any
 
 from . import FINAL_MESSAGE
+from .publish import INPUT, OUTPUT, PROVENANCE, SIGNATURE, Publisher, Tee, run_location
 
-INPUT = "input.ipynb"
-OUTPUT = "output.ipynb"
-PROVENANCE = "provenance.json"
-SIGNATURE = "provenance.sig.json"
+__all__ = [
+    "INPUT",
+    "METRICS_FILE",
+    "OUTPUT",
+    "PROVENANCE",
+    "SIGNATURE",
+    "SIGN_ENV",
+    "check_signature",
+    "ensure_key",
+    "hash_tree",
+    "last_metrics",
+    "main",
+    "run",
+    "run_location",
+    "sha256_file",
+    "sign_manifest",
+    "skip_iri_format_checker",
+]
+
 METRICS_FILE = "metrics.jsonl"
 KEY_FILE = "provenance-ed25519.pem"
 SIGN_ENV = "WORKBENCH_SIGN_PROVENANCE"
 PACKAGES = ("papermill", "nbformat", "nbclient", "ipykernel", "jupyter_client", "numpy", "pandas", "torch")
+
+
+def skip_iri_format_checker() -> None:
+    """Leave out jsonschema's optional ``iri`` format checker in this process.
+
+    jsonschema registers it when ``rfc3987_syntax`` imports, and that module builds a parser
+    grammar at import: ~0.9 s of papermill's ~1.3 s import here. nbformat's schemas use no
+    ``iri`` format, so a process that only inspects and runs notebooks does not need it.
+    Called by the notebook runtime and the CLI, never inside a user's kernel or the server.
+    """
+    if "jsonschema" not in sys.modules:
+        sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
 
 def sha256_file(path: Path) -> str:
@@ -176,23 +204,24 @@ def sign_manifest(run_dir: Path, home: Path) -> None:
     (run_dir / SIGNATURE).write_text(json.dumps(record, indent=2) + "\n")
 
 
-def check_signature(run_dir: Path, home: Path) -> str | None:
-    """None when ``provenance.json`` carries a valid signature by the local key, else the problem."""
+def check_signature(manifest: bytes, record_text: bytes, home: Path) -> str | None:
+    """None when ``manifest`` (the bytes of ``provenance.json``) carries a valid signature by
+    the local key in ``record_text`` (the bytes of ``provenance.sig.json``), else the problem."""
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     try:
-        record = json.loads((run_dir / SIGNATURE).read_text())
+        record = json.loads(record_text)
         signature = base64.b64decode(record["signature"])
         public = bytes.fromhex(record["public_key"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:
         return f"{SIGNATURE}: unreadable ({exc})"
     if not key_path(home).exists():
         return f"{SIGNATURE}: no local key under {key_path(home).parent} to check it against"
     if _raw_public(_private_key(home).public_key()) != public:
         return f"{SIGNATURE}: signed by another key ({public.hex()[:16]}…), not this machine's"
     try:
-        Ed25519PublicKey.from_public_bytes(public).verify(signature, (run_dir / PROVENANCE).read_bytes())
+        Ed25519PublicKey.from_public_bytes(public).verify(signature, manifest)
     except InvalidSignature:
         return f"{SIGNATURE}: the signature does not match {PROVENANCE} (it was changed after signing)"
     return None
@@ -209,9 +238,57 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
+def _fail(run_dir: Path, message: str) -> int:
+    (run_dir / FINAL_MESSAGE).write_text(message[:300] + "\n")
+    print(f"workbench: {message}", file=sys.stderr, flush=True)
+    return 1
+
+
 def run(run_dir: Path) -> int:
     signal.signal(signal.SIGTERM, _stop)
     config: dict[str, Any] = json.loads((run_dir / "payload" / "notebook.json").read_text())
+    workload = os.environ.get("WORKBENCH_WORKLOAD_ID") or run_dir.name
+    log_path = run_dir / "logs" / "output.log"
+    if not log_path.exists():  # in a pod: keep a copy of what is printed for the run directory
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = log_path.open("a", encoding="utf-8", buffering=1)
+        sys.stdout, sys.stderr = Tee(sys.stdout, log), Tee(sys.stderr, log)
+    publisher: Publisher | None = None
+    base = config.get("output")
+    if base:
+        location = run_location(str(base), os.environ.get("WORKBENCH_JOB_NAME") or workload)
+        try:
+            publisher = Publisher(location, run_dir)
+        except Exception as exc:
+            return _fail(run_dir, f"cannot write the run directory {location}: {type(exc).__name__}: {exc}")
+    input_path = run_dir / INPUT
+    if not input_path.exists():  # in a pod: from the payload ConfigMap, else from the run location
+        staged = run_dir / "payload" / INPUT
+        try:
+            if staged.exists():
+                input_path.write_bytes(staged.read_bytes())
+            else:
+                import fsspec
+
+                source = run_location(str(base), workload) + "/" + INPUT
+                with fsspec.open(source, "rb") as fh:
+                    input_path.write_bytes(fh.read())
+        except Exception as exc:
+            return _fail(run_dir, f"cannot read the input notebook: {type(exc).__name__}: {exc}")
+    code = _execute(run_dir, config, workload, publisher)
+    if publisher is not None:
+        try:
+            publisher.finish(Path(os.environ["WORKBENCH_OUTPUT_DIR"]))
+        except Exception as exc:
+            return _fail(
+                run_dir,
+                f"the run ended but copying it to {publisher.location} failed: {type(exc).__name__}: {exc}",
+            )
+        print(f"workbench: run directory {publisher.location}", flush=True)
+    return code
+
+
+def _execute(run_dir: Path, config: dict[str, Any], workload: str, publisher: Publisher | None) -> int:
     parameters: dict[str, Any] = config.get("parameters", {})
     output_dir = Path(os.environ.get("WORKBENCH_OUTPUT_DIR") or run_dir / "outputs")
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -220,12 +297,13 @@ def run(run_dir: Path) -> int:
     input_path, output_path = run_dir / INPUT, run_dir / OUTPUT
     manifest: dict[str, Any] = {
         "version": 1,
-        "workload": os.environ.get("WORKBENCH_WORKLOAD_ID") or run_dir.name,
+        "workload": workload,
+        "run_directory": publisher.location if publisher else str(run_dir),
         "input": {"path": INPUT, "source": config.get("source"), "sha256": sha256_file(input_path)},
         "parameters": parameters,
         "kernel": config.get("kernel"),
         "image": os.environ.get("WORKBENCH_IMAGE") or None,
-        "image_digest": None,
+        "image_digest": os.environ.get("WORKBENCH_IMAGE_DIGEST") or None,
         "python": {"version": platform.python_version(), "implementation": platform.python_implementation()},
         "packages": package_versions(),
         "git": git_info(source_dir),
@@ -236,6 +314,9 @@ def run(run_dir: Path) -> int:
         "error": None,
     }
     print(f"workbench: executing {config.get('source')} with parameters {json.dumps(parameters)}", flush=True)
+    if publisher is not None:
+        publisher.put(INPUT)
+        publisher.start()
     status, code, message = "succeeded", 0, ""
     try:
         import papermill  # type: ignore[import-untyped]
@@ -264,6 +345,10 @@ def run(run_dir: Path) -> int:
             message = f"cell {exc.cell_index} failed: {exc.ename}: {exc.evalue}"
     except SystemExit as stop:
         status, code, message = "cancelled", stop.code if isinstance(stop.code, int) else 1, "cancelled"
+    except KeyboardInterrupt:  # SIGINT, as Ctrl-C stops the papermill CLI: what ran is saved
+        status, code, message = "failed", 1, "interrupted (SIGINT) while executing"
+        manifest["error"] = {"cell_index": None, "execution_count": None, "ename": "KeyboardInterrupt",
+                             "evalue": "interrupted"}  # fmt: skip
     except Exception as exc:
         status, code = "failed", 1
         manifest["error"] = {"cell_index": None, "execution_count": None, "ename": type(exc).__name__,
@@ -295,6 +380,7 @@ def _kernel_of(path: Path) -> str | None:
 
 
 def main(argv: list[str]) -> int:
+    skip_iri_format_checker()
     if len(argv) != 1:
         print("usage: python -m workbench.runtime.notebook RUN_DIR", file=sys.stderr)
         return 2

@@ -48,10 +48,22 @@ def confine(value: str, root: Path, field: str) -> str:
 
 
 def confine_spec(raw: Mapping[str, Any], root: Path) -> dict[str, Any]:
-    """The spec with each file it names made relative to ``root``; non-strings are left to validation."""
+    """The spec with each file it names made relative to ``root``; non-strings are left to validation.
+
+    A notebook's ``output`` on this machine (a path for the local backend, or a ``file://``
+    URL) is confined too; other URLs (s3://, gs://) and paths inside a Kubernetes pod are not
+    files of this server.
+    """
     spec = dict(raw)
     for field in FILE_FIELDS:
         value = spec.get(field)
         if isinstance(value, str) and value:
             spec[field] = confine(value, root, field)
+    output = spec.get("output")
+    if isinstance(output, str) and output:
+        if output.startswith("file://"):
+            path = output.removeprefix("file://")
+            spec["output"] = "file://" + str(root / confine(path or "/", root, "output"))
+        elif "://" not in output and spec.get("backend") != "kubernetes":
+            spec["output"] = confine(output, root, "output")
     return spec

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import shutil
+import signal
 import subprocess
+import threading
+import time
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -223,4 +227,142 @@ def test_bad_input_is_refused_before_anything_is_created(service: Service, tmp_p
         service.launch({**base, "notebook": "missing.ipynb"}, cwd=str(tmp_path))
     with pytest.raises(SpecError, match="schedules need the kubernetes backend"):
         service.launch({**base, "schedule": "0 * * * *"}, cwd=str(tmp_path))
+    locations = [
+        ("memory://runs", r"memory:// lives inside one process"),
+        ("nosuch://bucket/runs", r"fsspec knows no nosuch:// filesystem"),
+        ("s3://bucket/runs", r"--output .s3://bucket/runs.: Install s3fs"),
+        ("file://", r"needs a protocol and a path"),
+    ]
+    for output, message in locations:
+        with pytest.raises(SpecError, match=message):
+            service.launch({**base, "output": output}, cwd=str(tmp_path))
+    for schedule, message in [
+        ("0 3 * *", r"schedule '0 3 \* \*' has 4 fields; write five fields"),
+        ("0 0 L * *", r"'L' is not a cron field"),
+        ("99 * * * *", r"has a value out of range"),
+        ("*/5 * * * * *", r"has 6 fields"),
+    ]:
+        with pytest.raises(SpecError, match=message):
+            service.launch({**base, "schedule": schedule}, cwd=str(tmp_path))
     assert_nothing_created(service)
+
+
+@pytest.mark.parametrize("form", ["file-url", "relative-path"])
+def test_output_location_holds_each_run_directory(service: Service, tmp_path: Path, form: str) -> None:
+    from workbench.notebooks import run_directory, verify_run
+
+    write_notebook(tmp_path / "p.ipynb", BODY, parameters=PARAMS)
+    output = f"file://{tmp_path}/published" if form == "file-url" else "published"
+    spec = {"kind": "notebook", "notebook": "p.ipynb", "parameters": {"lr": 0.5}, "output": output}
+    first = service.wait(service.launch(spec, cwd=str(tmp_path)).id, timeout=90)
+    second = service.wait(service.launch(spec, cwd=str(tmp_path)).id, timeout=90)
+    assert (first.status, second.status) == ("succeeded", "succeeded"), (first.message, second.message)
+    for run in (first, second):
+        folder = tmp_path / "published" / run.id  # each run gets OUTPUT/NAME
+        location = run_directory(run)
+        assert location.rstrip("/").endswith(f"published/{run.id}")
+        names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+        assert names == [
+            "input.ipynb",
+            "logs/output.log",
+            "output.ipynb",
+            "outputs/metrics.jsonl",
+            "outputs/result.txt",
+            "provenance.json",
+        ]
+        manifest = json.loads((folder / "provenance.json").read_text())
+        assert manifest["run_directory"] == location
+        assert manifest["output"]["sha256"] == sha256(folder / "output.ipynb")
+        assert (folder / "outputs" / "result.txt").read_text() == "1.0"
+        assert '"lr": 0.5' in (folder / "logs" / "output.log").read_text()
+        assert verify_run(location, service.settings.home) == []
+    tampered = tmp_path / "published" / first.id / "outputs" / "result.txt"
+    tampered.write_text("2.0")
+    assert verify_run(run_directory(first), service.settings.home) == [
+        "outputs/result.txt: sha256 differs from the manifest"
+    ]
+    assert verify_run(run_directory(second), service.settings.home) == []
+
+
+def _pid_file_notebook(path: Path, pid_file: Path) -> Path:
+    return write_notebook(
+        path,
+        f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+        "print('sleeping', flush=True)\ntime.sleep(60)",
+        "print('never')",
+        parameters="tag = 'base'",
+    )
+
+
+def _interrupt_kernel_when_ready(pid_file: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not (pid_file.exists() and pid_file.read_text()):
+        assert time.monotonic() < deadline, "the notebook's kernel never started its sleeping cell"
+        time.sleep(0.05)
+    time.sleep(0.2)  # inside time.sleep(60) by now
+    os.kill(int(pid_file.read_text()), signal.SIGINT)
+
+
+def test_keyboard_interrupt_matches_plain_papermill(service: Service, tmp_path: Path) -> None:
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    plain_pid, ours_pid = tmp_path / "plain.pid", tmp_path / "ours.pid"
+    plain_nb = _pid_file_notebook(tmp_path / "plain.ipynb", plain_pid)
+    _pid_file_notebook(tmp_path / "ours.ipynb", ours_pid)
+    workload = service.launch(
+        {"kind": "notebook", "notebook": "ours.ipynb", "parameters": {"tag": "x"}}, cwd=str(tmp_path)
+    )
+    _interrupt_kernel_when_ready(ours_pid)
+    final = service.wait(workload.id, timeout=90)
+    threading.Thread(target=_interrupt_kernel_when_ready, args=(plain_pid,), daemon=True).start()
+    with pytest.raises(PapermillExecutionError) as plain_error:
+        papermill.execute_notebook(
+            str(plain_nb), str(tmp_path / "plain-out.ipynb"), parameters={"tag": "x"}, progress_bar=False
+        )
+    manifest = provenance(final.run_dir)
+    assert final.status == "failed" and manifest["status"] == "failed"
+    assert (
+        (manifest["error"]["ename"], manifest["error"]["cell_index"])
+        == (
+            plain_error.value.ename,
+            plain_error.value.cell_index,
+        )
+        == ("KeyboardInterrupt", plain_error.value.cell_index)
+    )
+    assert f"cell {plain_error.value.cell_index} failed: KeyboardInterrupt" in final.message
+    ours_nb, plain_out = (
+        executed(final.run_dir),
+        nbformat.read(str(tmp_path / "plain-out.ipynb"), as_version=4),
+    )
+    assert [c.source for c in ours_nb.cells if c.source != "" and "pid" not in c.source] == [
+        c.source for c in plain_out.cells if c.source != "" and "pid" not in c.source
+    ]  # same injected parameters and the same error cell at the top
+    errors = [o["ename"] for c in ours_nb.cells for o in c.get("outputs", []) if o["output_type"] == "error"]
+    assert errors == ["KeyboardInterrupt"]
+    assert "never" not in json.dumps(ours_nb.cells[-1].get("outputs", []))
+
+
+def test_sigint_to_the_run_stops_it_like_ctrl_c_stops_papermill(service: Service, tmp_path: Path) -> None:
+    pid_file = tmp_path / "kernel.pid"
+    _pid_file_notebook(tmp_path / "nb.ipynb", pid_file)
+    workload = service.launch({"kind": "notebook", "notebook": "nb.ipynb"}, cwd=str(tmp_path))
+    deadline = time.monotonic() + 60
+    while not pid_file.exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.3)
+    runner = service.get(workload.id).pid
+    assert runner is not None
+    os.kill(runner, signal.SIGINT)
+    final = service.wait(workload.id, timeout=60)
+    assert final.status == "failed"
+    assert "interrupted (SIGINT)" in final.message
+    manifest = provenance(final.run_dir)
+    assert manifest["status"] == "failed" and manifest["error"]["ename"] == "KeyboardInterrupt"
+    texts = json.dumps(executed(final.run_dir).cells[1].get("outputs", []))
+    assert "sleeping" in texts  # what ran before the interrupt is kept
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid_file.read_text()}").exists():  # the kernel does not outlive the run
+        assert time.monotonic() < deadline, "the kernel outlived the interrupted run"
+        time.sleep(0.1)

@@ -80,12 +80,30 @@ def _stage_train(spec: TrainSpec, payload: Payload) -> Callable[[Path], None]:
     return stage
 
 
-def _stage_notebook(payload: Payload) -> Callable[[Path], None]:
+def _stage_notebook(spec: NotebookSpec, payload: Payload) -> Callable[[Path], None]:
+    output = spec.output
+    if output is not None and "://" not in output:  # a path: relative to where it was launched
+        output = str((Path(payload.cwd or ".") / output).resolve())
+    config = {**payload.extra["config"], "output": output, "input": "payload"}
+
     def stage(run_dir: Path) -> None:
         (run_dir / "input.ipynb").write_bytes(payload.extra["notebook"])
-        (run_dir / "payload" / "notebook.json").write_text(json.dumps(payload.extra["config"], indent=2))
+        (run_dir / "payload" / "notebook.json").write_text(json.dumps(config, indent=2))
 
     return stage
+
+
+def _check_filesystem(location: str) -> None:
+    import fsspec
+
+    try:
+        fsspec.get_filesystem_class(location.partition("://")[0])
+    except ImportError as exc:
+        raise SpecError(
+            f"--output {location!r}: {exc}",
+            value=location,
+            hint="install that package where the runs execute, or give a path",
+        ) from None
 
 
 def plan_for(spec: CommonSpec, payload: Payload) -> Plan:
@@ -118,15 +136,11 @@ def plan_for(spec: CommonSpec, payload: Payload) -> Plan:
                 value=spec.schedule,
                 hint="add --backend kubernetes, or drop --schedule to run it once now",
             )
-        if spec.output is not None:
-            raise SpecError(
-                f"--output {spec.output!r}: the local backend keeps each run under WORKBENCH_HOME/runs/NAME",
-                value=spec.output,
-                hint="drop --output on the local backend",
-            )
+        if spec.output is not None and "://" in spec.output:
+            _check_filesystem(spec.output)
         if "notebook" not in payload.extra:
             raise SpecError("a notebook run needs its notebook read first", value=spec.notebook)
-        return Plan(spec.resources.gpus, "workbench.runtime.notebook", _stage_notebook(payload))
+        return Plan(spec.resources.gpus, "workbench.runtime.notebook", _stage_notebook(spec, payload))
     kind = getattr(spec, "kind", "?")
     raise SpecError(
         f"the local backend cannot run {kind!r} workloads yet",
