@@ -349,11 +349,13 @@ def _execute(run_dir: Path, config: dict[str, Any], workload: str, publisher: Pu
         status, code, message = "failed", 1, "interrupted (SIGINT) while executing"
         manifest["error"] = {"cell_index": None, "execution_count": None, "ename": "KeyboardInterrupt",
                              "evalue": "interrupted"}  # fmt: skip
-    except Exception as exc:
+    except Exception as exc:  # the kernel died (a crash, an OOM kill), or papermill could not start
         status, code = "failed", 1
-        manifest["error"] = {"cell_index": None, "execution_count": None, "ename": type(exc).__name__,
+        cell = _last_started_cell(output_path)
+        manifest["error"] = {"cell_index": cell, "execution_count": None, "ename": type(exc).__name__,
                              "evalue": str(exc)}  # fmt: skip
-        message = f"papermill could not run the notebook: {type(exc).__name__}: {exc}"
+        where = f"cell {cell} failed" if cell is not None else "papermill could not run the notebook"
+        message = f"{where}: {type(exc).__name__}: {exc}"
     manifest.update(status=status, ended=_now())
     if manifest["kernel"] is None and output_path.exists():
         manifest["kernel"] = _kernel_of(output_path)
@@ -369,6 +371,17 @@ def _execute(run_dir: Path, config: dict[str, Any], workload: str, publisher: Pu
         print(f"workbench: {message}", file=sys.stderr, flush=True)
     print(f"workbench: executed notebook {output_path}", flush=True)
     return code
+
+
+def _last_started_cell(path: Path) -> int | None:
+    """The index of the last cell papermill started, from the executed notebook's metadata."""
+    try:
+        cells = json.loads(path.read_text())["cells"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    marks = [(c.get("metadata", {}).get("papermill") or {}).get("start_time") for c in cells]
+    started = [index for index, mark in enumerate(marks) if mark]
+    return started[-1] if started else None
 
 
 def _kernel_of(path: Path) -> str | None:

@@ -168,6 +168,23 @@ def test_broken_cell_keeps_partial_output_and_names_the_cell(service: Service, t
     assert manifest["output"]["sha256"] == sha256(Path(final.run_dir) / "output.ipynb")
 
 
+def test_a_kernel_crash_keeps_what_ran_and_names_the_cell(service: Service, tmp_path: Path) -> None:
+    write_notebook(
+        tmp_path / "crash.ipynb", "print('first ran', flush=True)", "import os\nos._exit(1)", "print('never')"
+    )
+    final = service.wait(
+        service.launch({"kind": "notebook", "notebook": "crash.ipynb"}, cwd=str(tmp_path)).id, timeout=90
+    )
+    manifest = provenance(final.run_dir)
+    assert final.status == "failed" and manifest["status"] == "failed"
+    assert manifest["error"]["ename"] == "DeadKernelError"
+    nb = executed(final.run_dir)
+    assert nb.cells[manifest["error"]["cell_index"]].source == "import os\nos._exit(1)"
+    assert f"cell {manifest['error']['cell_index']} failed: DeadKernelError" in final.message
+    assert "first ran" in json.dumps(nb.cells[manifest["error"]["cell_index"] - 1].outputs)
+    assert "never" not in json.dumps([c.get("outputs", []) for c in nb.cells])
+
+
 def test_exits_magics_and_no_parameters_cell_match_plain_papermill(service: Service, tmp_path: Path) -> None:
     cases = {
         "exit0": write_notebook(tmp_path / "exit0.ipynb", "import sys\nsys.exit(0)", "print('after')"),
