@@ -146,3 +146,20 @@ def test_batch_run_survives_a_kernel_restart(service: Service, notebook: Path, t
     assert main(["verify", "slow-nb"]) == 0
     published = json.loads((tmp_path / "runs" / "slow-nb" / "provenance.json").read_text())
     assert published["parameters"] == {"tag": "kept"} and published["status"] == "succeeded"
+
+
+def test_python_api_sweep_and_verify(service: Service, notebook: Path) -> None:
+    done = service.sweep(
+        {"kind": "notebook", "notebook": "nb.ipynb", "name": "api", "parameters": {"tag": "api"}},
+        {"lr": [0.5, 2], "epochs": [3]},
+        parallel=2,
+        cwd=str(notebook.parent),
+    )
+    assert [(w.id, w.status, w.spec["parameters"]) for w in done] == [
+        ("api-0", "succeeded", {"tag": "api", "lr": 0.5, "epochs": 3}),
+        ("api-1", "succeeded", {"tag": "api", "lr": 2.0, "epochs": 3}),
+    ]
+    assert (Path(done[1].run_dir) / "outputs" / "result.txt").read_text() == "2.0 3 api"
+    assert service.verify("api-0") == [] and service.verify(done[1].run_dir) == []
+    (Path(done[0].run_dir) / "outputs" / "extra.txt").write_text("added later")
+    assert service.verify("api-0") == ["outputs/extra.txt: not in the manifest"]

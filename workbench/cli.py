@@ -180,12 +180,7 @@ def _notebook(service: Service, args: argparse.Namespace) -> int:
         return _follow_run(service, service.launch(raw, cwd=cwd), args.detach)
     if args.detach:
         raise SpecError("--sweep waits for its runs to bound their parallelism; drop --detach")
-    runs = []
-    for i, combo in enumerate(notebooks.sweep_grid(args.sweep)):
-        runs.append(
-            {**raw, "parameters": {**parameters, **combo}}
-            | ({"name": f"{raw['name']}-{i}"} if raw.get("name") else {})
-        )
+    runs = notebooks.sweep_runs(raw, notebooks.sweep_grid(args.sweep))
     print(f"workbench: sweeping {len(runs)} runs, {args.parallel} at a time", file=sys.stderr)
     done = notebooks.run_sweep(
         service,
@@ -218,22 +213,17 @@ def _follow_run(service: Service, workload: Any, detach: bool) -> int:
 
 
 def _verify(service: Service, run: str) -> int:
-    from pathlib import Path
+    import fsspec
 
-    from .notebooks import run_directory, verify_run
-    from .runtime.notebook import PROVENANCE, SIGNATURE
+    from .runtime.notebook import SIGNATURE
 
-    location = run
-    if "://" not in run and not (Path(run) / PROVENANCE).is_file():
-        location = run_directory(service.store.find(run))
-    problems = verify_run(location, service.settings.home)
+    location = service.run_directory(run)
+    problems = service.verify(location)
     for problem in problems:
         print(f"MISMATCH {problem}")
     if problems:
         print(f"workbench: {location} does not match its provenance manifest", file=sys.stderr)
         return 1
-    import fsspec
-
     fs, root = fsspec.core.url_to_fs(location)
     signed = " and its signature" if fs.exists(f"{root}/{SIGNATURE}") else ""
     print(f"OK {location}: input, executed notebook and outputs match the manifest{signed}")

@@ -241,6 +241,15 @@ def sweep_grid(sweeps: list[str]) -> list[dict[str, str]]:
     return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*(c for _, c in axes))]
 
 
+def sweep_runs(raw: dict[str, Any], combos: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One notebook spec per point of the grid (``NAME-i`` when the spec is named)."""
+    base = dict(raw.get("parameters") or {})
+    return [
+        {**raw, "parameters": {**base, **combo}} | ({"name": f"{raw['name']}-{i}"} if raw.get("name") else {})
+        for i, combo in enumerate(combos)
+    ]
+
+
 def rerun_fields(workload: Workload) -> tuple[dict[str, Any], str | None]:
     """Spec fields and launch cwd that repeat a notebook run from its snapshot, as a new workload."""
     if workload.kind != "notebook":

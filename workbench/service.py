@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import itertools
+import os
 import secrets
 import shutil
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -294,6 +296,41 @@ class Service:
         return Client(  # type: ignore[no-untyped-call]
             workload.info["address"], timeout=timeout, asynchronous=asynchronous
         )
+
+    # -- notebooks -------------------------------------------------------------------------
+    def sweep(
+        self,
+        spec: Mapping[str, Any],
+        grid: Mapping[str, Sequence[Any]],
+        *,
+        parallel: int | None = None,
+        cwd: str | None = None,
+    ) -> builtins.list[Workload]:
+        """Run a notebook spec once per point of ``grid`` (``{"lr": [0.1, 0.01]}``), at most
+        ``parallel`` (default: the number of cores) at once; the final records, in grid order."""
+        from .notebooks import run_sweep, sweep_runs
+
+        names = builtins.list(grid)
+        combos = [dict(zip(names, values, strict=True)) for values in itertools.product(*grid.values())]
+        runs = sweep_runs(dict(spec), combos)
+        return run_sweep(self, runs, parallel=parallel or os.cpu_count() or 1, cwd=cwd)
+
+    def run_directory(self, run: str) -> str:
+        """Where a notebook run's files are: ``run`` itself when it is a URL or a folder with a
+        manifest, else the run directory of the workload named ``run``."""
+        from .notebooks import run_directory
+        from .runtime.notebook import PROVENANCE
+
+        if "://" in run or (Path(run) / PROVENANCE).is_file():
+            return run
+        return run_directory(self.store.find(run))
+
+    def verify(self, run: str) -> builtins.list[str]:
+        """Every mismatch between a notebook run (a name, a folder or a URL) and its provenance
+        manifest, its signature included; empty when everything matches."""
+        from .notebooks import verify_run
+
+        return verify_run(self.run_directory(run), self.settings.home)
 
     # -- manifests -------------------------------------------------------------------------
     def dry_run(
