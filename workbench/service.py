@@ -87,6 +87,8 @@ class Service:
         if not isinstance(spec, CommonSpec):
             spec = self.resolve(spec)
         payload = self._payload(spec, inputs or {}, session, cwd)
+        if isinstance(spec, NotebookSpec):  # record the values as the notebook gets them (typed)
+            spec = spec.model_copy(update={"parameters": payload.extra["config"]["parameters"]})
         workload_id = spec.name or f"{getattr(spec, 'kind', 'wl')}-{secrets.token_hex(3)}"
         backend = self.backend(spec.backend or self.settings.backend)
         return backend.submit(workload_id, spec, payload)
