@@ -194,6 +194,14 @@ def _notebook(service: Service, args: argparse.Namespace) -> int:
 
 
 def _follow_run(service: Service, workload: Any, detach: bool) -> int:
+    if workload.spec.get("schedule"):  # runs until cancelled: never wait for it here
+        print(workload.id)
+        print(
+            f"workbench: {workload.id} scheduled {workload.spec['schedule']!r} on {workload.backend}; "
+            f"`workbench logs -f {workload.id}` follows its runs, `workbench cancel {workload.id}` ends it",
+            file=sys.stderr,
+        )
+        return 0
     if detach:
         print(workload.id)
         return 0

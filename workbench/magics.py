@@ -164,6 +164,12 @@ class WorkbenchMagics(Magics):
             return
         except WorkbenchError as exc:
             raise self._fail(exc) from None
+        if workload.spec.get("schedule"):  # runs until cancelled: never wait for it here
+            print(
+                f"{workload.id} scheduled {workload.spec['schedule']!r}; `%wb logs {workload.id}` shows "
+                f"the latest run, `%wb cancel {workload.id}` ends the schedule"
+            )
+            return
         if args.detach:
             print(f"{workload.id} launched; `%wb logs {workload.id}` to follow")
             return

@@ -145,8 +145,6 @@ def notebook_payload(spec: NotebookSpec, *, session: str | None, cwd: str | None
     path, data = read_notebook(spec, cwd)
     declared = declared_parameters(data, spec.kernel, spec.notebook)
     parameters = check_parameters(dict(spec.parameters), declared, strict=spec.strict, where=spec.notebook)
-    if spec.env.get(nbrun.SIGN_ENV) == "1":
-        nbrun.ensure_key(home)
     config = {
         "source": str(path),
         "source_dir": str(path.parent),
@@ -207,12 +205,21 @@ def verify_run(location: str, home: Path) -> list[str]:
 
 
 def run_directory(workload: Workload) -> str:
-    """Where a notebook run's files are: its published location (``--output``), else its run dir."""
-    location = workload.info.get("location")
-    if isinstance(location, str) and location:
-        return location
+    """Where a notebook run's files are: its published location (``--output``), else its run dir.
+
+    Raises:
+        SpecError: a schedule (each of its runs has its own directory), or a run directory on
+            a volume inside the cluster, which this machine cannot read.
+    """
     base = workload.spec.get("output")
-    if isinstance(base, str) and base and not workload.spec.get("schedule"):
+    if workload.spec.get("schedule"):
+        raise SpecError(
+            f"{workload.id} is a schedule; each of its runs has its own run directory under {base}",
+            value=workload.id,
+            hint=f"give one run's directory, e.g. `workbench verify {base}/{workload.id}-<minutes>`",
+        )
+    location = workload.info.get("location")
+    if not (isinstance(location, str) and location) and isinstance(base, str) and base:
         if "://" not in base and workload.backend == "local":
             launch = Path(workload.run_dir) / "launch.json"
             try:
@@ -220,8 +227,16 @@ def run_directory(workload: Workload) -> str:
             except (OSError, ValueError):
                 cwd = "."
             base = str((Path(cwd) / base).resolve())
-        return nbrun.run_location(base, workload.id)
-    return workload.run_dir
+        location = nbrun.run_location(base, workload.id)
+    if not (isinstance(location, str) and location):
+        return workload.run_dir
+    if workload.backend != "local" and "://" not in location:
+        raise SpecError(
+            f"the run directory of {workload.id} is {location} on a volume inside the cluster",
+            value=location,
+            hint="verify it from a pod that mounts the volume, or use --output with a URL both can reach",
+        )
+    return location
 
 
 def sweep_grid(sweeps: list[str]) -> list[dict[str, str]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import itertools
+import json
 import os
 import secrets
 import shutil
@@ -361,7 +362,11 @@ class Service:
         inputs_path = folder / "inputs.pkl"
         inputs = inputs_path.read_bytes() if inputs_path.exists() else None
         try:
-            if raw.get("kind") not in ("pod", "train"):  # no code to carry (a Dask cluster)
+            if raw.get("kind") == "notebook":  # the snapshot and the typed parameters
+                config = json.loads((folder / "notebook.json").read_text())
+                notebook = (Path(workload.run_dir) / "input.ipynb").read_bytes()
+                payload = Payload(extra={"notebook": notebook, "config": config})
+            elif raw.get("kind") not in ("pod", "train"):  # no code to carry (a Dask cluster)
                 payload = Payload()
             elif raw.get("script"):
                 script_name = Path(raw["script"]).name
@@ -370,9 +375,10 @@ class Service:
             else:
                 raw["code"] = (folder / "cell.py").read_text()
                 payload = Payload(code=raw["code"], inputs=inputs)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
+            why = getattr(exc, "strerror", None) or exc
             raise SpecError(
-                f"cannot export {workload.id}: its payload is missing from {folder} ({exc.strerror})",
+                f"cannot export {workload.id}: its payload is missing from {folder} ({why})",
                 value=workload.id,
             ) from None
         spec = parse_spec(raw)

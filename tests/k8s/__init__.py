@@ -1,8 +1,8 @@
 """A Kubernetes API emulator for tests: HTTP on loopback, fake controllers, a process kubelet.
 
-The real ``kubernetes`` client and ``kubectl`` talk to it; Jobs become pods, pods become local
-processes (``python`` runs this interpreter, mount paths are rewritten into a per-pod rootfs),
-and their logs stream back. Use it through the fixtures in :mod:`tests.k8s.fixtures`
+The real ``kubernetes`` client and ``kubectl`` talk to it; CronJobs become Jobs, Jobs become
+pods, pods become local processes (``python`` runs this interpreter, mount paths are rewritten
+into a per-pod rootfs), and their logs stream back. Use it through the fixtures in :mod:`tests.k8s.fixtures`
 (``k8s``, ``k8s_client``, ``kubeconfig``; import them into a conftest.py) or directly::
 
     from tests.k8s import Emulator, api_client
@@ -13,7 +13,8 @@ and their logs stream back. Use it through the fixtures in :mod:`tests.k8s.fixtu
 Test-side controls on :class:`Emulator` (safe to call while requests are in flight):
 ``set_nodes``, ``add_crd``, ``bad_images``, ``deny``/``denied``, ``inject``/``clear_faults``,
 ``requests``/``reset_requests``/``count``, ``compact_history``/``history_limit``,
-``pids``/``live_pids``/``pod_dir``/``pvc_dir``, ``get``, ``add_controller``, ``image_entrypoints``.
+``pids``/``live_pids``/``pod_dir``/``pvc_dir``, ``get``, ``add_controller``, ``image_entrypoints``,
+``fire_cronjob`` (a CronJob's next run now; ``cronjobs.clock`` is the CronJob controller's clock).
 Builders and waits for tests: :mod:`tests.k8s.helpers`.
 """
 

@@ -29,6 +29,7 @@ from aiohttp import web
 from .api import Api
 from .cluster import NAMESPACES, Cluster
 from .controllers import JobController
+from .cronjobs import CronJobController
 from .kubelet import Kubelet
 from .resources import Registry, crd_document
 from .scheduler import DEFAULT_NODES, NODES, Scheduler, node_object
@@ -82,10 +83,13 @@ class Emulator:
         self._lock = threading.Lock()
         pods_rt = self.registry.find("", "v1", "pods")
         jobs_rt = self.registry.find("batch", "v1", "jobs")
-        assert pods_rt is not None and jobs_rt is not None
+        cronjobs_rt = self.registry.find("batch", "v1", "cronjobs")
+        assert pods_rt is not None and jobs_rt is not None and cronjobs_rt is not None
         self.scheduler = Scheduler(self.cluster, pods_rt)
         self.kubelet = Kubelet(self.cluster, pods_rt, self.root, self)
         self.jobs = JobController(self.cluster, jobs_rt, pods_rt)
+        #: its ``clock`` may be replaced by a test; see also :meth:`fire_cronjob`
+        self.cronjobs = CronJobController(self.cluster, cronjobs_rt, jobs_rt)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -159,6 +163,7 @@ class Emulator:
         for step in (
             self.scheduler.sync,
             self.kubelet.sync,
+            self.cronjobs.sync,
             self.jobs.sync,
             self.cluster.collect_garbage,
             *extra,
@@ -366,6 +371,15 @@ class Emulator:
         path = self.pvc_root / namespace / claim
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    def fire_cronjob(self, name: str, namespace: str = "default") -> str | None:
+        """Start a CronJob's next scheduled run now instead of at its time; the Job's name.
+
+        The Job is the one the controller makes when the time comes (named
+        ``<cronjob>-<scheduled minute since the epoch>``); None when it was not started
+        (``concurrencyPolicy: Forbid`` and a run still active). KeyError: no such CronJob.
+        """
+        return self.call(lambda: self.cronjobs.fire(namespace, name))
 
     def live_pids(self) -> list[int]:
         """Pids of pod processes that are still running."""

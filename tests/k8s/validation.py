@@ -8,6 +8,9 @@ import json
 import re
 import uuid
 from typing import Any
+from zoneinfo import ZoneInfo
+
+from croniter import croniter
 
 from .errors import invalid
 from .resources import ResourceType
@@ -228,6 +231,11 @@ def validate(rt: ResourceType, obj: Obj, old: Obj | None = None) -> None:
             errors.append(("spec.completions", "Required value: when completion mode is Indexed"))
         if len(name) > 63:
             errors.append(("metadata.name", f'Invalid value: "{name}": must be no more than 63 characters'))
+    elif rt.plural == "cronjobs":
+        spec = obj.get("spec") or {}
+        template = ((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}
+        errors += _cronjob_errors(obj)
+        errors += _pod_spec_errors(template.get("spec") or {}, "spec.jobTemplate.spec.template.spec", "Job")
     elif rt.plural == "customresourcedefinitions":
         spec = obj.get("spec") or {}
         expected = f"{(spec.get('names') or {}).get('plural')}.{spec.get('group')}"
@@ -237,3 +245,40 @@ def validate(rt: ResourceType, obj: Obj, old: Obj | None = None) -> None:
             )
     if errors:
         raise invalid(rt.kind, rt.group, name, errors)
+
+
+def _cronjob_errors(obj: Obj) -> list[tuple[str, str]]:
+    """What the API server refuses in a CronJob (besides its pod template)."""
+    errors: list[tuple[str, str]] = []
+    name = (obj.get("metadata") or {}).get("name") or ""
+    if len(name) > 52:
+        errors.append(("metadata.name", f'Invalid value: "{name}": must be no more than 52 characters'))
+    spec = obj.get("spec") or {}
+    schedule = spec.get("schedule")
+    if not schedule:
+        errors.append(("spec.schedule", "Required value"))
+    elif not str(schedule).startswith("@") and len(str(schedule).split()) != 5:
+        found = len(str(schedule).split())
+        errors.append(
+            (
+                "spec.schedule",
+                f'Invalid value: "{schedule}": expected exactly 5 fields, found {found}: {schedule}',
+            )
+        )
+    elif not croniter.is_valid(str(schedule)):
+        errors.append(("spec.schedule", f'Invalid value: "{schedule}": unparseable cron expression'))
+    zone = spec.get("timeZone")
+    if zone is not None:
+        try:
+            ZoneInfo(str(zone))
+        except (ValueError, KeyError, OSError):
+            errors.append(("spec.timeZone", f'Invalid value: "{zone}": unknown time zone {zone}'))
+    policy = spec.get("concurrencyPolicy")
+    if policy not in ("Allow", "Forbid", "Replace"):
+        errors.append(
+            (
+                "spec.concurrencyPolicy",
+                f'Unsupported value: "{policy}": supported values: "Allow", "Forbid", "Replace"',
+            )
+        )
+    return errors

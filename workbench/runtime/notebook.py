@@ -254,7 +254,8 @@ def run(run_dir: Path) -> int:
         log = log_path.open("a", encoding="utf-8", buffering=1)
         sys.stdout, sys.stderr = Tee(sys.stdout, log), Tee(sys.stderr, log)
     publisher: Publisher | None = None
-    base = config.get("output")
+    # in a pod the base comes as an env value: the kubelet maps mount paths in env, not in files
+    base = os.environ.get("WORKBENCH_NOTEBOOK_OUTPUT") or config.get("output")
     if base:
         location = run_location(str(base), os.environ.get("WORKBENCH_JOB_NAME") or workload)
         try:

@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import yaml
 
@@ -46,6 +47,9 @@ def permissions_used(requests: list[tuple[str, str, dict[str, str]]]) -> set[tup
     return used
 
 
+CRONJOB_CHANGES = {("create", "batch", "cronjobs"), ("delete", "batch", "cronjobs")}
+
+
 def granted(table: tuple[tuple[str, str, tuple[str, ...]], ...]) -> set[tuple[str, str, str]]:
     return {(verb, group, resource) for group, resource, verbs in table for verb in verbs}
 
@@ -78,7 +82,32 @@ def train_flow(kube: Service, k8s: Emulator) -> None:
     kube.delete(kubeflow.id)
 
 
-def test_the_rbac_role_covers_every_verb_used_and_nothing_more(kube: Service, k8s: Emulator) -> None:
+def notebook_flow(kube: Service, k8s: Emulator, folder: Path) -> None:
+    """Every notebook operation: a run (logs, rm) and a schedule (a fired run, logs, cancel, rm)."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}})
+    nb.cells.append(nbformat.v4.new_code_cell("print('ran')"))
+    nbformat.write(nb, str(folder / "nb.ipynb"))  # type: ignore[no-untyped-call]
+    fields = {"kind": "notebook", "notebook": str(folder / "nb.ipynb"), "output": f"file://{folder}/runs"}
+    run = kube.launch(fields)
+    "".join(kube.logs(run.id, follow=True))
+    kube.wait(run.id, timeout=60)
+    schedule = kube.launch({**fields, "schedule": "0 3 * * *", "name": "nightly"})
+    job = k8s.fire_cronjob("nightly")
+    deadline = time.monotonic() + 60
+    while "last run" not in kube.get(schedule.id).message:
+        assert time.monotonic() < deadline, (job, kube.get(schedule.id).message)
+        time.sleep(0.05)
+    "".join(kube.logs(schedule.id))
+    kube.cancel(schedule.id)
+    for name in (run.id, schedule.id):
+        kube.delete(name)
+
+
+def test_the_rbac_role_covers_every_verb_used_and_nothing_more(
+    kube: Service, k8s: Emulator, tmp_path: Path
+) -> None:
     ok = kube.launch({"kind": "pod", "code": "print('hi')\nv = 1", "get": "v"})
     "".join(kube.logs(ok.id, follow=True))
     kube.wait(ok.id, timeout=60)
@@ -91,9 +120,12 @@ def test_the_rbac_role_covers_every_verb_used_and_nothing_more(kube: Service, k8
         kube.delete(name)
     kube.list()
     used = permissions_used(k8s.requests)
-    # pods alone touch no Dask or Kubeflow resource, nor Services (a Dask scheduler's, a train job's)
+    # pods alone touch no Dask or Kubeflow resource, nor Services (a Dask scheduler's, a train job's),
+    # and create or delete no CronJob (a scheduled notebook's; the tracker lists and watches them)
     others = {
-        p for p in granted(NAMESPACED_PERMISSIONS) if p[1] in (GROUP, "kubeflow.org") or p[2] == "services"
+        p
+        for p in granted(NAMESPACED_PERMISSIONS)
+        if p[1] in (GROUP, "kubeflow.org") or p[2] == "services" or p in CRONJOB_CHANGES
     }
     assert used == granted(NAMESPACED_PERMISSIONS) - others | {("list", "", "nodes")}
     assert granted(CLUSTER_PERMISSIONS) >= {("list", "", "nodes")}
@@ -107,7 +139,13 @@ def test_the_rbac_role_covers_every_verb_used_and_nothing_more(kube: Service, k8
     train_used = permissions_used(k8s.requests)
     train_only = {p for p in others if p[1] == "kubeflow.org" or (p[2] == "services" and p[0] != "get")}
     assert train_used >= train_only
-    assert used | dask_used | train_used == granted(NAMESPACED_PERMISSIONS) | {("list", "", "nodes")}
+    k8s.reset_requests()
+    notebook_flow(kube, k8s, tmp_path)
+    notebook_used = permissions_used(k8s.requests)
+    assert notebook_used >= CRONJOB_CHANGES
+    assert used | dask_used | train_used | notebook_used == granted(NAMESPACED_PERMISSIONS) | {
+        ("list", "", "nodes")
+    }
 
 
 def test_printed_rbac_applies_with_kubectl(kube_env: object, k8s: Emulator) -> None:

@@ -1,7 +1,8 @@
 """The Kubernetes backend: a pod workload is an immutable ConfigMap and a one-pod Job.
 
 A dask workload is a DaskCluster of the dask-kubernetes operator (:mod:`.dask`); a train
-workload is a headless Service and an Indexed Job, or a Kubeflow PyTorchJob (:mod:`.train`).
+workload is a headless Service and an Indexed Job, or a Kubeflow PyTorchJob (:mod:`.train`);
+a notebook workload is a papermill Job, or a CronJob for a schedule (:mod:`.notebook`).
 This class dispatches to them by kind.
 
 The cluster is the source of truth; the store is a cache of it, so the kernel, the CLI
@@ -21,16 +22,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...config import Settings
-from ...errors import Conflict, NotFound, WorkbenchError
-from ...spec import CodeSpec, CommonSpec, DaskSpec, TrainSpec, parse_spec
+from ...errors import Conflict, NotFound, PermissionDenied, WorkbenchError
+from ...spec import CodeSpec, CommonSpec, DaskSpec, NotebookSpec, TrainSpec, parse_spec
 from ...store import ACTIVE, CANCELLED, FAILED, PENDING, SUCCEEDED, Store, Workload
 from ..base import Payload
 from .build import LATEST_VERSION, SPEC_ANNOTATION, build_manifests, kube_settings, payload_parts
 from .logs import MarkerFilter, extract_results
 from .manifests import container_resources
+from .notebook_manifests import notebook_location
 from .preflight import check_fits
 from .settings import APP_NAME, ID_LABEL, MANAGED_BY_LABEL, KubeSettings
-from .status import Observed, observe
+from .status import Observed, observe, timestamp
 
 __all__ = [
     "LATEST_VERSION",
@@ -43,9 +45,12 @@ __all__ = [
 ]
 
 SELECTOR = f"{MANAGED_BY_LABEL}={APP_NAME}"
+#: what the tracker lists and watches (CronJobs: scheduled notebook runs)
+TRACKED_KINDS = ("Job", "Pod", "CronJob")
 
 if TYPE_CHECKING:
     from .dask import DaskClusters
+    from .notebook import NotebookRuns
     from .train import TrainJobs
 
 
@@ -62,6 +67,7 @@ class KubernetesBackend:
         self._kube: KubeSettings | None = None
         self._dask: DaskClusters | None = None
         self._train: TrainJobs | None = None
+        self._notebook: NotebookRuns | None = None
 
     # -- connections -----------------------------------------------------------------------
     @property
@@ -77,7 +83,7 @@ class KubernetesBackend:
         if self._tracker is None:
             from .tracker import Tracker
 
-            self._tracker = Tracker(self.client, SELECTOR)
+            self._tracker = Tracker(self.client, SELECTOR, TRACKED_KINDS)
         return self._tracker
 
     @property
@@ -97,6 +103,15 @@ class KubernetesBackend:
 
             self._train = TrainJobs(self)
         return self._train
+
+    @property
+    def notebook(self) -> NotebookRuns:
+        """The notebook-run half of the backend (imported on first use)."""
+        if self._notebook is None:
+            from .notebook import NotebookRuns
+
+            self._notebook = NotebookRuns(self)
+        return self._notebook
 
     @property
     def kube(self) -> KubeSettings:
@@ -122,6 +137,8 @@ class KubernetesBackend:
             return self.dask.submit(workload_id, spec, payload, docs)
         if isinstance(spec, TrainSpec):
             return self.train.submit(workload_id, spec, payload, docs)
+        if isinstance(spec, NotebookSpec):
+            return self.notebook.submit(workload_id, spec, payload, docs)
         job = docs[-1]
         pod_spec = job["spec"]["template"]["spec"]
         requests = container_resources(spec.resources, self.kube).get("limits", {})
@@ -194,6 +211,8 @@ class KubernetesBackend:
             return self.dask.refresh(workload)
         if workload.kind == "train":
             return self.train.refresh(workload)
+        if workload.kind == "notebook":
+            return self.notebook.refresh(workload)
         observed = observe(self.job(workload.id), self.pods(workload.id))
         if observed is not None and observed.status == FAILED and observed.exit_code is None:
             # the Job's watch can be ahead of the pods' watch: read the pods once more so the
@@ -242,19 +261,37 @@ class KubernetesBackend:
         return lines[-1][:300] if lines else ""
 
     def discover(self) -> None:
-        """Add to the store the workloads found in the cluster by their labels."""
+        """Add to the store the workloads found in the cluster by their labels.
+
+        The main object of each carries its spec (a Job, or a scheduled notebook's CronJob);
+        the Jobs a CronJob makes do not, so they are not found as workloads of their own.
+        """
         known = {w.id for w in self.store.list(backend=self.name)}
-        for job in self.tracker.objects("Job"):
-            meta = job.get("metadata", {})
+        found = list(self.tracker.objects("Job"))
+        with contextlib.suppress(PermissionDenied):  # a Role from before scheduled notebooks
+            found += self.tracker.objects("CronJob")
+        for obj in found:
+            meta = obj.get("metadata", {})
             workload_id = meta.get("labels", {}).get(ID_LABEL)
             raw = meta.get("annotations", {}).get(SPEC_ANNOTATION)
             if not workload_id or workload_id in known or not raw:
                 continue
             try:
-                spec = parse_spec(json.loads(raw) | {"code": "", "script": None})
+                data = json.loads(raw)
+                if data.get("kind", "pod") in ("pod", "train"):  # the code itself is not kept
+                    data |= {"code": "", "script": None}
+                spec = parse_spec(data)
+                info = {}
+                if isinstance(spec, NotebookSpec):
+                    info["location"] = notebook_location(spec, workload_id)
             except (WorkbenchError, ValueError):
                 continue
-            created = observe(job, []) if job else None
+            if obj.get("kind") == "CronJob":
+                created = timestamp(meta.get("creationTimestamp"))
+            else:
+                observed = observe(obj, [])
+                created = observed.started if observed else None
+            known.add(workload_id)
             self.store.insert(
                 Workload(
                     id=workload_id,
@@ -263,8 +300,9 @@ class KubernetesBackend:
                     status=PENDING,
                     spec=spec.model_dump(mode="json", exclude={"code"}),
                     run_dir=str(self.settings.runs_dir / workload_id),
-                    created=(created.started if created and created.started else time.time()),
+                    created=created or time.time(),
                     owner=meta.get("annotations", {}).get("workbench.jupyter.org/owner", ""),
+                    info=info,
                 )
             )
         if self._dask is not None:
@@ -272,9 +310,17 @@ class KubernetesBackend:
 
     # -- output ----------------------------------------------------------------------------
     def logs(self, workload: Workload, *, follow: bool = False) -> Iterator[str]:
-        if workload.kind in ("dask", "train"):
-            yield from (self.dask if workload.kind == "dask" else self.train).logs(workload, follow=follow)
-            return
+        if workload.kind == "dask":
+            yield from self.dask.logs(workload, follow=follow)
+        elif workload.kind == "train":
+            yield from self.train.logs(workload, follow=follow)
+        elif workload.kind == "notebook":
+            yield from self.notebook.logs(workload, follow=follow)
+        else:
+            yield from self.pod_logs(workload, follow=follow)
+
+    def pod_logs(self, workload: Workload, *, follow: bool = False) -> Iterator[str]:
+        """The output of a one-pod Job's newest started pod; with ``follow``, until it ends."""
         marker = MarkerFilter()
         if not follow:
             pods = self.pods(workload.id)
@@ -350,6 +396,9 @@ class KubernetesBackend:
             return
         if workload.kind == "train":
             self.train.delete_objects(workload)
+            return
+        if workload.kind == "notebook":
+            self.notebook.delete_objects(workload)
             return
         self.client.delete("Job", workload.id)
         self.client.delete("ConfigMap", f"{workload.id}-payload")

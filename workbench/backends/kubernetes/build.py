@@ -12,10 +12,11 @@ from typing import Any
 
 from ...config import Settings
 from ...errors import SpecError
-from ...spec import CodeSpec, CommonSpec, DaskSpec, PodSpec, TrainSpec
+from ...spec import CodeSpec, CommonSpec, DaskSpec, NotebookSpec, PodSpec, TrainSpec
 from ..base import Payload
 from .dask_manifests import build_dask_manifests
 from .manifests import build_pod_manifests
+from .notebook_manifests import build_notebook_manifests
 from .settings import KubeSettings, Toleration
 from .train_manifests import build_train_manifests
 
@@ -62,11 +63,24 @@ def build_manifests(
         docs = build_dask_manifests(workload_id, spec, owner=settings.owner, settings=kube)
         docs[0]["metadata"].setdefault("annotations", {})[SPEC_ANNOTATION] = spec.model_dump_json()
         return docs
+    if isinstance(spec, NotebookSpec):
+        notebook, config = payload.extra.get("notebook"), payload.extra.get("config")
+        if not isinstance(notebook, bytes) or not isinstance(config, dict):
+            raise SpecError(
+                f"a notebook run needs its notebook {spec.notebook!r} read first",
+                value=spec.notebook,
+                hint="launch it through the service (workbench notebook), which reads and checks it",
+            )
+        docs = build_notebook_manifests(
+            workload_id, spec, notebook=notebook, config=config, owner=settings.owner, settings=kube
+        )
+        docs[-1]["metadata"].setdefault("annotations", {})[SPEC_ANNOTATION] = spec.model_dump_json()
+        return docs
     if not isinstance(spec, (PodSpec, TrainSpec)):
         raise SpecError(
             f"the kubernetes backend cannot run {getattr(spec, 'kind', '?')!r} workloads yet",
             value=getattr(spec, "kind", None),
-            hint="run a pod, dask or train workload",
+            hint="run a pod, dask, train or notebook workload",
         )
     code, entry = payload_parts(spec, payload)
     build = build_train_manifests if isinstance(spec, TrainSpec) else build_pod_manifests

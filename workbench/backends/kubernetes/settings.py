@@ -36,6 +36,8 @@ NAMESPACED_PERMISSIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("", "pods/log", ("get",)),
     ("", "services", ("create", "delete", "get", "patch")),
     ("batch", "jobs", ("create", "delete", "list", "watch")),
+    # scheduled notebook runs
+    ("batch", "cronjobs", ("create", "delete", "list", "watch")),
     # train workloads with --operator kubeflow: the Kubeflow training operator's PyTorchJobs
     ("kubeflow.org", "pytorchjobs", ("create", "delete", "get")),
     # dask workloads: the dask-kubernetes operator's resources

@@ -86,6 +86,10 @@ class LocalBackend:
         gpus = plan.gpus
         check_request(gpus, self.host_gpus)
         self._check_secrets(spec)
+        if spec.env.get("WORKBENCH_SIGN_PROVENANCE") == "1":  # --sign: the key exists before the run
+            from ...runtime.notebook import ensure_key
+
+            ensure_key(self.settings.home)
         runs = self.settings.runs_dir
         runs.mkdir(parents=True, exist_ok=True)
         staging = runs / f".staging-{workload_id}-{os.getpid()}"
