@@ -17,13 +17,13 @@ from typing import Any
 import nbformat
 import pytest
 
+from tests.backends.local.test_notebook import write_notebook as local_notebook
 from tests.conftest import assert_nothing_created
 from tests.k8s.emulator import Emulator
 from workbench.config import load_settings
 from workbench.errors import PermissionDenied, SpecError
 from workbench.service import Service
 
-KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 BODY = (
     "import json, os\n"
     "print('trained', json.dumps({'lr': lr, 'epochs': epochs}))\n"
@@ -35,17 +35,7 @@ BODY = (
 def write_notebook(
     path: Path, *cells: str, parameters: str | None = "lr = 0.1\nepochs = 2", filler: int = 0
 ) -> Path:
-    nb = nbformat.v4.new_notebook(metadata={"kernelspec": KERNELSPEC})
-    if parameters is not None:
-        cell = nbformat.v4.new_code_cell(parameters)
-        cell.metadata["tags"] = ["parameters"]
-        nb.cells.append(cell)
-    nb.cells.extend(nbformat.v4.new_code_cell(source) for source in cells)
-    if filler:
-        nb.cells.append(nbformat.v4.new_markdown_cell("x" * filler))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, str(path))  # type: ignore[no-untyped-call]
-    return path
+    return local_notebook(path, *cells, parameters=parameters, filler=filler)
 
 
 def executed(folder: Path) -> Any:

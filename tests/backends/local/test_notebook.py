@@ -31,13 +31,17 @@ from ...conftest import assert_nothing_created
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
 
-def write_notebook(path: Path, *cells: str, parameters: str | None = None) -> Path:
+def write_notebook(path: Path, *cells: str, parameters: str | None = None, filler: int = 0) -> Path:
+    """A python3 notebook: a ``parameters`` cell (when given), the code cells, and a markdown
+    cell of ``filler`` characters (to make it large)."""
     nb = nbformat.v4.new_notebook(metadata={"kernelspec": KERNELSPEC})
     if parameters is not None:
         cell = nbformat.v4.new_code_cell(parameters)
         cell.metadata["tags"] = ["parameters"]
         nb.cells.append(cell)
     nb.cells.extend(nbformat.v4.new_code_cell(source) for source in cells)
+    if filler:
+        nb.cells.append(nbformat.v4.new_markdown_cell("x" * filler))
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, str(path))
     return path

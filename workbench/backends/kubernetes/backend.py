@@ -143,20 +143,7 @@ class KubernetesBackend:
         pod_spec = job["spec"]["template"]["spec"]
         requests = container_resources(spec.resources, self.kube).get("limits", {})
         check_fits(requests, pod_spec.get("nodeSelector", {}), self.client.nodes())
-        run_dir = self.settings.runs_dir / workload_id
-        record = Workload(
-            id=workload_id,
-            kind="pod",
-            backend=self.name,
-            status=PENDING,
-            spec=spec.model_dump(mode="json", exclude={"code"}),
-            run_dir=str(run_dir),
-            created=time.time(),
-            owner=self.settings.owner,
-            session=payload.session,
-            message="creating the Job",
-        )
-        self.store.insert(record)
+        run_dir = self.insert_pending(workload_id, spec, payload, "creating the Job")
         try:
             self.keep_payload(run_dir, spec, payload)
             configmap, created_job = self.client.create_all(docs)
@@ -166,6 +153,33 @@ class KubernetesBackend:
             shutil.rmtree(run_dir, ignore_errors=True)
             raise
         return self.store.get(workload_id)
+
+    def insert_pending(
+        self,
+        workload_id: str,
+        spec: CommonSpec,
+        payload: Payload,
+        message: str,
+        info: dict[str, Any] | None = None,
+    ) -> Path:
+        """Record a workload about to be created (pending, ``message``); its run directory."""
+        run_dir = self.settings.runs_dir / workload_id
+        self.store.insert(
+            Workload(
+                id=workload_id,
+                kind=str(getattr(spec, "kind", "pod")),
+                backend=self.name,
+                status=PENDING,
+                spec=spec.model_dump(mode="json", exclude={"code"}),
+                run_dir=str(run_dir),
+                created=time.time(),
+                owner=self.settings.owner,
+                session=payload.session,
+                message=message,
+                info=info or {},
+            )
+        )
+        return run_dir
 
     def keep_payload(self, run_dir: Path, spec: CommonSpec, payload: Payload) -> None:
         """A local copy of what was sent, for `workbench export` and `rerun`."""

@@ -172,20 +172,12 @@ class DaskClusters:
         check_fits(requests, worker["spec"].get("nodeSelector", {}), self.client.nodes())
         run_dir = self.backend.settings.runs_dir / workload_id
         adapt = [spec.adapt.minimum, spec.adapt.maximum] if spec.adapt else None
-        self.store.insert(
-            Workload(
-                id=workload_id,
-                kind="dask",
-                backend=self.backend.name,
-                status=PENDING,
-                spec=spec.model_dump(mode="json"),
-                run_dir=str(run_dir),
-                created=time.time(),
-                owner=self.backend.settings.owner,
-                session=payload.session,
-                message="creating the DaskCluster",
-                info={"requested_workers": worker["replicas"], "adapt": adapt},
-            )
+        self.backend.insert_pending(
+            workload_id,
+            spec,
+            payload,
+            "creating the DaskCluster",
+            info={"requested_workers": worker["replicas"], "adapt": adapt},
         )
         try:
             if run_dir.exists():

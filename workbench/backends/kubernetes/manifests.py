@@ -47,20 +47,24 @@ from .settings import (
 __all__ = [
     "APP_NAME",
     "ID_LABEL",
+    "IGNORE_DISRUPTION",
     "KIND_LABEL",
     "MANAGED_BY_LABEL",
     "OWNER_LABEL",
     "QUEUE_LABEL",
     "KubeSettings",
     "Toleration",
+    "batch_job",
     "build_pod_manifests",
     "container_resources",
     "container_security_context",
+    "job_lifecycle",
     "object_name",
     "owner_label",
     "payload_configmap",
     "pod_security_context",
     "pod_template",
+    "queued_labels",
     "with_owner",
     "workload_labels",
 ]
@@ -75,6 +79,11 @@ RUNTIME_ENV = ("WORKBENCH_WORKLOAD_ID", "WORKBENCH_RUN_DIR", "WORKBENCH_OUTPUT_D
 # workbench.runtime.cell exits 3 when a --get variable is missing or cannot be pickled:
 # the same code fails the same way again, so retrying it only wastes the backoff budget.
 _NO_RETRY_EXIT_CODES = (3,)
+#: an evicted or preempted pod is recreated without using up a retry (a podFailurePolicy rule)
+IGNORE_DISRUPTION: dict[str, Any] = {
+    "action": "Ignore",
+    "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+}
 # as in the local backend: numeric libraries otherwise start a thread per host core
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
@@ -291,10 +300,42 @@ def _pod_failure_policy() -> dict[str, Any]:
                     "values": list(_NO_RETRY_EXIT_CODES),
                 },
             },
-            # an evicted or preempted pod is recreated without using up a retry
-            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+            IGNORE_DISRUPTION,
         ]
     }
+
+
+def job_lifecycle(spec: CommonSpec, settings: KubeSettings) -> dict[str, Any]:
+    """The Job fields every kind shares: the TTL after it finishes, ``--timeout`` as its
+    deadline, and ``suspend`` for Kueue to admit it (``--queue``)."""
+    fields: dict[str, Any] = {}
+    if settings.ttl_seconds_after_finished is not None:
+        fields["ttlSecondsAfterFinished"] = settings.ttl_seconds_after_finished
+    if spec.timeout is not None:
+        fields["activeDeadlineSeconds"] = max(1, math.ceil(spec.timeout))
+    if spec.queue:
+        fields["suspend"] = True  # Kueue admits the Job by unsuspending it
+    return fields
+
+
+def batch_job(
+    name: str, labels: Mapping[str, str], job_spec: dict[str, Any], spec: CommonSpec, settings: KubeSettings
+) -> dict[str, Any]:
+    """A batch/v1 Job named ``name``; with ``--queue`` its labels name the Kueue queue."""
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": settings.namespace, "labels": queued_labels(labels, spec)},
+        "spec": job_spec,
+    }
+
+
+def queued_labels(labels: Mapping[str, str], spec: CommonSpec) -> dict[str, str]:
+    """``labels``, plus Kueue's queue label with ``--queue``."""
+    result = dict(labels)
+    if spec.queue:
+        result[QUEUE_LABEL] = spec.queue
+    return result
 
 
 def build_pod_manifests(
@@ -330,26 +371,13 @@ def build_pod_manifests(
     )
     configmap_name = configmap["metadata"]["name"]
     job_spec: dict[str, Any] = {"completions": 1, "parallelism": 1, "backoffLimit": spec.retries}
-    if settings.ttl_seconds_after_finished is not None:
-        job_spec["ttlSecondsAfterFinished"] = settings.ttl_seconds_after_finished
-    if spec.timeout is not None:
-        job_spec["activeDeadlineSeconds"] = max(1, math.ceil(spec.timeout))
-    if spec.queue:
-        job_spec["suspend"] = True  # Kueue admits the Job by unsuspending it
+    job_spec.update(job_lifecycle(spec, settings))
     if settings.supports(1, 26):
         job_spec["podFailurePolicy"] = _pod_failure_policy()
     job_spec["template"] = pod_template(
         spec, workload_id, labels, configmap=configmap_name, settings=settings
     )
-    job_labels = dict(labels)
-    if spec.queue:
-        job_labels[QUEUE_LABEL] = spec.queue
-    job: dict[str, Any] = {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": job_name, "namespace": settings.namespace, "labels": job_labels},
-        "spec": job_spec,
-    }
+    job = batch_job(job_name, labels, job_spec, spec, settings)
     if owner:  # the label is lossy (lower-cased, trimmed); keep who it was
         job["metadata"]["annotations"] = {OWNER_LABEL: owner}
     return [configmap, job]

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from ...errors import BackendUnavailable, WorkbenchError
 from ...runtime.notebook import INPUT, run_location
 from ...spec import NotebookSpec
-from ...store import CANCELLED, FAILED, PENDING, RUNNING, Workload
+from ...store import CANCELLED, FAILED, RUNNING, Workload
 from ..base import Payload
 from .logs import MarkerFilter
 from .manifests import container_resources
@@ -121,20 +121,12 @@ class NotebookRuns:
         requests = container_resources(spec.resources, self.backend.kube).get("limits", {})
         check_fits(requests, job_spec["template"]["spec"].get("nodeSelector", {}), self.client.nodes())
         run_dir = self.backend.settings.runs_dir / workload_id
-        self.store.insert(
-            Workload(
-                id=workload_id,
-                kind="notebook",
-                backend=self.backend.name,
-                status=PENDING,
-                spec=spec.model_dump(mode="json"),
-                run_dir=str(run_dir),
-                created=time.time(),
-                owner=self.backend.settings.owner,
-                session=payload.session,
-                message=f"creating the {main['kind']}",
-                info={"location": notebook_location(spec, workload_id)},
-            )
+        self.backend.insert_pending(
+            workload_id,
+            spec,
+            payload,
+            f"creating the {main['kind']}",
+            info={"location": notebook_location(spec, workload_id)},
         )
         undo_upload: Callable[[], None] | None = None
         try:

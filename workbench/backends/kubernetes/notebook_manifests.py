@@ -23,7 +23,6 @@ path on a ``--volume pvc/...`` mount. Each run publishes its run directory to
 from __future__ import annotations
 
 import json
-import math
 import posixpath
 from collections.abc import Mapping
 from typing import Any
@@ -32,9 +31,9 @@ from ...errors import SpecError
 from ...runtime.notebook import INPUT, SIGN_ENV, run_location
 from ...spec import NotebookSpec
 from ...units import format_bytes
-from .manifests import RUN_DIR, pod_template
+from .manifests import IGNORE_DISRUPTION, RUN_DIR, batch_job, job_lifecycle, pod_template
 from .payload import payload_configmap
-from .settings import OWNER_LABEL, QUEUE_LABEL, KubeSettings, object_name, workload_labels
+from .settings import OWNER_LABEL, KubeSettings, object_name, workload_labels
 
 __all__ = [
     "CONFIG_KEY",
@@ -186,19 +185,10 @@ def _env(container: dict[str, Any], output: str, image: str) -> list[dict[str, A
 def _job_spec(spec: NotebookSpec, template: dict[str, Any], settings: KubeSettings) -> dict[str, Any]:
     # a failing cell fails the same way again, and a retry would publish over the failed run
     job_spec: dict[str, Any] = {"completions": 1, "parallelism": 1, "backoffLimit": 0}
-    if settings.ttl_seconds_after_finished is not None:
-        job_spec["ttlSecondsAfterFinished"] = settings.ttl_seconds_after_finished
-    if spec.timeout is not None:
-        job_spec["activeDeadlineSeconds"] = max(1, math.ceil(spec.timeout))
-    if spec.queue:
-        job_spec["suspend"] = True  # Kueue admits the Job by unsuspending it
+    job_spec.update(job_lifecycle(spec, settings))
     if settings.supports(1, 26):
         # an evicted or preempted pod is recreated without using up the (zero) retries
-        job_spec["podFailurePolicy"] = {
-            "rules": [
-                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
-            ]
-        }
+        job_spec["podFailurePolicy"] = {"rules": [IGNORE_DISRUPTION]}
     job_spec["template"] = template
     return job_spec
 
@@ -242,10 +232,8 @@ def build_notebook_manifests(
     container["command"] = list(RUNNER)
     container["env"] = _env(container, output, container["image"])
     job_spec = _job_spec(spec, template, settings)
-    job_labels = dict(labels)
-    if spec.queue:
-        job_labels[QUEUE_LABEL] = spec.queue
-    main: dict[str, Any]
+    job = batch_job(name, labels, job_spec, spec, settings)
+    main: dict[str, Any] = job
     if spec.schedule:
         cron_spec: dict[str, Any] = {"schedule": spec.schedule}
         if settings.supports(1, 27):
@@ -256,7 +244,7 @@ def build_notebook_manifests(
                 "successfulJobsHistoryLimit": HISTORY_LIMIT,
                 "failedJobsHistoryLimit": HISTORY_LIMIT,
                 # the Jobs (and so their pods) carry the workload's labels: the watch finds them
-                "jobTemplate": {"metadata": {"labels": job_labels}, "spec": job_spec},
+                "jobTemplate": {"metadata": {"labels": job["metadata"]["labels"]}, "spec": job_spec},
             }
         )
         main = {
@@ -264,13 +252,6 @@ def build_notebook_manifests(
             "kind": "CronJob",
             "metadata": {"name": name, "namespace": settings.namespace, "labels": dict(labels)},
             "spec": cron_spec,
-        }
-    else:
-        main = {
-            "apiVersion": "batch/v1",
-            "kind": "Job",
-            "metadata": {"name": name, "namespace": settings.namespace, "labels": job_labels},
-            "spec": job_spec,
         }
     if owner:  # the label is lossy (lower-cased, trimmed); keep who it was
         main["metadata"]["annotations"] = {OWNER_LABEL: owner}

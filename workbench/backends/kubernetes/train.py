@@ -21,7 +21,6 @@ import queue
 import re
 import shutil
 import threading
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -155,20 +154,7 @@ class TrainJobs:
         requests = container_resources(spec.resources, self.backend.kube).get("limits", {})
         check_fits(requests, template["spec"].get("nodeSelector", {}), self.client.nodes())
         run_dir = self.backend.settings.runs_dir / workload_id
-        self.store.insert(
-            Workload(
-                id=workload_id,
-                kind="train",
-                backend=self.backend.name,
-                status=PENDING,
-                spec=spec.model_dump(mode="json", exclude={"code"}),
-                run_dir=str(run_dir),
-                created=time.time(),
-                owner=self.backend.settings.owner,
-                session=payload.session,
-                message=f"creating the {job['kind']}",
-            )
-        )
+        self.backend.insert_pending(workload_id, spec, payload, f"creating the {job['kind']}")
         try:
             self.backend.keep_payload(run_dir, spec, payload)
             try:

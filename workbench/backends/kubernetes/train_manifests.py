@@ -28,9 +28,17 @@ from typing import Any
 from ...errors import SpecError
 from ...runtime.cell import MISSING_RESULT_EXIT
 from ...spec import TrainSpec
-from .manifests import CONTAINER_NAME, RUN_DIR, pod_template
+from .manifests import (
+    CONTAINER_NAME,
+    IGNORE_DISRUPTION,
+    RUN_DIR,
+    batch_job,
+    job_lifecycle,
+    pod_template,
+    queued_labels,
+)
 from .payload import code_payload
-from .settings import ID_LABEL, OWNER_LABEL, QUEUE_LABEL, KubeSettings, object_name, workload_labels
+from .settings import ID_LABEL, OWNER_LABEL, KubeSettings, object_name, workload_labels
 
 __all__ = [
     "KUBEFLOW_API_VERSION",
@@ -154,8 +162,7 @@ def _pod_failure_policy(container: str) -> dict[str, Any]:
                     "values": [MISSING_RESULT_EXIT],
                 },
             },
-            # an evicted or preempted node is recreated without using up a restart
-            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+            IGNORE_DISRUPTION,  # an evicted or preempted node: recreated without using up a restart
         ]
     }
 
@@ -175,28 +182,11 @@ def _indexed_job(
         job_spec["maxFailedIndexes"] = 0
     else:
         job_spec["backoffLimit"] = spec.max_restarts
-    if settings.ttl_seconds_after_finished is not None:
-        job_spec["ttlSecondsAfterFinished"] = settings.ttl_seconds_after_finished
-    if spec.timeout is not None:
-        job_spec["activeDeadlineSeconds"] = max(1, math.ceil(spec.timeout))
-    if spec.queue:
-        job_spec["suspend"] = True  # Kueue admits the Job by unsuspending it
+    job_spec.update(job_lifecycle(spec, settings))
     if settings.supports(1, 26):
         job_spec["podFailurePolicy"] = _pod_failure_policy(CONTAINER_NAME)
     job_spec["template"] = template
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": name, "namespace": settings.namespace, "labels": _queued(labels, spec)},
-        "spec": job_spec,
-    }
-
-
-def _queued(labels: dict[str, str], spec: TrainSpec) -> dict[str, str]:
-    out = dict(labels)
-    if spec.queue:
-        out[QUEUE_LABEL] = spec.queue
-    return out
+    return batch_job(name, labels, job_spec, spec, settings)
 
 
 def _pytorch_job(
@@ -222,7 +212,7 @@ def _pytorch_job(
     return {
         "apiVersion": KUBEFLOW_API_VERSION,
         "kind": "PyTorchJob",
-        "metadata": {"name": name, "namespace": settings.namespace, "labels": _queued(labels, spec)},
+        "metadata": {"name": name, "namespace": settings.namespace, "labels": queued_labels(labels, spec)},
         "spec": {
             "runPolicy": run_policy,
             "nprocPerNode": str(spec.procs_per_node),
