@@ -94,7 +94,30 @@ def test_a_failing_rank_fails_the_job_naming_it(kube: Service, k8s: Emulator) ->
         final.message,
     ), final.message
     logs = "".join(kube.logs(workload.id))
-    assert "[rank 1] ValueError: bad batch on rank 1" in logs
+    assert "[rank 1] ValueError: bad batch on rank 1" in logs  # as it happened, prefixed
+    banner = logs.index("==== rank 1 failed first; its traceback ====")  # at the end, as locally
+    assert logs[banner:].splitlines()[1] == "Traceback (most recent call last):"
+    assert logs[banner:].rstrip().endswith("ValueError: bad batch on rank 1")
+    followed = "".join(kube.logs(workload.id, follow=True))
+    assert followed[followed.index("==== rank 1 failed first") :] == logs[banner:]
+
+
+def test_the_banner_shows_the_rank_whose_traceback_came_first() -> None:
+    from workbench.backends.kubernetes.train import traceback_banner
+
+    log = (
+        "[rank 0] step 1\n"
+        "[rank 1] Traceback (most recent call last):\n"
+        '[rank 0] Traceback (most recent call last):\n[rank 1]   File "cell", line 3\n'
+        "[rank 1] ValueError: first\n"
+        "[rank 0] RuntimeError: peer went away\n"
+        "not from a rank\n"
+    )
+    assert traceback_banner(log) == (
+        "\n==== rank 1 failed first; its traceback ====\n"
+        'Traceback (most recent call last):\n  File "cell", line 3\nValueError: first\n'
+    )
+    assert traceback_banner("[rank 0] all good\n") == ""
 
 
 def test_cancel_removes_every_object_and_process(kube: Service, k8s: Emulator) -> None:

@@ -47,6 +47,33 @@ KUBEFLOW_INSTALL = (
 )
 PYTORCHJOB = Resource("PyTorchJob", KUBEFLOW_GROUP, "v1", "pytorchjobs", custom=True)
 _RANK_LINE = re.compile(r"^\[rank \d+\] \S")
+_RANKED = re.compile(r"^\[rank (\d+)\] ?(.*)$")
+
+
+def traceback_banner(log: str) -> str:
+    """The traceback of the rank that failed first in a node's log, under the banner the local
+    runner prints (empty when the log holds none).
+
+    Every line a rank prints carries ``[rank R]``; the rank whose traceback starts first is
+    the one that failed first (the others usually fail because it went away).
+    """
+    lines: dict[int, list[str]] = {}
+    started: dict[int, int] = {}
+    for number, line in enumerate(log.splitlines()):
+        match = _RANKED.match(line)
+        if not match:
+            continue
+        rank, text = int(match.group(1)), match.group(2)
+        if text.startswith("Traceback (most recent call last)") and rank not in started:
+            started[rank] = number
+            lines[rank] = []
+        if rank in started:
+            lines[rank].append(text)
+    if not started:
+        return ""
+    first = min(started, key=started.__getitem__)
+    body = "\n".join(lines[first]).rstrip()
+    return f"\n==== rank {first} failed first; its traceback ====\n{body}\n"
 
 
 def kubeflow_missing() -> BackendUnavailable:
@@ -224,6 +251,24 @@ class TrainJobs:
                 text = marker.feed(self._log(workload, pod["metadata"]["name"])) + marker.close()
                 if text:
                     yield text if text.endswith("\n") else text + "\n"
+        banner = self.failure_banner(self.store.get(workload.id))
+        if banner:
+            yield banner
+
+    def failure_banner(self, workload: Workload) -> str:
+        """For a failed job, the failing rank's traceback from the node that failed first, under
+        a banner at the end of the output, as the local runner prints it."""
+        if workload.status != FAILED:
+            return ""
+        failed = first_failure(self.pods(workload.id, fresh=False))
+        if failed is None:
+            return ""
+        try:
+            return traceback_banner(
+                MarkerFilter().feed(self._log(workload, failed["metadata"]["name"]) + "\n")
+            )
+        except WorkbenchError:
+            return ""
 
     def _pump(self, workload: Workload, pod: str, lines: queue.Queue[str | None]) -> None:
         """Put a pod's log on ``lines`` as whole lines, then None."""
@@ -267,6 +312,9 @@ class TrainJobs:
                 item = lines.get(timeout=0.5)
             except queue.Empty:
                 if record.done and open_streams == 0:
+                    banner = self.failure_banner(record)
+                    if banner:
+                        yield banner
                     return
                 continue
             while True:
