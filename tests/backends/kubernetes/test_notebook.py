@@ -107,6 +107,14 @@ def test_a_parameterised_run_publishes_its_run_directory(
     assert manifest["workload"] == workload.id
     assert "trained" in (location / "logs" / "output.log").read_text()
     assert kube.verify(workload.id) == []  # `workbench verify NAME` finds the published run
+    from workbench.notebooks import rerun_fields
+
+    raw, cwd = rerun_fields(kube.get(workload.id))  # `workbench notebook rerun`: from the kept snapshot
+    rerun = kube.wait(kube.launch(raw, cwd=cwd).id, timeout=90)
+    assert rerun.status == "succeeded", rerun.message
+    assert provenance(runs / rerun.id)["parameters"] == {"lr": 0.5}
+    assert provenance(runs / rerun.id)["input"]["sha256"] == manifest["input"]["sha256"]
+    kube.delete(rerun.id)
     # launched elsewhere: found again by its labels, with where its run directory is
     kube.store.delete(workload.id)
     listed = {w.id: w for w in kube.list()}
