@@ -369,10 +369,9 @@ def test_sigint_to_the_run_stops_it_like_ctrl_c_stops_papermill(service: Service
     _pid_file_notebook(tmp_path / "nb.ipynb", pid_file)
     workload = service.launch({"kind": "notebook", "notebook": "nb.ipynb"}, cwd=str(tmp_path))
     deadline = time.monotonic() + 60
-    while not pid_file.exists():
-        assert time.monotonic() < deadline
+    while "sleeping" not in "".join(service.logs(workload.id)):  # the runner has the cell's output
+        assert time.monotonic() < deadline, "the notebook never reached its sleeping cell"
         time.sleep(0.05)
-    time.sleep(0.3)
     runner = service.get(workload.id).pid
     assert runner is not None
     os.kill(runner, signal.SIGINT)
