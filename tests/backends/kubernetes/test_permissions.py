@@ -13,6 +13,7 @@ import yaml
 from tests.k8s.dask_operator import GROUP, install_dask_operator
 from tests.k8s.emulator import Emulator
 from tests.k8s.fixtures import run_kubectl
+from tests.k8s.pytorch_operator import install_pytorch_operator
 from workbench.backends.kubernetes.settings import CLUSTER_PERMISSIONS, NAMESPACED_PERMISSIONS
 from workbench.backends.kubernetes.tracker import Tracker
 from workbench.service import Service
@@ -68,14 +69,20 @@ def dask_flow(kube: Service) -> None:
 
 
 def train_flow(kube: Service, k8s: Emulator) -> None:
-    """Every train operation: an Indexed Job (logs, results, rm) and a cancelled PyTorchJob."""
+    """Every train operation, on an Indexed Job and on a PyTorchJob: logs, results, rm, cancel."""
     job = kube.launch({"kind": "train", "code": "v = 1", "nodes": 2, "get": "v"})
     "".join(kube.logs(job.id, follow=True))
     kube.wait(job.id, timeout=60)
     assert kube.results(job.id) == {"v": 1}
     "".join(kube.logs(job.id))
     kube.delete(job.id)
-    k8s.add_crd("kubeflow.org", "v1", "pytorchjobs", "PyTorchJob")
+    install_pytorch_operator(k8s)
+    trained = kube.launch({"kind": "train", "code": "v = 2", "nodes": 2, "get": "v", "operator": "kubeflow"})
+    "".join(kube.logs(trained.id, follow=True))
+    kube.wait(trained.id, timeout=60)
+    assert kube.results(trained.id) == {"v": 2}
+    "".join(kube.logs(trained.id))
+    kube.delete(trained.id)
     kubeflow = kube.launch({"kind": "train", "code": "pass", "nodes": 2, "operator": "kubeflow"})
     kube.get(kubeflow.id)
     kube.cancel(kubeflow.id)

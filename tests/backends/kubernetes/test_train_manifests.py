@@ -172,6 +172,7 @@ def test_pytorchjob_pod_templates_validate_as_pods(minor: int) -> None:
     assert job["spec"]["nprocPerNode"] == "8"
     assert job["spec"]["runPolicy"] == {
         "backoffLimit": 3,
+        "cleanPodPolicy": "Running",  # a failed job's other nodes are stopped, as a Job's are
         "ttlSecondsAfterFinished": 86400,
         "activeDeadlineSeconds": 7200,
     }

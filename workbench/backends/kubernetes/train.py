@@ -214,7 +214,14 @@ class TrainJobs:
     def refresh(self, workload: Workload) -> Workload:
         nodes = int(workload.spec.get("nodes") or 1)
         pods = self.pods(workload.id)
-        observed = observe_train(self.job_of(workload), pods, nodes)
+        job = self.job_of(workload)
+        observed = observe_train(job, pods, nodes)
+        if observed is not None and observed.status == FAILED and first_failure(pods) is None:
+            # the job (a PyTorchJob is read directly) can be ahead of the pods' list or watch:
+            # read the pods once more so the failure names the node and its exit code
+            self.backend.tracker.relist("Pod")
+            pods = self.pods(workload.id)
+            observed = observe_train(job, pods, nodes)
 
         def detail() -> str:
             failed = first_failure(pods)

@@ -202,7 +202,10 @@ def _pytorch_job(
             "restartPolicy": restart,
             "template": copy.deepcopy(template),
         }
-    run_policy: dict[str, Any] = {"backoffLimit": spec.max_restarts}
+    # the operator keeps every pod of a finished job by default: a node still running when
+    # another failed (its ranks wait for the lost peer) would hold its GPUs and its log stream
+    # open until a collective times out. The Indexed Job's controller ends them at once.
+    run_policy: dict[str, Any] = {"backoffLimit": spec.max_restarts, "cleanPodPolicy": "Running"}
     if settings.ttl_seconds_after_finished is not None:
         run_policy["ttlSecondsAfterFinished"] = settings.ttl_seconds_after_finished
     if spec.timeout is not None:
