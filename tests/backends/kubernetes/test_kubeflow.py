@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.backends.kubernetes.test_train import DDP, FAILING
+from tests.backends.kubernetes.test_train import DDP, FAILING, wait_gone
 from tests.k8s.emulator import Emulator
 from tests.k8s.pytorch_operator import GROUP, PyTorchOperator, install_pytorch_operator
 from workbench.service import Service
@@ -36,11 +36,8 @@ def _objects(k8s: Emulator, name: str) -> dict[str, object]:
     }
 
 
-def _gone(k8s: Emulator, name: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while any(_objects(k8s, name).values()) or k8s.live_pids():
-        assert time.monotonic() < deadline, (_objects(k8s, name), k8s.live_pids())
-        time.sleep(0.1)
+def _gone(k8s: Emulator, name: str) -> None:
+    wait_gone(k8s, lambda: _objects(k8s, name))
 
 
 def test_two_nodes_train_through_a_pytorchjob_and_end_with_identical_weights(

@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -60,11 +61,16 @@ def _objects(k8s: Emulator, name: str) -> dict[str, object]:
     }
 
 
-def _gone(k8s: Emulator, name: str, timeout: float = 30) -> None:
+def wait_gone(k8s: Emulator, objects: Callable[[], dict[str, object]], timeout: float = 30) -> None:
+    """Wait until none of ``objects()`` exists and no pod process is left."""
     deadline = time.monotonic() + timeout
-    while any(_objects(k8s, name).values()) or k8s.live_pids():
-        assert time.monotonic() < deadline, (_objects(k8s, name), k8s.live_pids())
+    while any(objects().values()) or k8s.live_pids():
+        assert time.monotonic() < deadline, (objects(), k8s.live_pids())
         time.sleep(0.1)
+
+
+def _gone(k8s: Emulator, name: str) -> None:
+    wait_gone(k8s, lambda: _objects(k8s, name))
 
 
 def test_two_nodes_train_with_ddp_and_end_with_identical_weights(kube: Service, k8s: Emulator) -> None:
