@@ -44,8 +44,8 @@ def notebook_bytes(*cells: str, filler: int = 0) -> bytes:
 
 NOTEBOOK = notebook_bytes("print(lr)")
 CONFIG = {
-    "source": "/home/ada/train.ipynb",
-    "source_dir": "/home/ada",
+    "source": "/projects/ada/train.ipynb",
+    "source_dir": "/projects/ada",
     "parameters": {"lr": 0.5},
     "kernel": None,
 }
