@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.backends.kubernetes.test_train import DDP, FAILING, wait_gone
+from tests.backends.kubernetes.test_train import DDP, FAILING, assert_trained_alike, wait_gone
 from tests.k8s.emulator import Emulator
 from tests.k8s.pytorch_operator import GROUP, PyTorchOperator, install_pytorch_operator
 from workbench.service import Service
@@ -49,14 +49,7 @@ def test_two_nodes_train_through_a_pytorchjob_and_end_with_identical_weights(
     job = k8s.get("pytorchjobs", "kfddp", group=GROUP)
     assert job is not None and sorted(job["spec"]["pytorchReplicaSpecs"]) == ["Master", "Worker"]
     assert k8s.get("jobs", "kfddp", group="batch") is None and k8s.get("services", "kfddp") is None
-    logs = "".join(kube.logs(workload.id, follow=True))
-    final = kube.wait(workload.id, timeout=90)
-    assert final.status == "succeeded", (final.message, logs)
-    digests = dict(re.findall(r"^\[rank (\d)\] weights ([0-9a-f]{64}) world 2$", logs, re.MULTILINE))
-    assert sorted(digests) == ["0", "1"], logs
-    assert digests["0"] == digests["1"]
-    assert "workbench-results" not in logs
-    assert kube.results(workload.id) == {"digest": digests["0"]}
+    assert_trained_alike(kube, workload.id)
     job = k8s.get("pytorchjobs", "kfddp", group=GROUP)
     assert job is not None
     assert job["status"]["replicaStatuses"]["Master"]["succeeded"] == 1

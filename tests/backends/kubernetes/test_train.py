@@ -73,19 +73,24 @@ def _gone(k8s: Emulator, name: str) -> None:
     wait_gone(k8s, lambda: _objects(k8s, name))
 
 
-def test_two_nodes_train_with_ddp_and_end_with_identical_weights(kube: Service, k8s: Emulator) -> None:
-    workload = kube.launch({"kind": "train", "code": DDP, "nodes": 2, "get": "digest", "name": "ddp"})
-    assert workload.kind == "train"
-    service = k8s.get("services", "ddp")
-    assert service is not None and service["spec"]["clusterIP"] == "None"
-    logs = "".join(kube.logs(workload.id, follow=True))
-    final = kube.wait(workload.id, timeout=90)
+def assert_trained_alike(kube: Service, name: str) -> None:
+    """Follow a 2-rank DDP run to success: both ranks end with the same weights, rank 0's come back."""
+    logs = "".join(kube.logs(name, follow=True))
+    final = kube.wait(name, timeout=90)
     assert final.status == "succeeded", (final.message, logs)
     digests = dict(re.findall(r"^\[rank (\d)\] weights ([0-9a-f]{64}) world 2$", logs, re.MULTILINE))
     assert sorted(digests) == ["0", "1"], logs
     assert digests["0"] == digests["1"]
     assert "workbench-results" not in logs  # rank 0's results line is taken out
-    assert kube.results(workload.id) == {"digest": digests["0"]}
+    assert kube.results(name) == {"digest": digests["0"]}
+
+
+def test_two_nodes_train_with_ddp_and_end_with_identical_weights(kube: Service, k8s: Emulator) -> None:
+    workload = kube.launch({"kind": "train", "code": DDP, "nodes": 2, "get": "digest", "name": "ddp"})
+    assert workload.kind == "train"
+    service = k8s.get("services", "ddp")
+    assert service is not None and service["spec"]["clusterIP"] == "None"
+    assert_trained_alike(kube, workload.id)
     assert [d["kind"] for d in kube.export(workload.id)] == ["ConfigMap", "Service", "Job"]
     kube.delete(workload.id)
     _gone(k8s, "ddp")
