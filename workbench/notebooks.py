@@ -150,8 +150,22 @@ def notebook_payload(spec: NotebookSpec, *, session: str | None, cwd: str | None
         "source_dir": str(path.parent),
         "parameters": parameters,
         "kernel": spec.kernel,
+        # the repository as it is when the snapshot is taken (a pod cannot see it)
+        "git": _git_info(path.parent),
     }
     return Payload(cwd=cwd, session=session, extra={"notebook": data, "config": config})
+
+
+_GIT_TTL = 5.0  # seconds a repository's state is reused, so a sweep asks git once
+_git_seen: dict[Path, tuple[float, dict[str, Any] | None]] = {}
+
+
+def _git_info(folder: Path) -> dict[str, Any] | None:
+    now = time.monotonic()
+    seen = _git_seen.get(folder)
+    if seen is None or now - seen[0] > _GIT_TTL:
+        seen = _git_seen[folder] = (now, nbrun.git_info(folder))
+    return seen[1]
 
 
 def verify_run(location: str, home: Path) -> list[str]:

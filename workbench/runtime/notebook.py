@@ -307,7 +307,7 @@ def _execute(run_dir: Path, config: dict[str, Any], workload: str, publisher: Pu
         "image_digest": os.environ.get("WORKBENCH_IMAGE_DIGEST") or None,
         "python": {"version": platform.python_version(), "implementation": platform.python_implementation()},
         "packages": package_versions(),
-        "git": git_info(source_dir),
+        "git": config["git"] if "git" in config else git_info(source_dir),
         "cwd": os.getcwd(),
         "started": _now(),
         "ended": None,

@@ -17,6 +17,7 @@ from typing import Any
 import nbformat
 import pytest
 
+from tests.backends.local.test_notebook import git
 from tests.backends.local.test_notebook import write_notebook as local_notebook
 from tests.conftest import assert_nothing_created
 from tests.k8s.emulator import Emulator
@@ -69,6 +70,9 @@ def test_a_parameterised_run_publishes_its_run_directory(
     kube: Service, k8s: Emulator, tmp_path: Path
 ) -> None:
     source = write_notebook(tmp_path / "nb" / "train.ipynb", BODY)
+    git(source.parent, "init", "-q")
+    git(source.parent, "add", ".")
+    git(source.parent, "commit", "-q", "-m", "notebook")
     runs = tmp_path / "runs"
     workload = kube.launch(
         {
@@ -105,6 +109,12 @@ def test_a_parameterised_run_publishes_its_run_directory(
     manifest = provenance(location)
     assert manifest["status"] == "succeeded" and manifest["parameters"] == {"lr": 0.5}
     assert manifest["workload"] == workload.id
+    # the repository as it was at launch (the pod cannot see it)
+    assert manifest["git"] == {
+        "commit": git(source.parent, "rev-parse", "HEAD"),
+        "dirty": False,
+        "repository": str(source.parent.resolve()),
+    }
     assert "trained" in (location / "logs" / "output.log").read_text()
     assert kube.verify(workload.id) == []  # `workbench verify NAME` finds the published run
     from workbench.notebooks import rerun_fields
