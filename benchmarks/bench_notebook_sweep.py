@@ -44,7 +44,9 @@ def timed(argvs: list[list[str]], cwd: Path) -> float:
     for argv in argvs:
         result = subprocess.run(argv, cwd=cwd, capture_output=True, text=True)
         if result.returncode != 0:
-            raise _common.BenchError(f"{argv[:4]} failed ({result.returncode}):\n{result.stderr[-2000:]}")
+            raise _common.BenchError(
+                f"{argv[:4]} failed ({result.returncode}):\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+            )
     return time.perf_counter() - started
 
 

@@ -15,6 +15,7 @@ papermill and cryptography are imported where they are used; the rest is the sta
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -23,6 +24,8 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -323,18 +326,21 @@ def _execute(run_dir: Path, config: dict[str, Any], workload: str, publisher: Pu
         import papermill  # type: ignore[import-untyped]
         from papermill.exceptions import PapermillExecutionError  # type: ignore[import-untyped]
 
+        kernel_name = config.get("kernel") or _kernel_of(input_path)
         try:
-            papermill.execute_notebook(
-                str(input_path),
-                str(output_path),
-                parameters=parameters,
-                kernel_name=config.get("kernel"),
-                request_save_on_cell_execute=True,
-                progress_bar=False,
-                stdout_file=sys.stdout,
-                stderr_file=sys.stderr,
-                cwd=os.getcwd(),
-            )
+            with _local_kernel(kernel_name) as km:
+                papermill.execute_notebook(
+                    str(input_path),
+                    str(output_path),
+                    parameters=parameters,
+                    kernel_name=kernel_name,
+                    request_save_on_cell_execute=True,
+                    progress_bar=False,
+                    stdout_file=sys.stdout,
+                    stderr_file=sys.stderr,
+                    cwd=os.getcwd(),
+                    km=km,
+                )
         except PapermillExecutionError as exc:
             status, code = "failed", 1
             manifest["error"] = {
@@ -372,6 +378,26 @@ def _execute(run_dir: Path, config: dict[str, Any], workload: str, publisher: Pu
         print(f"workbench: {message}", file=sys.stderr, flush=True)
     print(f"workbench: executed notebook {output_path}", flush=True)
     return code
+
+
+@contextlib.contextmanager
+def _local_kernel(kernel_name: str | None) -> Iterator[Any]:
+    """A kernel manager whose kernel talks over Unix sockets in a private folder.
+
+    With TCP, jupyter_client picks free ports before the kernel binds them, so kernels
+    starting at once in parallel runs can race for a port; IPC sockets have no such race
+    (and nothing listens on the network). The folder is short-lived and short-named: socket
+    paths are limited to about 100 bytes.
+    """
+    from jupyter_client.manager import AsyncKernelManager
+
+    folder = tempfile.mkdtemp(prefix="wb-kernel-")
+    try:
+        yield AsyncKernelManager(
+            kernel_name=kernel_name or "python3", transport="ipc", ip=os.path.join(folder, "k")
+        )
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _last_started_cell(path: Path) -> int | None:
