@@ -221,9 +221,7 @@ def _follow_run(service: Service, workload: Any, detach: bool) -> int:
 
 
 def _verify(service: Service, run: str) -> int:
-    import fsspec
-
-    from .runtime.notebook import SIGNATURE
+    from .notebooks import is_signed
 
     location = service.run_directory(run)
     problems = service.verify(location)
@@ -232,8 +230,7 @@ def _verify(service: Service, run: str) -> int:
     if problems:
         print(f"workbench: {location} does not match its provenance manifest", file=sys.stderr)
         return 1
-    fs, root = fsspec.core.url_to_fs(location)
-    signed = " and its signature" if fs.exists(f"{root}/{SIGNATURE}") else ""
+    signed = " and its signature" if is_signed(location) else ""
     print(f"OK {location}: input, executed notebook and outputs match the manifest{signed}")
     return 0
 

@@ -218,6 +218,14 @@ def verify_run(location: str, home: Path) -> list[str]:
     return problems
 
 
+def is_signed(location: str) -> bool:
+    """Whether the run directory at ``location`` (a path or URL) holds a signature."""
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(location)
+    return bool(fs.exists(f"{root}/{nbrun.SIGNATURE}"))
+
+
 def run_directory(workload: Workload) -> str:
     """Where a notebook run's files are: its published location (``--output``), else its run dir.
 
@@ -225,23 +233,14 @@ def run_directory(workload: Workload) -> str:
         SpecError: a schedule (each of its runs has its own directory), or a run directory on
             a volume inside the cluster, which this machine cannot read.
     """
-    base = workload.spec.get("output")
     if workload.spec.get("schedule"):
+        base = workload.spec.get("output")
         raise SpecError(
             f"{workload.id} is a schedule; each of its runs has its own run directory under {base}",
             value=workload.id,
             hint=f"give one run's directory, e.g. `workbench verify {base}/{workload.id}-<minutes>`",
         )
-    location = workload.info.get("location")
-    if not (isinstance(location, str) and location) and isinstance(base, str) and base:
-        if "://" not in base and workload.backend == "local":
-            launch = Path(workload.run_dir) / "launch.json"
-            try:
-                cwd = json.loads(launch.read_text()).get("cwd") or "."
-            except (OSError, ValueError):
-                cwd = "."
-            base = str((Path(cwd) / base).resolve())
-        location = nbrun.run_location(base, workload.id)
+    location = workload.info.get("location")  # recorded at launch by the backend
     if not (isinstance(location, str) and location):
         return workload.run_dir
     if workload.backend != "local" and "://" not in location:

@@ -14,6 +14,7 @@ the nodes, then creates the objects, rolling back what was created if a later st
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import shutil
 import time
@@ -65,9 +66,6 @@ class KubernetesBackend:
         self._client = client
         self._tracker: Any = None
         self._kube: KubeSettings | None = None
-        self._dask: DaskClusters | None = None
-        self._train: TrainJobs | None = None
-        self._notebook: NotebookRuns | None = None
 
     # -- connections -----------------------------------------------------------------------
     @property
@@ -86,32 +84,26 @@ class KubernetesBackend:
             self._tracker = Tracker(self.client, SELECTOR, TRACKED_KINDS)
         return self._tracker
 
-    @property
+    @functools.cached_property
     def dask(self) -> DaskClusters:
         """The Dask half of the backend (imported and started on first use)."""
-        if self._dask is None:
-            from .dask import DaskClusters
+        from .dask import DaskClusters
 
-            self._dask = DaskClusters(self)
-        return self._dask
+        return DaskClusters(self)
 
-    @property
+    @functools.cached_property
     def train(self) -> TrainJobs:
         """The distributed-training half of the backend (imported on first use)."""
-        if self._train is None:
-            from .train import TrainJobs
+        from .train import TrainJobs
 
-            self._train = TrainJobs(self)
-        return self._train
+        return TrainJobs(self)
 
-    @property
+    @functools.cached_property
     def notebook(self) -> NotebookRuns:
         """The notebook-run half of the backend (imported on first use)."""
-        if self._notebook is None:
-            from .notebook import NotebookRuns
+        from .notebook import NotebookRuns
 
-            self._notebook = NotebookRuns(self)
-        return self._notebook
+        return NotebookRuns(self)
 
     @property
     def kube(self) -> KubeSettings:
@@ -227,13 +219,17 @@ class KubernetesBackend:
             return self.train.refresh(workload)
         if workload.kind == "notebook":
             return self.notebook.refresh(workload)
-        observed = observe(self.job(workload.id), self.pods(workload.id))
+        return self.record(workload, self.observe_job(workload.id), lambda: self._last_line(workload.id))
+
+    def observe_job(self, workload_id: str) -> Observed | None:
+        """The state of a one-pod Job (a pod workload, a notebook run) and its pods."""
+        observed = observe(self.job(workload_id), self.pods(workload_id))
         if observed is not None and observed.status == FAILED and observed.exit_code is None:
             # the Job's watch can be ahead of the pods' watch: read the pods once more so the
             # failure carries the container's exit code
             self.tracker.relist("Pod")
-            observed = observe(self.job(workload.id), self.pods(workload.id))
-        return self.record(workload, observed, lambda: self._last_line(workload.id))
+            observed = observe(self.job(workload_id), self.pods(workload_id))
+        return observed
 
     def record(self, workload: Workload, observed: Observed | None, detail: Callable[[], str]) -> Workload:
         """Store what the cluster says; a failure's message gets ``detail()`` (a log line)."""
@@ -263,14 +259,18 @@ class KubernetesBackend:
         self.store.finish(workload.id, observed.status, exit_code=observed.exit_code, message=message)
         return self.store.get(workload.id)
 
-    def _last_line(self, workload_id: str) -> str:
+    def newest_pod_log(self, workload_id: str) -> str:
+        """The log of the workload's newest pod ("" when there is none or it cannot be read)."""
         pods = self.pods(workload_id, fresh=False)
         if not pods:
             return ""
         try:
-            text = b"".join(self.client.logs(pods[-1]["metadata"]["name"])).decode("utf-8", "replace")
+            return b"".join(self.client.logs(pods[-1]["metadata"]["name"])).decode("utf-8", "replace")
         except WorkbenchError:
             return ""
+
+    def _last_line(self, workload_id: str) -> str:
+        text = self.newest_pod_log(workload_id)
         lines = [line.strip() for line in MarkerFilter().feed(text + "\n").splitlines() if line.strip()]
         return lines[-1][:300] if lines else ""
 
@@ -319,8 +319,8 @@ class KubernetesBackend:
                     info=info,
                 )
             )
-        if self._dask is not None:
-            self._dask.discover(known)
+        if "dask" in self.__dict__:  # the Dask half was used: it watches DaskClusters
+            self.dask.discover(known)
 
     # -- output ----------------------------------------------------------------------------
     def logs(self, workload: Workload, *, follow: bool = False) -> Iterator[str]:

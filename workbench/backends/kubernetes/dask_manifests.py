@@ -33,6 +33,7 @@ from .manifests import (
     container_security_context,
     env_entries,
     pod_security_context,
+    refuse_reserved_env,
 )
 from .settings import OWNER_LABEL, KubeSettings, object_name, workload_labels
 
@@ -104,13 +105,7 @@ def _check(spec: DaskSpec) -> None:
             value=spec.timeout,
             hint="use --idle-timeout: the operator deletes a cluster idle that long",
         )
-    for key in OPERATOR_ENV:
-        if key in spec.env:
-            raise SpecError(
-                f"--env {key} is set by the Dask operator for every worker",
-                value=key,
-                hint=f"drop {key} from --env",
-            )
+    refuse_reserved_env(spec, OPERATOR_ENV, "the Dask operator for every worker")
 
 
 def _env(spec: DaskSpec, *, with_secrets: bool) -> list[dict[str, Any]]:

@@ -65,6 +65,7 @@ __all__ = [
     "pod_security_context",
     "pod_template",
     "queued_labels",
+    "refuse_reserved_env",
     "with_owner",
     "workload_labels",
 ]
@@ -124,13 +125,7 @@ def container_resources(resources: Resources, settings: KubeSettings) -> dict[st
 
 
 def _env(spec: CommonSpec, workload_id: str) -> list[dict[str, Any]]:
-    for key in RUNTIME_ENV:
-        if key in spec.env:
-            raise SpecError(
-                f"--env {key} is set by workbench for every workload",
-                value=key,
-                hint=f"drop {key} from --env",
-            )
+    refuse_reserved_env(spec, RUNTIME_ENV, "workbench for every workload")
     # uid 1000 may have no home in an arbitrary image: give it a writable one
     values: dict[str, str] = {"PYTHONUNBUFFERED": "1", "HOME": RUN_DIR}
     if spec.resources.cpu:
@@ -145,6 +140,17 @@ def _env(spec: CommonSpec, workload_id: str) -> list[dict[str, Any]]:
         }
     )
     return env_entries(values, spec.secrets)
+
+
+def refuse_reserved_env(spec: CommonSpec, names: Sequence[str], owner: str) -> None:
+    """Refuse an ``--env`` that sets one of ``names`` (``owner`` sets them, e.g. "the Dask operator").
+
+    Raises:
+        SpecError: naming the first such variable.
+    """
+    for key in names:
+        if key in spec.env:
+            raise SpecError(f"--env {key} is set by {owner}", value=key, hint=f"drop {key} from --env")
 
 
 def env_entries(values: Mapping[str, str], secrets: Sequence[SecretRef]) -> list[dict[str, Any]]:

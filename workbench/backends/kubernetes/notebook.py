@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ...errors import BackendUnavailable, WorkbenchError
+from ...errors import BackendUnavailable
 from ...runtime.notebook import INPUT, run_location
 from ...spec import NotebookSpec
 from ...store import CANCELLED, FAILED, RUNNING, Workload
@@ -195,11 +195,10 @@ class NotebookRuns:
     def refresh(self, workload: Workload) -> Workload:
         if not workload.spec.get("schedule"):
             backend = self.backend
-            observed = observe(backend.job(workload.id), backend.pods(workload.id))
-            if observed is not None and observed.status == FAILED and observed.exit_code is None:
-                backend.tracker.relist("Pod")  # the Job's watch can be ahead of the pods'
-                observed = observe(backend.job(workload.id), backend.pods(workload.id))
-            return backend.record(workload, observed, lambda: self._failure(workload.id))
+            observed = backend.observe_job(workload.id)
+            return backend.record(
+                workload, observed, lambda: failure_line(backend.newest_pod_log(workload.id))
+            )
         cronjob = self.cronjob(workload.id)
         if cronjob is None:
             if time.time() - workload.created < 5:
@@ -212,16 +211,6 @@ class NotebookRuns:
             return self.store.get(workload.id)
         jobs = self.backend.tracker.objects("Job", {ID_LABEL: workload.id})
         return self.backend.record(workload, observe_schedule(cronjob, jobs), lambda: "")
-
-    def _failure(self, workload_id: str) -> str:
-        pods = self.backend.pods(workload_id, fresh=False)
-        if not pods:
-            return ""
-        try:
-            log = b"".join(self.client.logs(pods[-1]["metadata"]["name"])).decode("utf-8", "replace")
-        except WorkbenchError:
-            return ""
-        return failure_line(log)
 
     # -- output ----------------------------------------------------------------------------------------
     def logs(self, workload: Workload, *, follow: bool = False) -> Iterator[str]:

@@ -31,7 +31,7 @@ from ...errors import SpecError
 from ...runtime.notebook import INPUT, SIGN_ENV, run_location
 from ...spec import NotebookSpec
 from ...units import format_bytes
-from .manifests import IGNORE_DISRUPTION, RUN_DIR, batch_job, job_lifecycle, pod_template
+from .manifests import IGNORE_DISRUPTION, RUN_DIR, batch_job, job_lifecycle, pod_template, refuse_reserved_env
 from .payload import payload_configmap
 from .settings import OWNER_LABEL, KubeSettings, object_name, workload_labels
 
@@ -128,13 +128,7 @@ def _check_env(spec: NotebookSpec) -> None:
             value=SIGN_ENV,
             hint="drop --sign, or run the notebook with --backend local to sign its provenance",
         )
-    for key in _NOTEBOOK_ENV:
-        if key in spec.env:
-            raise SpecError(
-                f"--env {key} is set by workbench for notebook runs",
-                value=key,
-                hint=f"drop {key} from --env",
-            )
+    refuse_reserved_env(spec, _NOTEBOOK_ENV, "workbench for notebook runs")
 
 
 def notebook_config(config: Mapping[str, Any], output: str, *, input_from: str) -> dict[str, Any]:

@@ -82,7 +82,7 @@ class LocalBackend:
 
     # -- submit ----------------------------------------------------------------------------
     def submit(self, workload_id: str, spec: CommonSpec, payload: Payload) -> Workload:
-        plan = plan_for(spec, payload)
+        plan = plan_for(workload_id, spec, payload)
         gpus = plan.gpus
         check_request(gpus, self.host_gpus)
         self._check_secrets(spec)
@@ -106,6 +106,7 @@ class LocalBackend:
                 created=time.time(),
                 owner=self.settings.owner,
                 session=payload.session,
+                info=dict(plan.info),
             )
 
             def grant(store: Store) -> Workload:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ...errors import SpecError
+from ...runtime.publish import run_location
 from ...spec import CodeSpec, CommonSpec, DaskSpec, NotebookSpec, PodSpec, TrainSpec
 from ...units import parse_bytes
 from ..base import Payload
@@ -23,12 +25,14 @@ class Plan:
         stage: writes the payload into the (staging) run directory.
         group_memory_limit: whether the supervisor enforces ``resources.memory`` on the whole
             process group (a pod), or the runtime enforces it itself (Dask, per worker).
+        info: what the store record keeps from the start (a notebook's published location).
     """
 
     gpus: int
     module: str
     stage: Callable[[Path], None]
     group_memory_limit: bool = True
+    info: dict[str, Any] = field(default_factory=dict)
 
 
 def _stage_code(spec: CodeSpec, payload: Payload) -> Callable[[Path], None]:
@@ -80,10 +84,14 @@ def _stage_train(spec: TrainSpec, payload: Payload) -> Callable[[Path], None]:
     return stage
 
 
-def _stage_notebook(spec: NotebookSpec, payload: Payload) -> Callable[[Path], None]:
+def _notebook_output(spec: NotebookSpec, payload: Payload) -> str | None:
     output = spec.output
     if output is not None and "://" not in output:  # a path: relative to where it was launched
         output = str((Path(payload.cwd or ".") / output).resolve())
+    return output
+
+
+def _stage_notebook(output: str | None, payload: Payload) -> Callable[[Path], None]:
     config = {**payload.extra["config"], "output": output, "input": "payload"}
 
     def stage(run_dir: Path) -> None:
@@ -106,7 +114,7 @@ def _check_filesystem(location: str) -> None:
         ) from None
 
 
-def plan_for(spec: CommonSpec, payload: Payload) -> Plan:
+def plan_for(workload_id: str, spec: CommonSpec, payload: Payload) -> Plan:
     """The local plan for ``spec``.
 
     Raises:
@@ -140,7 +148,11 @@ def plan_for(spec: CommonSpec, payload: Payload) -> Plan:
             _check_filesystem(spec.output)
         if "notebook" not in payload.extra:
             raise SpecError("a notebook run needs its notebook read first", value=spec.notebook)
-        return Plan(spec.resources.gpus, "workbench.runtime.notebook", _stage_notebook(spec, payload))
+        output = _notebook_output(spec, payload)
+        info = {"location": run_location(output, workload_id)} if output else {}
+        return Plan(
+            spec.resources.gpus, "workbench.runtime.notebook", _stage_notebook(output, payload), info=info
+        )
     kind = getattr(spec, "kind", "?")
     raise SpecError(
         f"the local backend cannot run {kind!r} workloads yet",
