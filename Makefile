@@ -17,9 +17,14 @@ LABEXT_LINK := $(VENV)/share/jupyter/labextensions/jupyter-ml-workbench
 # jupyter-builder by name, so the venv's bin goes first on PATH.
 JLPM := PATH="$(CURDIR)/$(BIN):$$PATH" $(CURDIR)/$(BIN)/jlpm
 CHROMIUM := /usr/bin/chromium
+# checkov (tests/backends/kubernetes/test_checkov.py) pins older packaging, cachetools,
+# networkx and python-dateutil than the project needs: it gets a virtual environment of its own.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_VERSION := 3.3.30
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 LAB_PORT ?= 8888
 
-.PHONY: install labextension demo test lint typecheck pytest jstest chromium lab bench clean
+.PHONY: install labextension demo test lint typecheck pytest jstest chromium checkov lab bench clean
 
 # torch first, pinned to the CPU build that lies on these machines (constraints.txt):
 # an unpinned torch resolves a multi-GB CUDA build.
@@ -63,7 +68,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install chromium
+pytest: install chromium checkov
 	$(BIN)/pytest -q
 
 jstest: install
@@ -72,6 +77,14 @@ jstest: install
 # tests/browser drives Debian's Chromium through Playwright (never `playwright install`).
 chromium:
 	test -x $(CHROMIUM) || (apt-get update && apt-get install -y chromium)
+
+# ~50 s the first time (about 290 MB); nothing once installed
+$(CHECKOV_STAMP):
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
+	touch $@
+
+checkov: $(CHECKOV_STAMP)
 
 test: lint typecheck jstest pytest
 
@@ -86,5 +99,5 @@ bench: install
 	done
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) build .pytest_cache .mypy_cache .ruff_cache
 	rm -rf $(LABEXT)/node_modules $(LABEXT)/lib $(LABEXT)/.yarn $(LABEXT)/*.tsbuildinfo $(LABEXT_OUT)

@@ -19,12 +19,14 @@ from pathlib import Path
 import pytest
 
 from workbench._version import __version__
+from workbench.backends.kubernetes.hardening import MIN_UID
+from workbench.backends.kubernetes.settings import KubeSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT / "images"
 HADOLINT = Path(sys.executable).parent / "hadolint"
 HADOLINT_CONFIG = ROOT / ".hadolint.yaml"
-RUNTIME_UID = 1000  # the pods' runAsUser / runAsGroup (Pod Security restricted)
+RUNTIME_UID = KubeSettings().runtime_uid  # the pods' runAsUser / runAsGroup / fsGroup
 RUNTIME_REQUIREMENTS = IMAGES / "requirements-runtime.txt"
 # what workbench.runtime and the workload kinds use inside a pod
 RUNTIME_PACKAGES = (
@@ -50,6 +52,10 @@ _URL = re.compile(r"(^|\s)(https?|ftp)://|(^|\s)git@", re.IGNORECASE)
 _SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|ACCESS_?KEY|CREDENTIAL", re.IGNORECASE)
 _FULL_VERSION_TAG = re.compile(r":[^:/@]*\d+\.\d+\.\d+[^:/@]*$")
 _PIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9._-]+(,[A-Za-z0-9._-]+)*\])?==[A-Za-z0-9.!+_-]+")
+
+
+def test_the_pods_uid_is_high() -> None:
+    assert RUNTIME_UID == 10001 >= MIN_UID  # no clash with a user of the node
 
 
 def dockerfiles() -> list[Path]:
@@ -224,7 +230,7 @@ def test_hadolint_fails_a_root_image(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", dockerfiles(), ids=lambda p: p.parent.name)
-def test_dockerfile_runs_as_uid_1000_and_fetches_nothing_unpinned(path: Path) -> None:
+def test_dockerfile_runs_as_uid_10001_and_fetches_nothing_unpinned(path: Path) -> None:
     assert dockerfile_problems(path.read_text()) == []
 
 
@@ -236,7 +242,7 @@ ENV PYTHONUNBUFFERED=1 \\
     PIP_NO_CACHE_DIR=1
 # a comment
 WORKDIR /workbench
-USER 1000:1000
+USER 10001:10001
 """
 
 
@@ -247,14 +253,15 @@ def test_a_good_example_passes() -> None:
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
-        pytest.param("USER 1000:1000", "USER root", "numeric", id="user-root"),
-        pytest.param("USER 1000:1000", "USER workbench", "numeric", id="user-name"),
-        pytest.param("USER 1000:1000", "USER 0", "run as 1000:1000", id="uid-0"),
-        pytest.param("USER 1000:1000", "USER 1000:0", "run as 1000:1000", id="gid-0"),
-        pytest.param("USER 1000:1000", "", "no USER", id="no-user"),
-        pytest.param("USER 1000:1000", "USER 1000:1000\nUSER root", "numeric", id="root-last"),
+        pytest.param("USER 10001:10001", "USER root", "numeric", id="user-root"),
+        pytest.param("USER 10001:10001", "USER workbench", "numeric", id="user-name"),
+        pytest.param("USER 10001:10001", "USER 0", "run as 10001:10001", id="uid-0"),
+        pytest.param("USER 10001:10001", "USER 10001:0", "run as 10001:10001", id="gid-0"),
+        pytest.param("USER 10001:10001", "USER 1000:1000", "run as 10001:10001", id="low-uid"),
+        pytest.param("USER 10001:10001", "", "no USER", id="no-user"),
+        pytest.param("USER 10001:10001", "USER 10001:10001\nUSER root", "numeric", id="root-last"),
         pytest.param(
-            "USER 1000:1000", "USER 1000:1000\nADD https://example.com/x.tgz /tmp/", "ADD", id="add-url"
+            "USER 10001:10001", "USER 10001:10001\nADD https://example.com/x.tgz /tmp/", "ADD", id="add-url"
         ),
         pytest.param(
             "WORKDIR /workbench", "RUN curl -fsSL https://example.com/i.sh | sh", "pipes", id="curl-sh"
@@ -289,8 +296,8 @@ def test_the_dockerfile_checks_catch(old: str, new: str, expected: str) -> None:
 
 
 def test_a_user_set_only_in_a_build_stage_does_not_count() -> None:
-    text = GOOD.replace("USER 1000:1000\n", "").replace("RUN pip", "USER 1000:1000\nRUN pip")
-    assert "USER 1000:1000" in text
+    text = GOOD.replace("USER 10001:10001\n", "").replace("RUN pip", "USER 10001:10001\nRUN pip")
+    assert "USER 10001:10001" in text
     assert any("no USER" in problem for problem in dockerfile_problems(text))
 
 

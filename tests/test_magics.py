@@ -45,6 +45,19 @@ def test_pod_send_get_round_trip(kernel: Kernel) -> None:
     assert check.stdout == "42 int\n"
 
 
+def test_pod_without_get_injects_nothing(kernel: Kernel) -> None:
+    # a workload that writes a results file of its own: nothing reaches the namespace
+    reply = kernel.run(
+        "%%pod\nimport os, pickle\n"
+        "for name in ('results.pkl', 'results.sealed'):\n"
+        "    with open(os.path.join(os.environ['WORKBENCH_RUN_DIR'], name), 'wb') as fh:\n"
+        "        pickle.dump({'injected': 1}, fh)\n"
+    )
+    assert reply.error is None, reply
+    check = kernel.run("print('injected' in dir())")
+    assert check.stdout == "False\n"
+
+
 def test_failed_cell_shows_one_clear_line(kernel: Kernel) -> None:
     reply = kernel.run("%%pod\nprint('partial')\nraise ValueError('bad shape')")
     assert "partial" in reply.stdout

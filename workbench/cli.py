@@ -86,6 +86,12 @@ def build_parser() -> ArgumentParser:
     )
     up = dask_sub.add_parser("up", help="start a Dask cluster (it runs until `down` or its idle timeout)")
     add_spec_options(up, "dask", skip=("keep",))
+    up.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the Kubernetes manifests instead (kubectl apply / GitOps)",
+    )
+    up.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml", help="format of --dry-run")
     for action, text in (
         ("scale", "set the number of workers"),
         ("adapt", "scale between MIN and MAX workers"),
@@ -137,24 +143,37 @@ def _notebook_parsers(sub: Any) -> None:
     run.add_argument("--sign", action="store_true", help="sign the provenance manifest (local Ed25519 key)")
     run.add_argument("--detach", "-d", action="store_true", help="print the name and return at once")
     add_spec_options(run, "notebook")
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the Kubernetes manifests instead (a Job, or a CronJob with --schedule)",
+    )
+    # --output is where the runs go: the format of --dry-run is -o or --format here
+    run.add_argument(
+        "-o", "--format", choices=("yaml", "json"), default="yaml", dest="format", help="format of --dry-run"
+    )
     rerun = actions.add_parser("rerun", help="re-execute a run from its snapshot with the same parameters")
     rerun.add_argument("run", metavar="RUN")
     rerun.add_argument("--sign", action="store_true", help="sign the provenance manifest")
     rerun.add_argument("--detach", "-d", action="store_true", help="print the name and return at once")
     verify = sub.add_parser("verify", help="re-check a notebook run against its provenance manifest")
     verify.add_argument("run", metavar="RUN", help="a workload name or a run directory")
+    verify.add_argument(
+        "--require-signature",
+        action="store_true",
+        help="fail unless the run is signed by this home's key (a run made with --sign)",
+    )
 
 
 def _notebook(service: Service, args: argparse.Namespace) -> int:
     from . import notebooks, render
     from .errors import SpecError
-    from .runtime.notebook import SIGN_ENV
 
     cwd = os.getcwd()
     if args.notebook_command == "rerun":
         raw, cwd_ = notebooks.rerun_fields(service.get(args.run))
         if args.sign:
-            raw["env"] = {**raw.get("env", {}), SIGN_ENV: "1"}
+            raw["sign"] = True
         return _follow_run(service, service.launch(raw, cwd=cwd_), args.detach)
     raw = spec_fields(args, "notebook")
     raw["notebook"] = args.notebook
@@ -175,7 +194,11 @@ def _notebook(service: Service, args: argparse.Namespace) -> int:
     parameters.update(dict(args.param))
     raw["parameters"] = parameters
     if args.sign:
-        raw["env"] = [*raw.get("env", []), f"{SIGN_ENV}=1"]
+        raw["sign"] = True
+    if args.dry_run:  # a sweep prints every run's objects
+        grid = notebooks.sweep_runs(raw, notebooks.sweep_grid(args.sweep)) if args.sweep else [raw]
+        _print_docs([doc for one in grid for doc in service.dry_run(one, cwd=cwd)], args.format)
+        return 0
     if not args.sweep:
         return _follow_run(service, service.launch(raw, cwd=cwd), args.detach)
     if args.detach:
@@ -220,18 +243,25 @@ def _follow_run(service: Service, workload: Any, detach: bool) -> int:
     return 0
 
 
-def _verify(service: Service, run: str) -> int:
+def _verify(service: Service, run: str, require_signature: bool) -> int:
     from .notebooks import is_signed
+    from .runtime.notebook import trusted_fingerprint
 
     location = service.run_directory(run)
-    problems = service.verify(location)
+    problems = service.verify(location, require_signature=require_signature)
     for problem in problems:
         print(f"MISMATCH {problem}")
     if problems:
         print(f"workbench: {location} does not match its provenance manifest", file=sys.stderr)
         return 1
-    signed = " and its signature" if is_signed(location) else ""
-    print(f"OK {location}: input, executed notebook and outputs match the manifest{signed}")
+    matched = f"OK {location}: input, executed notebook and outputs match the manifest"
+    if is_signed(location):  # verified: signed by this home's key
+        print(f"{matched}, signed by this home's key {trusted_fingerprint(service.settings.home)}")
+    else:
+        print(
+            f"{matched} (unsigned: the hashes match, which proves integrity only, "
+            "not who made the run; use --sign)"
+        )
     return 0
 
 
@@ -268,6 +298,9 @@ def _dask(service: Service, args: argparse.Namespace) -> int:
 
     action = args.dask_command
     if action == "up":
+        if args.dry_run:
+            _print_docs(service.dry_run(spec_fields(args, "dask") | {"keep": True}), args.output)
+            return 0
         workload = service.launch(spec_fields(args, "dask") | {"keep": True}, cwd=os.getcwd())
         workload = service.dask_address(workload.id)
         print(f"{workload.id} {workload.info['address']} {workload.info.get('dashboard') or ''}".rstrip())
@@ -335,7 +368,7 @@ def _dispatch(args: argparse.Namespace, script_args: list[str]) -> int:
         skip_iri_format_checker()
         return _notebook(service, args)
     if args.command == "verify":
-        return _verify(service, args.run)
+        return _verify(service, args.run, args.require_signature)
     if args.command == "export":
         _print_docs(service.export(args.name), args.output)
         return 0

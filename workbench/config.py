@@ -107,6 +107,20 @@ class KubernetesConfig(BaseModel):
     )
     queue: str | None = Field(None, description="default Kueue LocalQueue")
     ttl_seconds_after_finished: int = Field(86400, ge=0)
+    run_as_user: int = Field(
+        10001, ge=1, description="uid/gid the pods run as (the images' 10001); below 10000 is refused"
+    )
+    default_cpu: str = Field("500m", description="CPU request and limit of a container given no --cpu")
+    default_memory: str = Field(
+        "1Gi", description="memory request and limit of a container given no --memory"
+    )
+    client_labels: dict[str, str] = Field(
+        default_factory=lambda: {"workbench.jupyter.org/client": "true"},
+        description="labels of the pods (notebooks, Jupyter) that may reach a Dask scheduler",
+    )
+    dask_operator_namespace: str | None = Field(
+        "dask-operator", description="namespace of the Dask operator, which must reach the schedulers"
+    )
     version: str | None = Field(None, description="server version to target with --dry-run, e.g. 1.33")
     request_timeout: float = Field(30.0, gt=0)
     retries: int = Field(3, ge=0, le=10)

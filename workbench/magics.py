@@ -145,7 +145,6 @@ class WorkbenchMagics(Magics):
         """
         from .errors import WorkbenchError
         from .options import ArgumentParser, HelpShown, add_spec_options, spec_fields
-        from .runtime.notebook import SIGN_ENV
 
         parser = ArgumentParser(prog="%batch", add_help=True)
         parser.add_argument("notebook", metavar="NB.ipynb")
@@ -158,7 +157,7 @@ class WorkbenchMagics(Magics):
             raw = spec_fields(args, "notebook")
             raw.update(notebook=args.notebook, parameters=dict(args.param))
             if args.sign:
-                raw["env"] = [*raw.get("env", []), f"{SIGN_ENV}=1"]
+                raw["sign"] = True
             workload = self.service.launch(raw, session=kernel_session(), cwd=os.getcwd())
         except HelpShown:
             return

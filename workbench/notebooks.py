@@ -4,7 +4,8 @@ Before a notebook is launched its ``parameters`` cell is read with papermill's i
 each given value is checked against the declared type (an annotation, else the type of the
 default literal) and text from the command line (``-p lr 0.1``) is converted to it; a wrong
 value is refused with a :class:`SpecError`, an undeclared name is a warning (an error with
-``strict``). ``verify_run`` re-checks a finished run against its provenance manifest.
+``strict``). ``verify_run`` re-checks a finished run against its provenance manifest and, for a
+signed run, its signature by this home's key.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import functools
 import hashlib
 import itertools
 import json
+import re
 import tempfile
 import time
 import warnings
@@ -168,8 +170,21 @@ def _git_info(folder: Path) -> dict[str, Any] | None:
     return seen[1]
 
 
-def verify_run(location: str, home: Path) -> list[str]:
-    """Every mismatch between a run directory (a path or fsspec URL) and its manifest (empty: all good)."""
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def verify_run(location: str, home: Path, *, require_signature: bool = False) -> list[str]:
+    """Every mismatch between a run directory (a path or fsspec URL) and its manifest (empty: all good).
+
+    The input snapshot, the executed notebook and every file under ``outputs/`` are hashed
+    again and compared with the manifest: a hash that is missing or null fails, and so does a
+    file the manifest does not list. A run the manifest says was signed (``signed``; for a
+    manifest older than that field, a run with a signature file) needs a valid signature by
+    this home's own key (the only key trusted here; see :func:`~workbench.runtime.notebook.
+    trusted_fingerprint`) whose fingerprint is the one the manifest records. With
+    ``require_signature`` an unsigned run fails too: matching hashes alone prove that the
+    files agree with the manifest, not who wrote them.
+    """
     import fsspec
 
     fs, root = fsspec.core.url_to_fs(location)
@@ -187,39 +202,79 @@ def verify_run(location: str, home: Path) -> list[str]:
 
     try:
         raw_manifest = read(nbrun.PROVENANCE)
-        manifest: dict[str, Any] = json.loads(raw_manifest)
+        manifest: Any = json.loads(raw_manifest)
     except (OSError, ValueError) as exc:
         return [f"{nbrun.PROVENANCE}: unreadable ({exc})"]
-    problems: list[str] = []
-    for key in ("input", "output"):
-        entry = manifest.get(key) or {}
-        if not entry.get("path") or entry.get("sha256") is None:
+    if not isinstance(manifest, dict):
+        return [f"{nbrun.PROVENANCE}: not a JSON object"]
+    problems = _signature_problems(manifest, raw_manifest, fs, root, home, require_signature)
+    for key, expected in (("input", nbrun.INPUT), ("output", nbrun.OUTPUT)):
+        entry = manifest.get(key)
+        recorded = entry.get("sha256") if isinstance(entry, dict) else None
+        if not isinstance(entry, dict) or entry.get("path") != expected:
+            problems.append(f"{expected}: the manifest has no {key!r} entry for it")
             continue
-        path = f"{root}/{entry['path']}"
-        if not fs.isfile(path):
-            problems.append(f"{entry['path']}: missing")
-        elif digest(path) != entry["sha256"]:
-            problems.append(f"{entry['path']}: sha256 differs from the manifest")
-    recorded: dict[str, str] = manifest.get("outputs") or {}
+        path = f"{root}/{expected}"
+        if not (isinstance(recorded, str) and _SHA256.fullmatch(recorded)):
+            problems.append(f"{expected}: the manifest records no sha256 for it ({recorded!r})")
+        elif not fs.isfile(path):
+            problems.append(f"{expected}: missing")
+        elif digest(path) != recorded:
+            problems.append(f"{expected}: sha256 differs from the manifest")
+    recorded_outputs = manifest.get("outputs")
+    if not isinstance(recorded_outputs, dict):
+        problems.append(f"outputs: the manifest records no hashes of the output files ({recorded_outputs!r})")
+        recorded_outputs = {}
     folder = f"{root}/outputs"
     found = fs.find(folder) if fs.isdir(folder) else []
     actual = {str(p)[len(folder) + 1 :]: digest(str(p)) for p in sorted(found)}
-    for name in sorted(set(recorded) | set(actual)):
+    for name in sorted(set(recorded_outputs) | set(actual)):
+        value = recorded_outputs.get(name)
         if name not in actual:
             problems.append(f"outputs/{name}: missing")
-        elif name not in recorded:
-            problems.append(f"outputs/{name}: not in the manifest")
-        elif actual[name] != recorded[name]:
+        elif name not in recorded_outputs:
+            problems.append(f"outputs/{name}: not in the manifest")  # an extra output file
+        elif not (isinstance(value, str) and _SHA256.fullmatch(value)):
+            problems.append(f"outputs/{name}: the manifest records no sha256 for it ({value!r})")
+        elif actual[name] != value:
             problems.append(f"outputs/{name}: sha256 differs from the manifest")
-    if fs.exists(f"{root}/{nbrun.SIGNATURE}"):
-        problem = nbrun.check_signature(raw_manifest, read(nbrun.SIGNATURE), home)
-        if problem:
-            problems.append(problem)
     return problems
 
 
+def _signature_problems(
+    manifest: dict[str, Any], raw_manifest: bytes, fs: Any, root: str, home: Path, require_signature: bool
+) -> list[str]:
+    """What is wrong with a run's signature, given what its manifest says about it."""
+    present = bool(fs.exists(f"{root}/{nbrun.SIGNATURE}"))
+    signed = manifest.get("signed", present)  # a manifest from before `signed`: the file decides
+    recorded_key = manifest.get("signing_key")
+    if not isinstance(signed, bool):
+        return [f"{nbrun.PROVENANCE}: 'signed' is {signed!r}, not true or false"]
+    if not signed:
+        if present:
+            return [f"{nbrun.SIGNATURE}: present, but {nbrun.PROVENANCE} records the run as unsigned"]
+        if require_signature:
+            return [f"{nbrun.PROVENANCE}: the run is not signed (--require-signature); launch it with --sign"]
+        return []
+    if not present:
+        return [
+            f"{nbrun.SIGNATURE}: missing, but {nbrun.PROVENANCE} records the run as signed"
+            + (f" by {recorded_key}" if recorded_key else "")
+        ]
+    problem = nbrun.check_signature(raw_manifest, fs.cat_file(f"{root}/{nbrun.SIGNATURE}"), home)
+    if problem:
+        return [problem]
+    trusted = nbrun.trusted_fingerprint(home)
+    if "signing_key" in manifest and recorded_key != trusted:  # absent only in older manifests
+        return [
+            f"{nbrun.PROVENANCE}: records the signing key {recorded_key!r}, not this home's key ({trusted})"
+        ]
+    return []
+
+
 def is_signed(location: str) -> bool:
-    """Whether the run directory at ``location`` (a path or URL) holds a signature."""
+    """Whether the run directory at ``location`` (a path or URL) holds a signature (after a
+    clean :func:`verify_run`: whether it is a signed run)."""
     import fsspec
 
     fs, root = fsspec.core.url_to_fs(location)

@@ -21,7 +21,16 @@ from typing import Any
 
 from .backends.base import Backend, Payload, create_backend
 from .config import Settings, load_settings, merge_profile
-from .errors import BackendUnavailable, Conflict, NotFound, SpecError, Timeout, WorkloadFailed
+from .errors import (
+    BackendUnavailable,
+    Conflict,
+    NotFound,
+    PermissionDenied,
+    SpecError,
+    Timeout,
+    WorkloadFailed,
+)
+from .runtime.results import new_key
 from .spec import CodeSpec, CommonSpec, NotebookSpec, parse_spec
 from .store import FAILED, Store, Workload
 
@@ -95,7 +104,13 @@ class Service:
         return backend.submit(workload_id, spec, payload)
 
     def _payload(
-        self, spec: CommonSpec, inputs: Mapping[str, Any], session: str | None, cwd: str | None
+        self,
+        spec: CommonSpec,
+        inputs: Mapping[str, Any],
+        session: str | None,
+        cwd: str | None,
+        *,
+        seal_results: bool = True,
     ) -> Payload:
         if isinstance(spec, NotebookSpec):
             from .notebooks import notebook_payload
@@ -145,6 +160,7 @@ class Service:
             inputs=blob,
             cwd=cwd,
             session=session,
+            results_key=new_key() if spec.get and seal_results else None,
         )
 
     # -- queries ---------------------------------------------------------------------------
@@ -231,8 +247,27 @@ class Service:
         shutil.rmtree(workload.run_dir, ignore_errors=True)
 
     def results(self, name: str) -> dict[str, Any]:
+        """The ``--get`` values of a succeeded workload; empty when it asked for none.
+
+        Only what the run's own runner sealed with the launch's key is unpickled: a workload
+        launched without ``--get`` brings nothing back, whatever it prints or writes.
+
+        Raises:
+            PermissionDenied: the workload asked for results, but this store has no key for
+                them (it was launched from another machine, or found in the cluster).
+        """
         workload = self.store.find(name)
-        return self.backend(workload.backend).results(workload)
+        if not workload.spec.get("get"):
+            return {}
+        key = self.store.results_key(workload.id)
+        if key is None:
+            raise PermissionDenied(
+                f"the --get results of {workload.id} cannot be authenticated here: "
+                "their key stays in the store of the machine that launched it",
+                value=workload.id,
+                hint="read them from the kernel or machine that launched the workload",
+            )
+        return self.backend(workload.backend).results(workload, key)
 
     # -- Dask ------------------------------------------------------------------------------
     def _dask_backend(self, name: str) -> tuple[Any, Workload]:
@@ -328,12 +363,17 @@ class Service:
             return run
         return run_directory(self.store.find(run))
 
-    def verify(self, run: str) -> builtins.list[str]:
+    def verify(self, run: str, *, require_signature: bool = False) -> builtins.list[str]:
         """Every mismatch between a notebook run (a name, a folder or a URL) and its provenance
-        manifest, its signature included; empty when everything matches."""
+        manifest, its signature included; empty when everything matches.
+
+        A run recorded as signed needs a valid signature by this home's key (the only key
+        trusted here); with ``require_signature`` an unsigned run is a mismatch too (its
+        matching hashes prove integrity only, not who made the run).
+        """
         from .notebooks import verify_run
 
-        return verify_run(self.run_directory(run), self.settings.home)
+        return verify_run(self.run_directory(run), self.settings.home, require_signature=require_signature)
 
     # -- manifests -------------------------------------------------------------------------
     def dry_run(
@@ -348,7 +388,8 @@ class Service:
 
         if not isinstance(spec, CommonSpec):
             spec = self.resolve(spec)
-        payload = self._payload(spec, inputs or {}, None, cwd)
+        # no results key: a manifest printed for kubectl or GitOps carries no secret
+        payload = self._payload(spec, inputs or {}, None, cwd, seal_results=False)
         workload_id = spec.name or f"{getattr(spec, 'kind', 'wl')}-{secrets.token_hex(3)}"
         return build_manifests(workload_id, spec, payload, self.settings, kube_settings(self.settings))
 

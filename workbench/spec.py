@@ -10,17 +10,19 @@ messages naming the field, the bad value and what to write instead.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
     Field,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from . import spec_limits as limits
 from .errors import SpecError
 from .spec_types import AdaptRange, Resources, SecretRef, Volume, VolumeType, _Model, _split_pair, flag
 from .units import (
@@ -104,6 +106,13 @@ class CommonSpec(_Model):
         json_schema_extra=flag("--node-selector", help="node label K=V (repeatable)", metavar="K=V"),
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _spec_size(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            limits.check_spec_size(data)
+        return data
+
     @field_validator("name")
     @classmethod
     def _name(cls, value: str | None) -> str | None:
@@ -125,14 +134,21 @@ class CommonSpec(_Model):
                     f"environment variable name {key!r} must be letters, digits and '_', "
                     "not starting with a digit"
                 )
+        limits.check_env(value)
         return value
 
     @field_validator("labels", "node_selector")
     @classmethod
-    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+    def _labels(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
         for key, item in value.items():
             check_label(key, item)
+        limits.check_labels(value, ours=info.field_name == "labels")
         return value
+
+    @model_validator(mode="after")
+    def _env_once(self) -> CommonSpec:
+        limits.check_env_once(self.env, [ref.env for ref in self.secrets])
+        return self
 
     @field_validator("queue", "priority_class")
     @classmethod
@@ -186,6 +202,12 @@ class CodeSpec(CommonSpec):
     def _names(cls, value: Any) -> Any:
         return _identifiers(value, "variable")
 
+    @field_validator("code")
+    @classmethod
+    def _code_size(cls, value: str | None) -> str | None:
+        limits.check_code(value)
+        return value
+
     @model_validator(mode="after")
     def _one_source(self) -> CodeSpec:
         if (self.code is None) == (self.script is None):
@@ -208,6 +230,8 @@ class DaskSpec(CommonSpec):
     """A Dask cluster: a scheduler and workers; resources apply to each worker."""
 
     kind: Literal["dask"] = "dask"
+    #: set for every worker by the Dask operator (or the local cluster)
+    WORKER_ENV: ClassVar[tuple[str, ...]] = ("DASK_SCHEDULER_ADDRESS", "DASK_WORKER_NAME")
     workers: int = Field(2, ge=1, le=1000, json_schema_extra=flag("--workers", help="number of workers"))
     threads: int = Field(1, ge=1, le=256, json_schema_extra=flag("--threads", help="threads per worker"))
     adapt: AdaptRange | None = Field(
@@ -224,6 +248,15 @@ class DaskSpec(CommonSpec):
     @classmethod
     def _idle(cls, value: Any) -> Any:
         return None if value is None else parse_duration(value)
+
+    @model_validator(mode="after")
+    def _worker_env(self) -> DaskSpec:
+        for name in (*self.env, *(ref.env for ref in self.secrets)):
+            if name in self.WORKER_ENV:
+                raise ValueError(
+                    f"{name} is set by the Dask operator (or the local cluster) for every worker; drop it"
+                )
+        return self
 
 
 class TrainSpec(CodeSpec):
@@ -260,6 +293,15 @@ class NotebookSpec(CommonSpec):
         False,
         json_schema_extra=flag("--strict", help="undeclared parameters are errors", action="store_true"),
     )
+    sign: bool = Field(
+        False, description="sign the provenance manifest with this machine's key (local backend; --sign)"
+    )
+
+    @field_validator("parameters")
+    @classmethod
+    def _parameters_size(cls, value: dict[str, Any]) -> dict[str, Any]:
+        limits.check_parameters(value)
+        return value
 
     @field_validator("notebook")
     @classmethod
@@ -289,11 +331,15 @@ MODELS: dict[str, type[CommonSpec]] = {
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(Spec)
 
 
+def _local(loc: tuple[int | str, ...], kind: str | None) -> tuple[int | str, ...]:
+    """``loc`` inside the spec: a discriminated union puts the tag first."""
+    return loc[1:] if loc and loc[0] == kind else loc
+
+
 def _where(loc: tuple[int | str, ...], kind: str | None) -> str:
     """The flag (or dotted field path) a validation error points at."""
     model: Any = MODELS.get(kind or "")
-    if loc and loc[0] == kind:  # a discriminated union puts the tag first
-        loc = loc[1:]
+    loc = _local(loc, kind)
     parts = [p for p in loc if isinstance(p, str)]
     path = ".".join(parts)
     for part in parts:
@@ -319,17 +365,6 @@ _RANGE_ERRORS = {
 }
 
 
-def _shown(value: Any) -> str:
-    """A bad value as the user typed it: a number given as text ("0" from a flag) without quotes."""
-    if isinstance(value, str):
-        try:
-            float(value)
-        except ValueError:
-            return repr(value)
-        return value
-    return repr(value)
-
-
 def spec_error(exc: ValidationError, kind: str | None) -> SpecError:
     """One-line :class:`SpecError` from a pydantic error: the field, the bad value, the fix."""
     errors = exc.errors(include_url=False)
@@ -343,11 +378,11 @@ def spec_error(exc: ValidationError, kind: str | None) -> SpecError:
         or first["type"].endswith("_type")
         or first["type"].endswith("_parsing")
     ):
-        message = f"{_shown(first.get('input'))} " + message.replace("Input should be", "must be")
+        message = f"{limits.shown(first.get('input'))} " + message.replace("Input should be", "must be")
     more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
     return SpecError(
-        f"invalid {where}: {message}{more}",
-        value=first.get("input"),
+        f"invalid {where}: {limits.shorten(message)}{more}",
+        value=limits.bounded_value(first.get("input"), _local(tuple(first["loc"]), kind)),
         hint=f"see `workbench schema {kind or 'pod'}` for every field",
     )
 

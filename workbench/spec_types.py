@@ -1,14 +1,18 @@
 """Value models inside specs: resources, secret references, volumes, scaling ranges.
 
 Also :func:`flag`, the JSON Schema extra that names the CLI/magic flag generated for a field.
+Every model refuses NUL bytes, broken text, deep nesting and overlong text in its fields
+(:mod:`workbench.spec_limits`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .spec_limits import LONG_TEXT, MAX_TEXT, check_text, place, reserved_env
 from .units import DNS_SUBDOMAIN, ENV_NAME, check_label, parse_bytes, parse_cpu
 
 
@@ -23,6 +27,26 @@ def flag(name: str, *, help: str, metavar: str | None = None, **extra: Any) -> d
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text(cls, data: Any) -> Any:
+        """No NUL, no broken text, no deep nesting, and no overlong text in any field.
+
+        A model validator, not a field one: pydantic allows no validator on ``kind``, the
+        field that chooses the model. So the message names the field itself.
+        """
+        if not isinstance(data, Mapping):
+            return data
+        for name, value in data.items():
+            field = cls.model_fields.get(name) if isinstance(name, str) else None
+            extra = field.json_schema_extra if field and isinstance(field.json_schema_extra, dict) else {}
+            flag = extra.get("x-flag")
+            check_text(value, str(name), flag if isinstance(flag, str) else None)
+            if isinstance(value, str) and name not in LONG_TEXT and len(value) > MAX_TEXT:
+                where = place(str(name), flag if isinstance(flag, str) else None, ())
+                raise ValueError(f"{where} is {len(value)} characters; at most {MAX_TEXT} are allowed")
+        return data
 
 
 def _split_pair(item: str, sep: str, what: str, example: str) -> tuple[str, str]:
@@ -112,6 +136,9 @@ class SecretRef(_Model):
     def _check(self) -> SecretRef:
         if not ENV_NAME.match(self.env):
             raise ValueError(f"secret env name {self.env!r} is not a valid variable name")
+        reason = reserved_env(self.env)
+        if reason:
+            raise ValueError(reason)
         if len(self.secret) > 253 or not DNS_SUBDOMAIN.match(self.secret):
             raise ValueError(f"secret name {self.secret!r} must be a DNS name like 'hf-token'")
         if not self.key or not all(c.isalnum() or c in "-._" for c in self.key):

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import Conflict, NotFound
+from .private import create_private, private_dir
 
 PENDING = "pending"
 RUNNING = "running"
@@ -53,6 +54,10 @@ CREATE TABLE IF NOT EXISTS workloads (
 );
 CREATE INDEX IF NOT EXISTS workloads_status ON workloads(status);
 CREATE INDEX IF NOT EXISTS workloads_created ON workloads(created);
+CREATE TABLE IF NOT EXISTS result_keys (
+    id TEXT PRIMARY KEY,
+    key TEXT NOT NULL
+);
 """
 _COLUMNS = [
     "id", "kind", "backend", "status", "spec", "owner", "session", "run_dir", "gpus", "created",
@@ -116,7 +121,8 @@ class Store:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
+        create_private(self.path)  # SQLite gives its -wal and -shm files the database's mode
         self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
         self._db.execute("PRAGMA busy_timeout=30000")
         # Switching a new database to WAL needs a lock that SQLite does not wait for: when two
@@ -225,13 +231,21 @@ class Store:
         return {gpu: wid for wid, gpus in rows for gpu in json.loads(gpus)}
 
     # -- writes ----------------------------------------------------------------------------
-    def insert(self, workload: Workload, *, amend: Callable[[Store], Workload] | None = None) -> Workload:
+    def insert(
+        self,
+        workload: Workload,
+        *,
+        amend: Callable[[Store], Workload] | None = None,
+        results_key: str | None = None,
+    ) -> Workload:
         """Insert a new record atomically and return what was written.
 
         Args:
             workload: the record; its id must be free.
             amend: called inside the same write transaction before the insert, returning the
                 record to write (e.g. with a GPU grant); it may raise to abort, writing nothing.
+            results_key: the launch's key for sealed ``--get`` results (kept apart from the
+                record, which every listing returns).
         """
         with self.transaction() as db:
             if db.execute("SELECT 1 FROM workloads WHERE id = ?", (workload.id,)).fetchone():
@@ -251,7 +265,15 @@ class Store:
                 f"INSERT INTO workloads ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})",
                 [data[c] for c in _COLUMNS],
             )
+            db.execute("DELETE FROM result_keys WHERE id = ?", (workload.id,))
+            if results_key is not None:
+                db.execute("INSERT INTO result_keys (id, key) VALUES (?, ?)", (workload.id, results_key))
         return workload
+
+    def results_key(self, workload_id: str) -> bytes | None:
+        """The key that seals a workload's ``--get`` results; None when it has none."""
+        row = self._db.execute("SELECT key FROM result_keys WHERE id = ?", (workload_id,)).fetchone()
+        return bytes.fromhex(row[0]) if row else None
 
     def update(self, workload_id: str, *, only_if: Sequence[str] | None = None, **fields: Any) -> bool:
         """Set fields; with ``only_if``, only while the status is one of those. True if written."""
@@ -290,4 +312,5 @@ class Store:
 
     def delete(self, workload_id: str) -> None:
         with self.transaction() as db:
+            db.execute("DELETE FROM result_keys WHERE id = ?", (workload_id,))
             db.execute("DELETE FROM workloads WHERE id = ?", (workload_id,))

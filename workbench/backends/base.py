@@ -31,6 +31,8 @@ class Payload:
     inputs: bytes | None = None
     cwd: str | None = None
     session: str | None = None
+    #: hex key that seals ``--get`` results (see workbench.runtime.results); None without --get
+    results_key: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -54,8 +56,11 @@ class Backend(Protocol):
     def delete(self, workload: Workload) -> None:
         """Remove what the finished workload left on the backend; the service drops the record."""
 
-    def results(self, workload: Workload) -> dict[str, Any]:
-        """The ``--get`` variables a succeeded workload brought back."""
+    def results(self, workload: Workload, key: bytes) -> dict[str, Any]:
+        """The ``--get`` variables a succeeded workload brought back, sealed with ``key``.
+
+        Nothing is unpickled unless its seal matches ``key``.
+        """
 
 
 BackendFactory = Callable[["Settings", "Store"], Backend]

@@ -4,14 +4,15 @@
 ``meta.json`` from the payload folder (default ``RUN_DIR/payload``; on Kubernetes the mounted
 ConfigMap): the entry file, its arguments, and the names to bring back. Variables sent from
 the kernel (``inputs.pkl``, cloudpickle) are placed in the namespace first; after success the
-requested names are written to ``RUN_DIR/results.pkl`` or, with ``--results-to-log`` (a pod,
-whose disk goes away with it), printed as one final marked line of base64 that the backend
-takes out of the logs. The traceback of a failure is trimmed to the user's own frames.
+requested names are pickled, sealed with the launch's key (:mod:`.results`, taken out of the
+environment before the code starts) and written to ``RUN_DIR/results.sealed`` or, with
+``--results-to-log`` (a pod, whose disk goes away with it), printed as one final marked line
+that the backend takes out of the logs. The traceback of a failure is trimmed to the user's
+own frames.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import os
@@ -25,12 +26,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-RESULTS = "results.pkl"
+from . import results as sealed
+
 _NAMESPACES: list[dict[str, Any]] = []  # the code's globals, dropped before a hard exit
 #: Exit code when a ``--get`` name is missing or cannot be pickled (Kubernetes: fail the Job at once).
 MISSING_RESULT_EXIT = 3
-#: Starts the line that carries ``--get`` results in a pod's log (never shown to users).
-RESULTS_MARKER = "\x1eworkbench-results:"
 
 
 def _user_traceback(exc: BaseException, entry: str) -> str:
@@ -104,6 +104,7 @@ def _stop(signum: int, _frame: object) -> None:
 
 
 def run(run_dir: Path, payload: Path | None = None, *, results_to_log: bool = False) -> int:
+    key = sealed.take_key()  # before any user code: neither it nor its children see the key
     if "TORCHELASTIC_RESTART_COUNT" not in os.environ:  # torchrun's workers keep its own signal handling
         signal.signal(signal.SIGTERM, _stop)
     payload = payload or run_dir / "payload"
@@ -144,6 +145,13 @@ def run(run_dir: Path, payload: Path | None = None, *, results_to_log: bool = Fa
         return MISSING_RESULT_EXIT
     if not wanted:
         return 0
+    if key is None:
+        print(
+            f"workbench: --get {','.join(wanted)} not sent back: this run has no results key "
+            "(it was not launched by workbench); write the values to WORKBENCH_OUTPUT_DIR instead",
+            file=sys.stderr,
+        )
+        return 0
     results = {name: namespace[name] for name in wanted}
     try:
         try:
@@ -158,13 +166,15 @@ def run(run_dir: Path, payload: Path | None = None, *, results_to_log: bool = Fa
     if results_to_log:
         out = sys.__stdout__ or sys.stdout  # not through a rank prefix: the line must start with the marker
         sys.stdout.flush()
-        out.write(RESULTS_MARKER + base64.b64encode(blob).decode() + "\n")
+        out.write(sealed.seal_line(blob, key))
         out.flush()
         return 0
     run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / (RESULTS + ".tmp")
-    tmp.write_bytes(blob)
-    tmp.replace(run_dir / RESULTS)
+    tmp = run_dir / (sealed.FILE + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(sealed.seal(blob, key))
+    tmp.replace(run_dir / sealed.FILE)
     return 0
 
 

@@ -7,14 +7,16 @@ working directory, with ``WORKBENCH_OUTPUT_DIR`` for the files it writes, and le
 ``RUN_DIR/provenance.json``: input and output hashes, parameters, kernel, image, Python and
 package versions, the notebook repository's git commit, times, status, the failing cell and
 the sha256 of every output file. With ``WORKBENCH_SIGN_PROVENANCE=1`` the manifest is signed
-with the Ed25519 key under ``WORKBENCH_HOME/keys`` (``provenance.sig.json``).
+with the Ed25519 key under ``WORKBENCH_HOME/keys`` (``provenance.sig.json``). Whether the run
+is signed, and the fingerprint of the key, are decided when the run starts (the key is loaded
+then, before any cell runs) and recorded in the manifest (``signed``, ``signing_key``), so a
+deleted signature cannot pass for an unsigned run.
 
 papermill and cryptography are imported where they are used; the rest is the standard library.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import hashlib
 import json
@@ -33,6 +35,15 @@ from typing import Any
 
 from . import FINAL_MESSAGE
 from .publish import INPUT, OUTPUT, PROVENANCE, SIGNATURE, Publisher, Tee, run_location
+from .signing import (
+    check_signature,
+    ensure_key,
+    fingerprint,
+    load_signing_key,
+    public_fingerprint,
+    sign_manifest,
+    trusted_fingerprint,
+)
 
 __all__ = [
     "INPUT",
@@ -43,6 +54,7 @@ __all__ = [
     "SIGN_ENV",
     "check_signature",
     "ensure_key",
+    "fingerprint",
     "hash_tree",
     "last_metrics",
     "main",
@@ -51,10 +63,10 @@ __all__ = [
     "sha256_file",
     "sign_manifest",
     "skip_iri_format_checker",
+    "trusted_fingerprint",
 ]
 
 METRICS_FILE = "metrics.jsonl"
-KEY_FILE = "provenance-ed25519.pem"
 SIGN_ENV = "WORKBENCH_SIGN_PROVENANCE"
 PACKAGES = ("papermill", "nbformat", "nbclient", "ipykernel", "jupyter_client", "numpy", "pandas", "torch")
 
@@ -151,85 +163,6 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-# -- signing -------------------------------------------------------------------------------
-def key_path(home: Path) -> Path:
-    return home / "keys" / KEY_FILE
-
-
-def ensure_key(home: Path) -> Path:
-    """The local Ed25519 signing key, created on first use (dir 0700, file 0600)."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    path = key_path(home)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(path.parent, 0o700)
-    if path.exists():
-        return path
-    pem = Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    tmp = path.with_name(f".{KEY_FILE}.{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(pem)
-    try:
-        os.link(tmp, path)  # atomic: a concurrent first use keeps the key that won
-    except FileExistsError:
-        pass
-    finally:
-        tmp.unlink()
-    return path
-
-
-def _private_key(home: Path) -> Any:
-    from cryptography.hazmat.primitives import serialization
-
-    return serialization.load_pem_private_key(key_path(home).read_bytes(), password=None)
-
-
-def _raw_public(key: Any) -> bytes:
-    from cryptography.hazmat.primitives import serialization
-
-    raw: bytes = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return raw
-
-
-def sign_manifest(run_dir: Path, home: Path) -> None:
-    """Write ``provenance.sig.json``: an Ed25519 signature of ``provenance.json`` as it is."""
-    key = _private_key(ensure_key(home).parent.parent)
-    signature = key.sign((run_dir / PROVENANCE).read_bytes())
-    record = {
-        "algorithm": "ed25519",
-        "public_key": _raw_public(key.public_key()).hex(),
-        "signature": base64.b64encode(signature).decode(),
-    }
-    (run_dir / SIGNATURE).write_text(json.dumps(record, indent=2) + "\n")
-
-
-def check_signature(manifest: bytes, record_text: bytes, home: Path) -> str | None:
-    """None when ``manifest`` (the bytes of ``provenance.json``) carries a valid signature by
-    the local key in ``record_text`` (the bytes of ``provenance.sig.json``), else the problem."""
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-    try:
-        record = json.loads(record_text)
-        signature = base64.b64decode(record["signature"])
-        public = bytes.fromhex(record["public_key"])
-    except (ValueError, KeyError, TypeError) as exc:
-        return f"{SIGNATURE}: unreadable ({exc})"
-    if not key_path(home).exists():
-        return f"{SIGNATURE}: no local key under {key_path(home).parent} to check it against"
-    if _raw_public(_private_key(home).public_key()) != public:
-        return f"{SIGNATURE}: signed by another key ({public.hex()[:16]}…), not this machine's"
-    try:
-        Ed25519PublicKey.from_public_bytes(public).verify(signature, manifest)
-    except InvalidSignature:
-        return f"{SIGNATURE}: the signature does not match {PROVENANCE} (it was changed after signing)"
-    return None
-
-
 # -- running -------------------------------------------------------------------------------
 def _stop(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)  # cancel: papermill shuts the kernel down on the way out
@@ -279,7 +212,13 @@ def run(run_dir: Path) -> int:
                     input_path.write_bytes(fh.read())
         except Exception as exc:
             return _fail(run_dir, f"cannot read the input notebook: {type(exc).__name__}: {exc}")
-    code = _execute(run_dir, config, workload, publisher)
+    signing_key = None
+    if os.environ.get(SIGN_ENV) == "1":  # loaded before any cell runs: what the manifest records
+        try:
+            signing_key = load_signing_key(Path(os.environ["WORKBENCH_HOME"]))
+        except Exception as exc:
+            return _fail(run_dir, f"--sign: cannot load the signing key: {type(exc).__name__}: {exc}")
+    code = _execute(run_dir, config, workload, publisher, signing_key)
     if publisher is not None:
         try:
             publisher.finish(Path(os.environ["WORKBENCH_OUTPUT_DIR"]))
@@ -292,13 +231,16 @@ def run(run_dir: Path) -> int:
     return code
 
 
-def _execute(run_dir: Path, config: dict[str, Any], workload: str, publisher: Publisher | None) -> int:
+def _execute(
+    run_dir: Path, config: dict[str, Any], workload: str, publisher: Publisher | None, signing_key: Any = None
+) -> int:
     parameters: dict[str, Any] = config.get("parameters", {})
     output_dir = Path(os.environ.get("WORKBENCH_OUTPUT_DIR") or run_dir / "outputs")
     output_dir.mkdir(parents=True, exist_ok=True)
     os.environ["WORKBENCH_OUTPUT_DIR"] = str(output_dir)
     source_dir = Path(config.get("source_dir") or os.getcwd())
     input_path, output_path = run_dir / INPUT, run_dir / OUTPUT
+    signer = public_fingerprint(signing_key) if signing_key is not None else None
     manifest: dict[str, Any] = {
         "version": 1,
         "workload": workload,
@@ -316,6 +258,8 @@ def _execute(run_dir: Path, config: dict[str, Any], workload: str, publisher: Pu
         "ended": None,
         "status": "running",
         "error": None,
+        "signed": signing_key is not None,  # decided at launch: a run without it cannot pass as signed
+        "signing_key": signer,  # the fingerprint of the key that signs it (None: unsigned)
     }
     print(f"workbench: executing {config.get('source')} with parameters {json.dumps(parameters)}", flush=True)
     if publisher is not None:
@@ -371,8 +315,8 @@ def _execute(run_dir: Path, config: dict[str, Any], workload: str, publisher: Pu
     manifest["outputs"] = hash_tree(output_dir)
     manifest["metrics"] = last_metrics(output_dir / METRICS_FILE)
     _write_json(run_dir / PROVENANCE, manifest)
-    if os.environ.get(SIGN_ENV) == "1":
-        sign_manifest(run_dir, Path(os.environ["WORKBENCH_HOME"]))
+    if signing_key is not None:
+        sign_manifest(run_dir, Path(os.environ["WORKBENCH_HOME"]), key=signing_key)
     if message:
         (run_dir / FINAL_MESSAGE).write_text(message[:300] + "\n")
         print(f"workbench: {message}", file=sys.stderr, flush=True)

@@ -23,8 +23,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..private import WORKLOAD_UMASK
 from ..store import CANCELLED, FAILED, PENDING, RUNNING, SUCCEEDED, Store
 from . import FINAL_MESSAGE, procs
+from .results import KEY_ENV
 
 CHECK_EVERY = 0.25  # seconds between timeout / memory checks while the command runs
 
@@ -42,9 +44,12 @@ def last_error_line(log: Path, limit: int = 16384) -> str:
     return lines[-1][:300] if lines else ""
 
 
-def _child_env(launch: dict[str, Any], home: Path) -> dict[str, str]:
+def _child_env(launch: dict[str, Any], home: Path, results_key: bytes | None) -> dict[str, str]:
     env = dict(os.environ)
     env.update(launch.get("env", {}))
+    env.pop(KEY_ENV, None)
+    if results_key is not None:  # from the store, never from a file in the run directory
+        env[KEY_ENV] = results_key.hex()
     for ref in launch.get("secrets", []):
         path = home / "secrets" / ref["secret"] / ref["key"]
         try:
@@ -87,10 +92,11 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
         procs.become_subreaper()
+        os.umask(WORKLOAD_UMASK)  # what the workload writes (logs, outputs) is private too
         self.store.update(self.id, supervisor_pid=os.getpid())
         home = self.store.path.parent
         try:
-            env = _child_env(self.launch, home)
+            env = _child_env(self.launch, home, self.store.results_key(self.id))
             with self.log_path.open("ab") as log:
                 proc = subprocess.Popen(
                     self.launch["argv"],

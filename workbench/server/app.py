@@ -11,6 +11,11 @@ REST API under ``<base_url>/workbench/api/``::
     POST   workloads/NAME/scale               {"workers": N} | {"adapt": "MIN:MAX"} → record
     GET    schemas | schemas/KIND | profiles | backends
 
+A request body is a JSON object of at most 4 MiB nesting at most 32 levels
+(:mod:`workbench.spec_limits`); the files and run directories a spec names stay inside the
+server's root directory, and URL outputs need their scheme in ``allowed_output_schemes``
+(:mod:`.paths`).
+
 Live changes go out on the Jupyter Server event bus (schema :data:`~.watcher.SCHEMA_ID`),
 which the page receives through ``/api/events/subscribe``.
 """
@@ -21,10 +26,11 @@ from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.serverapp import ServerApp
-from traitlets import Float, Int, Type
+from traitlets import Float, Int, List, TraitError, Type, Unicode, validate
 
 from ..service import Service
 from .meta import BackendsHandler, ProfilesHandler, SchemaHandler, SchemasHandler
+from .paths import SCHEME_NAME
 from .probe import Answer, CachedProbe, probe_kubernetes, probe_local
 from .runner import ServiceRunner
 from .watcher import SCHEMA_ID, SCHEMA_PATH, ChangeWatcher
@@ -54,6 +60,27 @@ class WorkbenchApp(ExtensionApp):
     max_threads = Int(8, help="How many service calls may run at once.").tag(config=True)
     probe_timeout = Float(5.0, help="Seconds to wait for a backend probe (GET backends).").tag(config=True)
     probe_ttl = Float(30.0, help="Seconds a backend probe's answer is kept.").tag(config=True)
+    allowed_output_schemes = List(
+        Unicode(),
+        default_value=[],
+        help=(
+            "URL schemes a notebook's output (its run directory) may use when launched through the "
+            "REST API, e.g. ['s3', 'gs']. Empty by default: only paths inside the server's root "
+            "directory (or file:// URLs to them). Local-filesystem aliases such as local:// are "
+            "never allowed."
+        ),
+    ).tag(config=True)
+
+    @validate("allowed_output_schemes")
+    def _schemes(self, proposal: Any) -> list[str]:
+        schemes = [str(s).strip().lower().removesuffix("://") for s in proposal["value"]]
+        for scheme in schemes:
+            if not SCHEME_NAME.match(scheme) or scheme in ("local", "memory"):
+                raise TraitError(
+                    f"WorkbenchApp.allowed_output_schemes: {scheme!r} is not a URL scheme of a shared "
+                    "filesystem; write names such as 's3' or 'gs'"
+                )
+        return schemes
 
     runner: ServiceRunner
     watcher: ChangeWatcher

@@ -13,6 +13,8 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 
 from ..errors import SpecError, WorkbenchError
+from ..spec_limits import MAX_DEPTH, MAX_SPEC_BYTES
+from ..units import format_bytes
 
 if TYPE_CHECKING:
     from ..service import Service
@@ -32,6 +34,24 @@ def record(workload: Workload) -> dict[str, Any]:
     data["name"] = workload.name
     data["age"] = round(max(0.0, time.time() - workload.created), 3)
     return data
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON; send a number or null")
+
+
+def json_depth(data: Any) -> int:
+    """How many levels of objects and arrays ``data`` nests (0 for a scalar), without recursion."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            if deepest > MAX_DEPTH:
+                break
+            stack.extend((sub, depth + 1) for sub in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 class WorkbenchHandler(ExtensionHandlerMixin, APIHandler):
@@ -59,27 +79,39 @@ class WorkbenchHandler(ExtensionHandlerMixin, APIHandler):
 
     # -- input -----------------------------------------------------------------------------
     def json_object(self) -> dict[str, Any]:
-        """The request body, which must be a JSON object.
+        """The request body, which must be a JSON object of at most :data:`MAX_SPEC_BYTES`
+        nesting at most :data:`MAX_DEPTH` levels.
 
         Raises:
-            SpecError: no body, invalid JSON, or not an object.
+            SpecError: no body, too long, invalid JSON (NaN and Infinity included), too deep,
+                or not an object.
         """
+        size = len(self.request.body)
+        if size > MAX_SPEC_BYTES:
+            raise SpecError(
+                f"the request body is {format_bytes(size)}B; "
+                f"at most {format_bytes(MAX_SPEC_BYTES)}B are allowed",
+                hint="keep data in files in the Jupyter root, not in the spec",
+            )
         body = self.request.body.strip()
         if not body:
             raise SpecError(
                 "the request body is empty; send a JSON object", hint="see GET workbench/api/schemas"
             )
+        shown = body[:80].decode("utf-8", "replace")
+        too_deep = False
         try:
-            data = json.loads(body)
+            data = json.loads(body, parse_constant=_not_json)
+        except RecursionError:
+            data, too_deep = None, True
         except ValueError as exc:
+            raise SpecError(f"the request body is not valid JSON: {exc}", value=shown) from None
+        if too_deep or json_depth(data) > MAX_DEPTH:
             raise SpecError(
-                f"the request body is not valid JSON: {exc}", value=body[:80].decode("utf-8", "replace")
-            ) from None
-        if not isinstance(data, dict):
-            raise SpecError(
-                f"the request body must be a JSON object, not {type(data).__name__}",
-                value=body[:80].decode("utf-8", "replace"),
+                f"the request body nests deeper than {MAX_DEPTH} levels", value=shown, hint="flatten it"
             )
+        if not isinstance(data, dict):
+            raise SpecError(f"the request body must be a JSON object, not {type(data).__name__}", value=shown)
         return data
 
     def flag(self, name: str, default: bool = False) -> bool:

@@ -46,7 +46,7 @@ class WorkloadsHandler(WorkbenchHandler):
     @authorized
     async def post(self) -> None:
         root = self.root_dir
-        spec = confine_spec(self.json_object(), root)
+        spec = confine_spec(self.json_object(), root, self.workbench.allowed_output_schemes)
         workload = await self.call(lambda s: s.launch(spec, cwd=str(root)))
         self.set_header("Location", url_path_join(self.base_url, "workbench/api/workloads", workload.id))
         self.reply(record(workload), status=201)

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from workbench.backends.kubernetes.dask_manifests import build_dask_manifests
-from workbench.backends.kubernetes.policy import check_manifest, check_restricted
+from workbench.backends.kubernetes.policy import check_hardened, check_manifest, check_restricted
 from workbench.backends.kubernetes.settings import KubeSettings
 from workbench.errors import SpecError
 from workbench.service import Service
@@ -277,19 +277,25 @@ def test_gpus_only_on_workers() -> None:
     assert worker["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
     assert {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "8Gi"}} in worker["volumes"]
     assert {"name": "shm", "mountPath": "/dev/shm"} in container(cluster, "worker")["volumeMounts"]
-    assert not {"resources"} & set(container(cluster, "scheduler"))
+    defaults = {"cpu": "500m", "memory": "1Gi"}  # the scheduler: the settings' defaults, no GPU
+    assert container(cluster, "scheduler")["resources"] == {"requests": defaults, "limits": defaults}
     assert not {"nodeSelector", "tolerations"} & set(scheduler)
-    assert [v["name"] for v in scheduler["volumes"]] == ["scratch"]
+    assert [v["name"] for v in scheduler["volumes"]] == ["scratch", "tmp", "home"]
     mig = build_case("mig")[0]
-    assert container(mig, "worker")["resources"]["limits"] == {"nvidia.com/mig-1g.10gb": "1"}
+    limits = container(mig, "worker")["resources"]["limits"]
+    assert limits == {**defaults, "nvidia.com/mig-1g.10gb": "1"}
 
 
 def test_security_secrets_volumes_and_account() -> None:
     cluster = build_case("secrets_volumes")[0]
     worker, scheduler = pod_specs(cluster)["worker"], pod_specs(cluster)["scheduler"]
     for pod in (worker, scheduler):
-        assert pod["securityContext"]["runAsUser"] == 1000 and pod["securityContext"]["runAsNonRoot"]
+        assert pod["securityContext"]["runAsUser"] == 10001 and pod["securityContext"]["runAsNonRoot"]
         assert pod["automountServiceAccountToken"] is False
+        assert check_hardened(pod) == []
+        assert pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
+        mounts = {m["mountPath"]: m["name"] for m in pod["containers"][0]["volumeMounts"]}
+        assert (mounts["/tmp"], mounts["/home/workbench"]) == ("tmp", "home")
         assert pod["nodeSelector"] == {"pool": "cpu"} and pod["priorityClassName"] == "high-priority"
     env = container(cluster, "worker")["env"]
     assert [e["name"] for e in env] == ["A_VAR", "B_VAR", "HF_TOKEN", "HOME", "PYTHONUNBUFFERED"]
@@ -299,7 +305,9 @@ def test_security_secrets_volumes_and_account() -> None:
     assert mounts["/data"]["readOnly"] is True and "/etc/settings" in mounts and "/tmp/spill" in mounts
     account = build_case("account")[0]
     for pod in pod_specs(account).values():
-        assert pod["serviceAccountName"] == "workbench-runner" and "automountServiceAccountToken" not in pod
+        assert (
+            pod["serviceAccountName"] == "workbench-runner" and pod["automountServiceAccountToken"] is False
+        )
         assert pod["imagePullSecrets"] == [{"name": "regcred"}]
         assert pod["containers"][0]["image"] == "registry.example.com/ml/workbench:1.0"
 
@@ -331,15 +339,16 @@ def test_longest_name_fits() -> None:
 
 def test_dry_run_prints_the_dask_cluster(service: Service) -> None:
     docs = service.dry_run({"kind": "dask", "name": "gitops", "workers": 3, "adapt": "1:4"})
-    assert [d["kind"] for d in docs] == ["DaskCluster", "DaskAutoscaler"]
-    recorded = json.loads(docs[0]["metadata"]["annotations"]["workbench.jupyter.org/spec"])
+    assert [d["kind"] for d in docs] == ["NetworkPolicy", "DaskCluster", "DaskAutoscaler"]
+    recorded = json.loads(docs[1]["metadata"]["annotations"]["workbench.jupyter.org/spec"])
     assert (recorded["kind"], recorded["workers"], recorded["adapt"]) == (
         "dask",
         3,
         {"minimum": 1, "maximum": 4},
     )
-    for doc in docs:
+    for doc in docs[1:]:
         assert_crd_valid(doc)
+    for doc in docs:
         assert check_manifest(doc) == []
 
 

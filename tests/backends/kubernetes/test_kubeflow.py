@@ -53,7 +53,7 @@ def test_two_nodes_train_through_a_pytorchjob_and_end_with_identical_weights(
     job = k8s.get("pytorchjobs", "kfddp", group=GROUP)
     assert job is not None
     assert job["status"]["replicaStatuses"]["Master"]["succeeded"] == 1
-    assert [d["kind"] for d in kube.export(workload.id)] == ["ConfigMap", "PyTorchJob"]
+    assert [d["kind"] for d in kube.export(workload.id)] == ["NetworkPolicy", "ConfigMap", "PyTorchJob"]
     # the payload is owned by the PyTorchJob, so the operator's TTL would remove it too
     configmap = k8s.get("configmaps", "kfddp-payload")
     assert configmap is not None

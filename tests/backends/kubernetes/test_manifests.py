@@ -24,7 +24,7 @@ from workbench.backends.kubernetes.manifests import (
     owner_label,
     with_owner,
 )
-from workbench.backends.kubernetes.policy import check_manifest, check_restricted
+from workbench.backends.kubernetes.policy import check_hardened, check_manifest, check_restricted
 from workbench.errors import SpecError
 from workbench.spec import PodSpec, parse_spec
 from workbench.units import check_label
@@ -275,6 +275,10 @@ def test_bad_settings_are_refused() -> None:
         (lambda: KubeSettings(namespace="Team_A"), "RFC 1123"),
         (lambda: KubeSettings(max_configmap_bytes=2_000_000), "at most 1048576"),
         (lambda: KubeSettings(runtime_uid=0), "runtime_uid 0 must be at least 1"),
+        (lambda: KubeSettings(default_cpu="lots"), "invalid default_cpu"),
+        (lambda: KubeSettings(default_memory="4 gigs"), "invalid default_memory"),
+        (lambda: KubeSettings(client_labels=(("bad key!", "x"),)), "invalid client_labels"),
+        (lambda: KubeSettings(dask_operator_namespace="Dask_Op"), "RFC 1123"),
         (lambda: Toleration("nvidia.com/gpu", value="x"), "operator Exists and a value"),
     ]:
         with pytest.raises(SpecError, match=match):
@@ -309,7 +313,8 @@ def test_gpus_limits_tolerations_node_selector_and_shm() -> None:
 def test_mig_resource_and_shm_without_size() -> None:
     job = build_case("mig")[1]
     limits = container_of(job)["resources"]["limits"]
-    assert limits == {"nvidia.com/mig-1g.10gb": "1"} == container_of(job)["resources"]["requests"]
+    amounts = {"cpu": "500m", "memory": "1Gi", "nvidia.com/mig-1g.10gb": "1"}
+    assert limits == amounts == container_of(job)["resources"]["requests"]
     assert {"name": "shm", "emptyDir": {"medium": "Memory"}} in pod_of(job)["volumes"]
 
 
@@ -317,7 +322,7 @@ def test_no_gpus_no_gpu_scheduling() -> None:
     job = build_case("plain")[1]
     pod = pod_of(job)
     assert not {"tolerations", "nodeSelector"} & set(pod)
-    assert "resources" not in container_of(job)
+    assert set(container_of(job)["resources"]["limits"]) == {"cpu", "memory"}
     assert all(volume["name"] != "shm" for volume in pod["volumes"])
     custom = build(CASES["gpu"][0], gpu_tolerations=(), gpu_node_label="example.com/gpu")[1]
     assert "tolerations" not in pod_of(custom)
@@ -330,26 +335,54 @@ def test_restricted_security_settings() -> None:
     pod = pod_of(build_case("plain")[1])
     assert pod["securityContext"] == {
         "runAsNonRoot": True,
-        "runAsUser": 1000,
-        "runAsGroup": 1000,
-        "fsGroup": 1000,
+        "runAsUser": 10001,
+        "runAsGroup": 10001,
+        "fsGroup": 10001,
         "fsGroupChangePolicy": "OnRootMismatch",
         "seccompProfile": {"type": "RuntimeDefault"},
     }
     assert pod["containers"][0]["securityContext"] == {
         "allowPrivilegeEscalation": False,
         "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
         "runAsNonRoot": True,
     }
     assert pod["automountServiceAccountToken"] is False and pod["restartPolicy"] == "Never"
     assert "serviceAccountName" not in pod and "imagePullSecrets" not in pod
+    assert check_hardened(pod) == []
+
+
+def test_hardened_beyond_restricted() -> None:
+    """Read-only root with /tmp and HOME writable, requests and limits, pull policy by tag."""
+    job = build_case("plain")[1]
+    pod, container = pod_of(job), container_of(job)
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
+    assert mounts["/tmp"] == "tmp" and volumes["tmp"] == {"name": "tmp", "emptyDir": {}}
+    assert mounts["/home/workbench"] == "home" and volumes["home"] == {"name": "home", "emptyDir": {}}
+    assert env_of(job)["HOME"] == {"name": "HOME", "value": "/home/workbench"}
+    # the runner writes its run directory and outputs: emptyDirs too
+    assert (
+        volumes[mounts["/workbench/run"]]["emptyDir"] == volumes[mounts["/workbench/run/outputs"]]["emptyDir"]
+    )
+    defaults = {"cpu": "500m", "memory": "1Gi"}
+    assert container["resources"] == {"requests": defaults, "limits": defaults}
+    assert env_of(job)["OMP_NUM_THREADS"]["value"] == "1"  # from the CPU limit, not the host's cores
+    other = container_of(build({"code": "1"}, default_cpu="2", default_memory="3Gi")[1])
+    assert other["resources"]["limits"] == {"cpu": "2", "memory": "3Gi"}
+    given = container_of(build({"code": "1", "resources": {"memory": "8Gi"}})[1])
+    assert given["resources"]["requests"] == {"cpu": "500m", "memory": "8Gi"} == given["resources"]["limits"]
+    assert container["imagePullPolicy"] == "Always"  # ghcr.io/...:<version>: a tag can move
+    digest = "registry.example.com/ml/workbench@sha256:" + "a" * 64
+    assert container_of(build({"code": "1", "image": digest})[1])["imagePullPolicy"] == "IfNotPresent"
+    assert pod_of(build({"code": "1"}, runtime_uid=20000)[1])["securityContext"]["runAsUser"] == 20000
 
 
 def test_service_account_and_pull_secrets() -> None:
     job = build_case("account")[1]
     pod = pod_of(job)
     assert pod["serviceAccountName"] == "workbench-runner"
-    assert "automountServiceAccountToken" not in pod  # the account's own setting decides
+    assert pod["automountServiceAccountToken"] is False  # no workload talks to the API
     assert pod["imagePullSecrets"] == [{"name": "regcred"}, {"name": "mirror-cred"}]
     assert container_of(job)["image"] == "registry.example.com/ml/workbench:1.0"
 
@@ -462,14 +495,21 @@ def test_secrets_only_by_reference_and_env_sorted() -> None:
         ({"env": {"WORKBENCH_RUN_DIR": "/tmp"}}, "set by workbench"),
         ({"volumes": ["pvc/a:/data", "pvc/b:/data/"]}, "'/data/' is taken twice"),
         ({"volumes": ["pvc/a:/workbench/run/x"]}, "overlaps /workbench/run or /dev/shm"),
-        ({"volumes": ["pvc/a:/workbench:ro"]}, "overlaps /workbench/run or /dev/shm"),
-        ({"volumes": ["pvc/a:/"]}, "overlaps /workbench/run or /dev/shm"),
+        ({"volumes": ["pvc/a:/workbench:ro"]}, "overlaps /workbench/run, which"),
+        ({"volumes": ["pvc/a:/"]}, "overlaps /workbench/run or /dev/shm or /tmp or /home/workbench"),
+        ({"volumes": ["emptydir:/tmp"]}, "overlaps /tmp, which workbench mounts"),
+        ({"volumes": ["pvc/a:/home"]}, "overlaps /home/workbench, which workbench mounts"),
         ({"volumes": ["emptydir:/dev/shm"]}, "which workbench mounts"),
     ],
 )
 def test_contradictions_are_spec_errors(fields: dict[str, Any], match: str) -> None:
     with pytest.raises(SpecError, match=match):
         build({"code": "1", **fields})
+
+
+def test_a_volume_may_go_below_tmp_or_home() -> None:
+    mounts = container_of(build({"code": "1", "volumes": ["pvc/spill:/tmp/spill"]})[1])["volumeMounts"]
+    assert {"name": "volume-0", "mountPath": "/tmp/spill", "readOnly": False} in mounts
 
 
 def test_volumes_and_mounts() -> None:
@@ -709,7 +749,8 @@ def test_check_manifest_catches(mutate: Mutation, expected: str) -> None:
 @pytest.mark.parametrize("value", ["0.5", "1500m"])
 def test_check_manifest_catches_fractional_gpus(value: str) -> None:
     job = copy.deepcopy(build_case("gpu")[1])
-    container_of(job)["resources"] = {"requests": {GPU: value}, "limits": {GPU: value}}
+    amounts = {"cpu": "1", "memory": "1Gi", GPU: value}
+    container_of(job)["resources"] = {"requests": dict(amounts), "limits": dict(amounts)}
     where = "Job/wl-1: spec.template.spec: container 'main' resources"
     assert check_manifest(job) == [
         f"{where}.requests.{GPU} '{value}' must be a whole number",
@@ -729,6 +770,63 @@ def test_check_manifest_catches_configmap_problems() -> None:
     big = copy.deepcopy(build_case("plain")[0])
     big["data"]["big.txt"] = "x" * (1024 * 1024)
     assert any("a ConfigMap holds at most 1048576" in p for p in check_manifest(big))
+
+
+HARDENED_BAD: list[tuple[str, Mutation, str]] = [
+    (
+        "writable root",
+        _set("c", "securityContext", "readOnlyRootFilesystem", value=False),
+        "container 'main': securityContext.readOnlyRootFilesystem must be true",
+    ),
+    (
+        "low uid",
+        _set("p", "securityContext", "runAsUser", value=1000),
+        "container 'main': securityContext.runAsUser 1000 must be at least 10000",
+    ),
+    (
+        "low container gid",
+        _set("c", "securityContext", "runAsGroup", value=1000),
+        "securityContext.runAsGroup 1000 must be at least 10000",
+    ),
+    ("low fsGroup", _set("p", "securityContext", "fsGroup", value=100), "fsGroup 100 must be at least 10000"),
+    (
+        "token mounted",
+        _set("p", "automountServiceAccountToken", value=_DELETE),
+        "automountServiceAccountToken must be false",
+    ),
+    (
+        "no memory limit",
+        _set("c", "resources", "limits", "memory", value=_DELETE),
+        "container 'main': resources.limits must set memory",
+    ),
+    (
+        "no requests",
+        _set("c", "resources", "requests", value=_DELETE),
+        "container 'main': resources.requests must set cpu and memory",
+    ),
+    (
+        "tag not pulled",
+        _set("c", "imagePullPolicy", value="IfNotPresent"),
+        "imagePullPolicy 'IfNotPresent' must be Always for image 'ghcr.io/jupyter-ml-workbench/runtime:",
+    ),
+    (
+        "digest pulled always",
+        _set("c", "image", value="example.com/wb@sha256:" + "0" * 64),
+        "imagePullPolicy 'Always' must be IfNotPresent for image 'example.com/wb@sha256:",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"), [c[1:] for c in HARDENED_BAD], ids=[c[0] for c in HARDENED_BAD]
+)
+def test_check_hardened_catches(mutate: Mutation, expected: str) -> None:
+    job = copy.deepcopy(build_case("gpu")[1])
+    mutate(job)
+    problems = check_hardened(pod_of(job))
+    assert len(problems) == 1 and expected in problems[0], problems
+    assert check_restricted(pod_of(job)) == []  # restricted alone lets each of them pass
+    assert check_manifest(job) == [f"Job/wl-1: spec.template.spec: {problems[0]}"]
 
 
 def test_check_restricted_finds_pod_specs_in_other_kinds() -> None:

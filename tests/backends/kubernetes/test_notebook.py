@@ -375,9 +375,9 @@ def test_cli_schedule_returns_at_once_and_verify_export_name_the_runs(
     assert out.out == "daily\n"
     assert "daily scheduled '@daily' on kubernetes; `workbench logs -f daily` follows its runs" in out.err
     exported = kube.export("daily")
-    assert [d["kind"] for d in exported] == ["ConfigMap", "CronJob"]
-    assert exported[1]["spec"]["schedule"] == "@daily"
-    notebook_json = json.loads(exported[0]["data"]["notebook.json"])
+    assert [d["kind"] for d in exported] == ["NetworkPolicy", "ConfigMap", "CronJob"]
+    assert exported[2]["spec"]["schedule"] == "@daily"
+    notebook_json = json.loads(exported[1]["data"]["notebook.json"])
     assert notebook_json["parameters"] == {"epochs": 5}  # typed, as the run gets it
     job = k8s.fire_cronjob("daily")
     assert job is not None

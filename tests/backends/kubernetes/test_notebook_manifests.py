@@ -242,7 +242,7 @@ def test_a_notebook_too_large_for_a_configmap_is_read_from_the_output() -> None:
             id="read-only",
         ),
         pytest.param(
-            {"output": "file:///r", "env": {"WORKBENCH_SIGN_PROVENANCE": "1"}},
+            {"output": "file:///r", "sign": True},
             {},
             ["--sign is not available on Kubernetes", "--backend local"],
             id="sign",
@@ -250,7 +250,7 @@ def test_a_notebook_too_large_for_a_configmap_is_read_from_the_output() -> None:
         pytest.param(
             {"output": "file:///r", "env": {"WORKBENCH_JOB_NAME": "x"}},
             {},
-            ["--env WORKBENCH_JOB_NAME is set by workbench"],
+            ["WORKBENCH_JOB_NAME is set by workbench"],
             id="reserved-env",
         ),
         pytest.param(

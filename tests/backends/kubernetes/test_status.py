@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import pickle
 from typing import Any
 
@@ -14,7 +15,8 @@ from workbench.backends.kubernetes.rbac import rbac_manifests
 from workbench.backends.kubernetes.settings import CLUSTER_PERMISSIONS, NAMESPACED_PERMISSIONS
 from workbench.backends.kubernetes.status import observe
 from workbench.errors import SpecError
-from workbench.runtime.cell import RESULTS_MARKER
+from workbench.runtime.results import MARKER as RESULTS_MARKER
+from workbench.runtime.results import seal_line
 
 
 def job(**status: Any) -> dict[str, Any]:
@@ -156,19 +158,23 @@ def test_preflight_is_skipped_without_node_information() -> None:
     check_fits({"nvidia.com/gpu": "64"}, {}, [])
 
 
-def test_marker_filter_hides_the_results_line_across_chunks() -> None:
-    blob = base64.b64encode(pickle.dumps({"y": 2})).decode()
-    log = f"line 1\npartial{RESULTS_MARKER}{blob}\n"
+def test_marker_filter_hides_the_sealed_results_line_across_chunks() -> None:
+    key = os.urandom(32)
+    forged = f"{RESULTS_MARKER}{base64.b64encode(pickle.dumps({'y': 3})).decode()}\n"
+    log = f"line 1\npartial{seal_line(pickle.dumps({'y': 2}), key)}{forged}"
     shown = ""
-    flt = MarkerFilter()
+    flt = MarkerFilter(key)
     for i in range(0, len(log), 7):
         shown += flt.feed(log[i : i + 7])
     shown += flt.close()
-    assert shown == "line 1\npartial"
-    assert extract_results(log) == {"y": 2}
-    assert extract_results("no results\n") is None
-    other = MarkerFilter()
+    assert shown == "line 1\npartial" + forged  # a line that does not verify is the code's own output
+    assert extract_results(log, key) == {"y": 2}
+    assert extract_results(log, os.urandom(32)) is None
+    assert extract_results("no results\n", key) is None
+    other = MarkerFilter(key)
     assert other.feed("a\x1enot ours\nb") + other.close() == "a\x1enot ours\nb"
+    unkeyed = MarkerFilter()  # no --get: nothing is hidden
+    assert unkeyed.feed(log) + unkeyed.close() == log
 
 
 def test_rbac_role_is_the_permission_table() -> None:

@@ -91,7 +91,7 @@ def test_two_nodes_train_with_ddp_and_end_with_identical_weights(kube: Service, 
     service = k8s.get("services", "ddp")
     assert service is not None and service["spec"]["clusterIP"] == "None"
     assert_trained_alike(kube, workload.id)
-    assert [d["kind"] for d in kube.export(workload.id)] == ["ConfigMap", "Service", "Job"]
+    assert [d["kind"] for d in kube.export(workload.id)] == ["NetworkPolicy", "ConfigMap", "Service", "Job"]
     kube.delete(workload.id)
     _gone(k8s, "ddp")
 
@@ -168,7 +168,12 @@ def test_dry_run_prints_a_service_and_an_indexed_job_that_kubectl_applies(
     ]
     printed = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, check=True).stdout
     assert k8s.count() == 0  # a dry run talks to no cluster
-    assert re.findall(r"^kind: (\w+)$", printed, re.MULTILINE) == ["ConfigMap", "Service", "Job"]
+    assert re.findall(r"^kind: (\w+)$", printed, re.MULTILINE) == [
+        "NetworkPolicy",
+        "ConfigMap",
+        "Service",
+        "Job",
+    ]
     assert "completionMode: Indexed" in printed and "subdomain: gitops" in printed
     applied = run_kubectl(k8s, "apply", "-f", "-", stdin=printed)
     assert applied.returncode == 0, applied.stderr

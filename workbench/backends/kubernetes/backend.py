@@ -24,11 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 from ...config import Settings
 from ...errors import Conflict, NotFound, PermissionDenied, WorkbenchError
+from ...private import make_private, private_dir
 from ...spec import CodeSpec, CommonSpec, DaskSpec, NotebookSpec, TrainSpec, parse_spec
 from ...store import ACTIVE, CANCELLED, FAILED, PENDING, SUCCEEDED, Store, Workload
 from ..base import Payload
 from .build import LATEST_VERSION, SPEC_ANNOTATION, build_manifests, kube_settings, payload_parts
-from .logs import MarkerFilter, extract_results
+from .logs import MarkerFilter, results_secret_name, sealed_results
 from .manifests import container_resources
 from .notebook_manifests import notebook_location
 from .preflight import check_fits
@@ -138,8 +139,9 @@ class KubernetesBackend:
         run_dir = self.insert_pending(workload_id, spec, payload, "creating the Job")
         try:
             self.keep_payload(run_dir, spec, payload)
-            configmap, created_job = self.client.create_all(docs)
-            self.adopt(configmap, created_job)
+            created = self.client.create_all(docs)
+            for obj in created[:-1]:  # the Job's TTL (or deletion) then removes them too
+                self.adopt(obj, created[-1])
         except BaseException:
             self.store.delete(workload_id)
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -169,7 +171,8 @@ class KubernetesBackend:
                 session=payload.session,
                 message=message,
                 info=info or {},
-            )
+            ),
+            results_key=payload.results_key,
         )
         return run_dir
 
@@ -177,7 +180,7 @@ class KubernetesBackend:
         """A local copy of what was sent, for `workbench export` and `rerun`."""
         if run_dir.exists():
             shutil.rmtree(run_dir)
-        (run_dir / "payload").mkdir(parents=True)
+        private_dir(run_dir / "payload")
         assert isinstance(spec, CodeSpec)
         code, entry = payload_parts(spec, payload)
         target = run_dir / "payload" / entry
@@ -185,6 +188,7 @@ class KubernetesBackend:
         if payload.inputs is not None:
             (run_dir / "payload" / "inputs.pkl").write_bytes(payload.inputs)
         (run_dir / "spec.json").write_text(spec.model_dump_json(indent=2))
+        make_private(run_dir)
 
     def adopt(self, obj: dict[str, Any], job: dict[str, Any]) -> None:
         """Make the Job own ``obj`` (its ConfigMap, Service), so the Job's TTL cleans both up."""
@@ -271,7 +275,9 @@ class KubernetesBackend:
 
     def _last_line(self, workload_id: str) -> str:
         text = self.newest_pod_log(workload_id)
-        lines = [line.strip() for line in MarkerFilter().feed(text + "\n").splitlines() if line.strip()]
+        lines = [
+            line.strip() for line in self.marker(workload_id).feed(text + "\n").splitlines() if line.strip()
+        ]
         return lines[-1][:300] if lines else ""
 
     def discover(self) -> None:
@@ -335,7 +341,7 @@ class KubernetesBackend:
 
     def pod_logs(self, workload: Workload, *, follow: bool = False) -> Iterator[str]:
         """The output of a one-pod Job's newest started pod; with ``follow``, until it ends."""
-        marker = MarkerFilter()
+        marker = self.marker(workload.id)
         if not follow:
             pods = self.pods(workload.id)
             started = [p for p in pods if not _waiting(p)]
@@ -378,14 +384,12 @@ class KubernetesBackend:
 
             self.tracker.wait(changed, timeout=2.0)
 
-    def results(self, workload: Workload) -> dict[str, Any]:
-        cached = Path(workload.run_dir) / "results.pkl"
-        if cached.exists():
-            import pickle
+    def marker(self, workload_id: str) -> MarkerFilter:
+        """A filter that hides the workload's sealed results line from what users see."""
+        return MarkerFilter(self.store.results_key(workload_id))
 
-            data: dict[str, Any] = pickle.loads(cached.read_bytes())  # noqa: S301 - written by us
-            return data
-        if workload.status != SUCCEEDED or workload.kind == "dask":
+    def results(self, workload: Workload, key: bytes) -> dict[str, Any]:
+        if workload.status != SUCCEEDED or workload.kind not in ("pod", "train"):
             return {}
         if workload.kind == "train":
             logs = self.train.result_logs(workload)
@@ -394,14 +398,7 @@ class KubernetesBackend:
                 b"".join(self.client.logs(pod["metadata"]["name"])).decode("utf-8", "replace")
                 for pod in reversed(self.pods(workload.id))
             )
-        values = next((found for found in map(extract_results, logs) if found is not None), None)
-        if values is None:
-            return {}
-        import pickle
-
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        cached.write_bytes(pickle.dumps(values))
-        return values
+        return sealed_results(Path(workload.run_dir) / "results.sealed", logs, key)
 
     # -- stopping --------------------------------------------------------------------------
     def _delete_objects(self, workload: Workload) -> None:
@@ -416,6 +413,9 @@ class KubernetesBackend:
             return
         self.client.delete("Job", workload.id)
         self.client.delete("ConfigMap", f"{workload.id}-payload")
+        self.client.delete("NetworkPolicy", workload.id)
+        if workload.spec.get("get"):
+            self.client.delete("Secret", results_secret_name(workload.id))
 
     def cancel(self, workload: Workload) -> Workload:
         if workload.kind == "dask":

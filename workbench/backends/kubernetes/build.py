@@ -2,7 +2,10 @@
 
 The one entry point ``--dry-run``, ``workbench export`` and the backend's submit share: it
 dispatches to the builder of the spec's kind and records the spec on the main object, so
-that a workload launched elsewhere can be found again (``discover``).
+that a workload launched elsewhere can be found again (``discover``). It puts the workload's
+NetworkPolicy first (no pod of it exists unguarded) and runs every policy check on every
+object (:func:`refuse_unsafe`): a profile or a setting that yields a bad manifest is refused
+in one line, before anything is created or printed.
 """
 
 from __future__ import annotations
@@ -14,10 +17,13 @@ from ...config import Settings
 from ...errors import SpecError
 from ...spec import CodeSpec, CommonSpec, DaskSpec, NotebookSpec, PodSpec, TrainSpec
 from ..base import Payload
-from .dask_manifests import build_dask_manifests
+from .dask_manifests import DASHBOARD_PORT, SCHEDULER_PORT, build_dask_manifests
+from .hardening import MIN_UID, check_workload, network_policy
+from .logs import with_results_key
 from .manifests import build_pod_manifests
 from .notebook_manifests import build_notebook_manifests
-from .settings import KubeSettings, Toleration
+from .policy import check_manifest
+from .settings import KubeSettings, Toleration, workload_labels
 from .train_manifests import build_train_manifests
 
 SPEC_ANNOTATION = "workbench.jupyter.org/spec"
@@ -45,6 +51,11 @@ def kube_settings(settings: Settings, version: tuple[int, int] | None = None) ->
         image_pull_secrets=tuple(config.image_pull_secrets),
         ttl_seconds_after_finished=config.ttl_seconds_after_finished,
         server_version=version or LATEST_VERSION,
+        runtime_uid=config.run_as_user,
+        default_cpu=config.default_cpu,
+        default_memory=config.default_memory,
+        client_labels=tuple(sorted(config.client_labels.items())),
+        dask_operator_namespace=config.dask_operator_namespace,
     )
 
 
@@ -58,7 +69,44 @@ def payload_parts(spec: CodeSpec, payload: Payload) -> tuple[str | bytes, str]:
 def build_manifests(
     workload_id: str, spec: CommonSpec, payload: Payload, settings: Settings, kube: KubeSettings
 ) -> list[dict[str, Any]]:
-    """Every object of a workload, validated; raises SpecError before anything exists."""
+    """Every object of a workload, its NetworkPolicy first, checked against every policy.
+
+    Raises:
+        SpecError: an invalid spec, or an object that breaks a policy check; nothing exists yet.
+    """
+    docs = _kind_manifests(workload_id, spec, payload, settings, kube)
+    kind = str(getattr(spec, "kind", "pod"))
+    labels = workload_labels(workload_id, kind, settings.owner, spec.labels)
+    ports = (SCHEDULER_PORT, DASHBOARD_PORT) if isinstance(spec, DaskSpec) else ()
+    docs = [network_policy(workload_id, labels, kube, client_ports=ports), *docs]
+    refuse_unsafe(docs)
+    return docs
+
+
+def refuse_unsafe(docs: list[dict[str, Any]]) -> None:
+    """Run every policy check on ``docs`` (the objects about to be created or printed).
+
+    Raises:
+        SpecError: naming the first problem (and how many more) and what to change.
+    """
+    problems = [problem for doc in docs for problem in check_manifest(doc)] + check_workload(docs)
+    if not problems:
+        return
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    hint = "change the profile or the kubernetes settings that produce it; nothing was created"
+    if any(word in problems[0] for word in ("runAsUser", "runAsGroup", "fsGroup")):
+        hint = f"set kubernetes.run_as_user to {MIN_UID} or more (the workbench images run as 10001)"
+    raise SpecError(
+        f"refusing a manifest that breaks the cluster policy: {problems[0]}{more}",
+        value=problems[0],
+        hint=hint,
+    )
+
+
+def _kind_manifests(
+    workload_id: str, spec: CommonSpec, payload: Payload, settings: Settings, kube: KubeSettings
+) -> list[dict[str, Any]]:
+    """The objects of the spec's kind, the spec recorded on the main one."""
     if isinstance(spec, DaskSpec):
         docs = build_dask_manifests(workload_id, spec, owner=settings.owner, settings=kube)
         docs[0]["metadata"].setdefault("annotations", {})[SPEC_ANNOTATION] = spec.model_dump_json()
@@ -95,4 +143,6 @@ def build_manifests(
     )
     job = docs[-1]
     job["metadata"].setdefault("annotations", {})[SPEC_ANNOTATION] = spec.model_dump_json(exclude={"code"})
+    if payload.results_key:  # --get: the runner seals its results with the launch's key
+        docs = with_results_key(docs, workload_id, payload.results_key)
     return docs

@@ -67,12 +67,14 @@ RESOURCES: dict[str, Resource] = {
     r.kind: r
     for r in (
         Resource("ConfigMap", "", "v1", "configmaps"),
+        Resource("Secret", "", "v1", "secrets"),
         Resource("Pod", "", "v1", "pods"),
         Resource("Service", "", "v1", "services"),
         Resource("Event", "", "v1", "events"),
         Resource("Node", "", "v1", "nodes", namespaced=False),
         Resource("Job", "batch", "v1", "jobs"),
         Resource("CronJob", "batch", "v1", "cronjobs"),
+        Resource("NetworkPolicy", "networking.k8s.io", "v1", "networkpolicies"),
         Resource(
             "SelfSubjectAccessReview",
             "authorization.k8s.io",

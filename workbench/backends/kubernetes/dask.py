@@ -30,6 +30,7 @@ from ...errors import BackendUnavailable, Conflict, NotFound, SpecError, Timeout
 from ...spec import DaskSpec, parse_spec
 from ...store import ACTIVE, CANCELLED, FAILED, PENDING, RUNNING, SUCCEEDED, Workload
 from ..base import Payload
+from .build import refuse_unsafe
 from .client import Resource, register_resource
 from .dask_manifests import (
     DASK_GROUP,
@@ -167,7 +168,7 @@ class DaskClusters:
         self, workload_id: str, spec: DaskSpec, payload: Payload, docs: list[dict[str, Any]]
     ) -> Workload:
         kube = self.backend.kube
-        worker = docs[0]["spec"]["worker"]
+        worker = next(doc for doc in docs if doc["kind"] == "DaskCluster")["spec"]["worker"]
         requests = container_resources(spec.resources, kube).get("limits", {})
         check_fits(requests, worker["spec"].get("nodeSelector", {}), self.client.nodes())
         run_dir = self.backend.settings.runs_dir / workload_id
@@ -185,11 +186,15 @@ class DaskClusters:
             run_dir.mkdir(parents=True)
             (run_dir / "spec.json").write_text(spec.model_dump_json(indent=2))
             try:
-                self.client.create_all(docs)
+                created = self.client.create_all(docs)
             except BackendUnavailable as exc:
                 if exc.value in _PLURALS:
                     raise operator_missing(str(exc.value)) from None
                 raise
+            cluster = next(obj for obj in created if obj["kind"] == "DaskCluster")
+            for obj in created:  # deleting the DaskCluster then removes its NetworkPolicy too
+                if obj["kind"] == "NetworkPolicy":
+                    self.backend.adopt(obj, cluster)
         except BaseException:
             self.store.delete(workload_id)
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -304,6 +309,7 @@ class DaskClusters:
             doc = autoscaler_manifest(
                 current.id, minimum, maximum, labels=labels, namespace=self.client.namespace
             )
+            refuse_unsafe([doc])
             self._create(doc)
         self.store.update(current.id, info={**current.info, "adapt": [minimum, maximum]})
         return self.store.get(current.id)
@@ -336,6 +342,7 @@ class DaskClusters:
     def delete_objects(self, workload_id: str) -> None:
         self.client.delete("DaskAutoscaler", workload_id)
         self.client.delete("DaskCluster", workload_id)
+        self.client.delete("NetworkPolicy", workload_id)
 
     def cancel(self, workload: Workload) -> Workload:
         workload = self.refresh(workload)

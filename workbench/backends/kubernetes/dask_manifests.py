@@ -8,13 +8,16 @@ worker; with ``--adapt`` a DaskAutoscaler ``<name>`` next to it. The shapes foll
 operator's own ``make_cluster_spec``: ``dask scheduler`` on port 8786 with its dashboard on
 8787, ``dask worker --name $(DASK_WORKER_NAME)`` whose scheduler address the operator puts in
 ``DASK_SCHEDULER_ADDRESS``. Every pod template follows the object rules of DESIGN.md
-(restricted Pod Security, GPUs in limits, tolerations, ``/dev/shm``, secrets by reference).
+(restricted Pod Security and beyond: read-only root filesystem with ``/tmp`` and ``HOME``
+as emptyDirs, requests and limits, no service-account token; GPUs in limits, tolerations,
+``/dev/shm``, secrets by reference).
 
 The operator copies the DaskCluster's labels to everything it creates, pods included, so
 the workbench label selector finds a cluster's pods as it finds a Job's. Resources apply per
-worker; the scheduler asks for none. ``--idle-timeout`` is the DaskCluster's ``idleTimeout``:
-the operator deletes the whole cluster once the scheduler has been idle that long (a
-scheduler that exited on its own would only be restarted by its Deployment).
+worker; the scheduler gets the settings' default CPU and memory. ``--idle-timeout`` is the
+DaskCluster's ``idleTimeout``: the operator deletes the whole cluster once the scheduler has
+been idle that long (a scheduler that exited on its own would only be restarted by its
+Deployment).
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ import math
 from typing import Any
 
 from ...errors import SpecError
-from ...spec import DaskSpec
+from ...spec import DaskSpec, Resources
 from ...units import parse_bytes
+from .hardening import HOME_DIR, image_pull_policy, writable_dirs
 from .manifests import (
     SHM_DIR,
     _node_selector,
@@ -34,6 +38,7 @@ from .manifests import (
     env_entries,
     pod_security_context,
     refuse_reserved_env,
+    service_account_fields,
 )
 from .settings import OWNER_LABEL, KubeSettings, object_name, workload_labels
 
@@ -109,14 +114,15 @@ def _check(spec: DaskSpec) -> None:
 
 
 def _env(spec: DaskSpec, *, with_secrets: bool) -> list[dict[str, Any]]:
-    # uid 1000 may have no home in an arbitrary image: give it a writable one
-    values = {"PYTHONUNBUFFERED": "1", "HOME": SCRATCH_DIR, **spec.env}
+    # the root filesystem is read-only: HOME is an emptyDir, in any image
+    values = {"PYTHONUNBUFFERED": "1", "HOME": HOME_DIR, **spec.env}
     return env_entries(values, spec.secrets if with_secrets else ())
 
 
 def _volumes(spec: DaskSpec, *, worker: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    volumes: list[dict[str, Any]] = [{"name": "scratch", "emptyDir": {}}]
-    mounts: list[dict[str, Any]] = [{"name": "scratch", "mountPath": SCRATCH_DIR}]
+    volumes, mounts = writable_dirs()
+    volumes.insert(0, {"name": "scratch", "emptyDir": {}})
+    mounts.insert(0, {"name": "scratch", "mountPath": SCRATCH_DIR})
     if not worker:
         return volumes, mounts
     add_user_volumes(spec, volumes, mounts, reserved=(SCRATCH_DIR, SHM_DIR))
@@ -127,22 +133,18 @@ def _pod_spec(
     spec: DaskSpec, container: dict[str, Any], settings: KubeSettings, *, worker: bool
 ) -> dict[str, Any]:
     volumes, mounts = _volumes(spec, worker=worker)
+    image = spec.image or settings.image
     container = {
         **container,
-        "image": spec.image or settings.image,
+        "image": image,
+        "imagePullPolicy": image_pull_policy(image),
         "env": _env(spec, with_secrets=worker),
         "securityContext": container_security_context(),
+        "resources": container_resources(spec.resources if worker else Resources(), settings),
         "volumeMounts": mounts,
     }
-    if worker:
-        resources = container_resources(spec.resources, settings)
-        if resources:
-            container["resources"] = resources
     pod: dict[str, Any] = {"enableServiceLinks": False}
-    if settings.service_account is None:
-        pod["automountServiceAccountToken"] = False
-    else:  # the account's own automount setting decides
-        pod["serviceAccountName"] = settings.service_account
+    pod.update(service_account_fields(settings))
     if settings.image_pull_secrets:
         pod["imagePullSecrets"] = [{"name": name} for name in settings.image_pull_secrets]
     if spec.priority_class:
@@ -204,6 +206,7 @@ def _scheduler(spec: DaskSpec, name: str, labels: dict[str, str], settings: Kube
 
 def _worker(spec: DaskSpec, replicas: int, labels: dict[str, str], settings: KubeSettings) -> dict[str, Any]:
     memory = str(parse_bytes(spec.resources.memory)) if spec.resources.memory else "auto"
+    probe = {"httpGet": {"port": "http-dashboard", "path": "/health"}}
     container = {
         "name": "worker",
         "args": [
@@ -222,6 +225,16 @@ def _worker(spec: DaskSpec, replicas: int, labels: dict[str, str], settings: Kub
             SCRATCH_DIR,
         ],
         "ports": [{"name": "http-dashboard", "containerPort": WORKER_DASHBOARD_PORT, "protocol": "TCP"}],
+        # the worker's event loop answers /health while tasks run in other threads; a task
+        # that holds the GIL for long may delay it, so a restart needs five minutes of silence
+        "readinessProbe": {**probe, "periodSeconds": 5, "timeoutSeconds": 10},
+        "livenessProbe": {
+            **probe,
+            "initialDelaySeconds": 15,
+            "periodSeconds": 30,
+            "timeoutSeconds": 10,
+            "failureThreshold": 10,
+        },
     }
     return {
         "replicas": replicas,

@@ -14,6 +14,11 @@ A ``pod`` workload becomes two objects:
   /workbench/run``, the runner the local backend uses too. The run directory and its
   ``outputs/`` (the working directory) are emptyDirs.
 
+Beyond *restricted* (:mod:`.hardening`): the root filesystem is read-only, with emptyDirs at
+``/tmp`` and at ``HOME`` (``/home/workbench``); CPU and memory have requests and limits
+(the settings' defaults when the spec gives none); no service-account token is mounted;
+images by tag are pulled ``Always``, by digest ``IfNotPresent``.
+
 ``/dev/shm`` is a memory-backed emptyDir only when ``--shm`` is given or GPUs are asked
 for (PyTorch data loaders need more than the runtime's 64Mi there). It is not added to
 every pod because what is written there counts against the pod's memory limit.
@@ -29,6 +34,7 @@ from typing import Any
 from ...errors import SpecError
 from ...spec import CommonSpec, PodSpec, Resources, SecretRef, Volume
 from ...units import parse_cpu
+from .hardening import HOME_DIR, TMP_DIR, image_pull_policy, writable_dirs
 from .payload import code_payload, payload_configmap
 from .settings import (
     APP_NAME,
@@ -66,6 +72,7 @@ __all__ = [
     "pod_template",
     "queued_labels",
     "refuse_reserved_env",
+    "service_account_fields",
     "with_owner",
     "workload_labels",
 ]
@@ -106,31 +113,29 @@ def container_security_context() -> dict[str, Any]:
     return {
         "allowPrivilegeEscalation": False,
         "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
         "runAsNonRoot": True,
     }
 
 
 def container_resources(resources: Resources, settings: KubeSettings) -> dict[str, Any]:
-    """Requests and limits as strings; GPUs whole, in limits, with requests equal to them."""
-    amounts: dict[str, str] = {}
-    if resources.cpu:
-        amounts["cpu"] = resources.cpu
-    if resources.memory:
-        amounts["memory"] = resources.memory
+    """Requests and limits as strings, equal; CPU and memory always (the settings' defaults
+    when not given), GPUs whole."""
+    amounts = {
+        "cpu": resources.cpu or settings.default_cpu,
+        "memory": resources.memory or settings.default_memory,
+    }
     if resources.gpus:
         amounts[settings.gpu_resource] = str(resources.gpus)
-    if not amounts:
-        return {}
     return {"requests": dict(amounts), "limits": dict(amounts)}
 
 
-def _env(spec: CommonSpec, workload_id: str) -> list[dict[str, Any]]:
+def _env(spec: CommonSpec, workload_id: str, settings: KubeSettings) -> list[dict[str, Any]]:
     refuse_reserved_env(spec, RUNTIME_ENV, "workbench for every workload")
-    # uid 1000 may have no home in an arbitrary image: give it a writable one
-    values: dict[str, str] = {"PYTHONUNBUFFERED": "1", "HOME": RUN_DIR}
-    if spec.resources.cpu:
-        threads = str(max(1, math.ceil(parse_cpu(spec.resources.cpu))))
-        values.update(dict.fromkeys(_THREAD_VARS, threads))
+    # the root filesystem is read-only: HOME is an emptyDir, in any image
+    values: dict[str, str] = {"PYTHONUNBUFFERED": "1", "HOME": HOME_DIR}
+    threads = str(max(1, math.ceil(parse_cpu(spec.resources.cpu or settings.default_cpu))))
+    values.update(dict.fromkeys(_THREAD_VARS, threads))
     values.update(spec.env)
     values.update(
         {
@@ -192,12 +197,14 @@ def add_user_volumes(
     mounts: list[dict[str, Any]],
     *,
     reserved: tuple[str, ...],
+    writable: tuple[str, ...] = (TMP_DIR, HOME_DIR),
 ) -> None:
     """Append /dev/shm (with GPUs or --shm) and the spec's --volume mounts.
 
     Raises:
-        SpecError: a mount path given twice, or on, below or above one of ``reserved``
-            (hiding it would break the runner).
+        SpecError: a mount path given twice, on, below or above one of ``reserved`` (hiding
+            it would break the runner), or on or above one of ``writable`` (the writable
+            places of the read-only root; a volume below them is fine).
     """
     shm = spec.resources.shm
     if shm or spec.resources.gpus:
@@ -208,12 +215,16 @@ def add_user_volumes(
     taken: set[str] = set()
     for index, volume in enumerate(spec.volumes):
         path = volume.mount_path.rstrip("/") or "/"
-        clash = any(
-            path == ours or path.startswith(f"{ours}/") or ours.startswith(f"{path.rstrip('/')}/")
-            for ours in reserved
-        )
+        above = [
+            ours for ours in (*reserved, *writable) if path == ours or ours.startswith(f"{path.rstrip('/')}/")
+        ]
+        clash = bool(above) or any(path.startswith(f"{ours}/") for ours in reserved)
         if clash or path in taken:
-            why = f"(it overlaps {' or '.join(reserved)}, which workbench mounts)" if clash else "twice"
+            why = (
+                f"(it overlaps {' or '.join(above or reserved)}, which workbench mounts)"
+                if clash
+                else "twice"
+            )
             raise SpecError(
                 f"--volume mount path {volume.mount_path!r} is taken {why}",
                 value=volume.mount_path,
@@ -236,6 +247,9 @@ def _volumes(spec: CommonSpec, configmap: str) -> tuple[list[dict[str, Any]], li
         {"name": "payload", "mountPath": PAYLOAD_DIR, "readOnly": True},
         {"name": "outputs", "mountPath": OUTPUT_DIR},
     ]
+    writable, writable_mounts = writable_dirs()
+    volumes += writable
+    mounts += writable_mounts
     add_user_volumes(spec, volumes, mounts, reserved=(RUN_DIR, SHM_DIR))
     return volumes, mounts
 
@@ -262,24 +276,21 @@ def pod_template(
 ) -> dict[str, Any]:
     """The Job's pod template: the runtime container, its volumes and the scheduling rules."""
     volumes, mounts = _volumes(spec, configmap)
+    image = spec.image or settings.image
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
-        "image": spec.image or settings.image,
+        "image": image,
+        "imagePullPolicy": image_pull_policy(image),
         # --get results travel in the log: the pod's disk goes away with it
         "command": ["python", "-m", "workbench.runtime.cell", RUN_DIR, "--results-to-log"],
         "workingDir": OUTPUT_DIR,
-        "env": _env(spec, workload_id),
+        "env": _env(spec, workload_id, settings),
         "securityContext": container_security_context(),
+        "resources": container_resources(spec.resources, settings),
         "volumeMounts": mounts,
     }
-    resources = container_resources(spec.resources, settings)
-    if resources:
-        container["resources"] = resources
     pod: dict[str, Any] = {"restartPolicy": "Never", "enableServiceLinks": False}
-    if settings.service_account is None:
-        pod["automountServiceAccountToken"] = False
-    else:  # the account's own automount setting decides
-        pod["serviceAccountName"] = settings.service_account
+    pod.update(service_account_fields(settings))
     if settings.image_pull_secrets:
         pod["imagePullSecrets"] = [{"name": name} for name in settings.image_pull_secrets]
     if spec.priority_class:
@@ -293,6 +304,14 @@ def pod_template(
     pod["containers"] = [container]
     pod["volumes"] = volumes
     return {"metadata": {"labels": dict(labels)}, "spec": pod}
+
+
+def service_account_fields(settings: KubeSettings) -> dict[str, Any]:
+    """No workload kind talks to the API: its token is never mounted, whatever the account."""
+    fields: dict[str, Any] = {"automountServiceAccountToken": False}
+    if settings.service_account is not None:
+        fields["serviceAccountName"] = settings.service_account
+    return fields
 
 
 def _pod_failure_policy() -> dict[str, Any]:

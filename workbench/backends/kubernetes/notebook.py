@@ -13,7 +13,8 @@ truth, as for pods:
   went (``scheduled '0 3 * * *'; last run nb-1-29512345 succeeded at …``), from the
   CronJob (through the backend's tracker, which also lists and watches CronJobs) and its Jobs;
 - logs: the pod's (for a schedule the newest run's; following goes on from run to run);
-- cancel and rm: the Job or CronJob (its Jobs and pods go with it) and the ConfigMap.
+- cancel and rm: the Job or CronJob (its Jobs and pods go with it), the ConfigMap and the
+  NetworkPolicy.
 
 A notebook too large for a ConfigMap is uploaded to ``<output>/<id>/input.ipynb`` with
 fsspec before any object is created, and removed again if creating them fails.
@@ -32,13 +33,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...errors import BackendUnavailable
+from ...private import make_private, private_dir
 from ...runtime.notebook import INPUT, run_location
 from ...spec import NotebookSpec
 from ...store import CANCELLED, FAILED, RUNNING, Workload
 from ..base import Payload
 from .logs import MarkerFilter
 from .manifests import container_resources
-from .notebook_manifests import CONFIG_KEY, check_output, notebook_location, uploads_input
+from .notebook_manifests import CONFIG_KEY, check_output, notebook_location, payload_of, uploads_input
 from .preflight import check_fits
 from .settings import ID_LABEL
 from .status import Observed, observe, timestamp
@@ -134,7 +136,8 @@ class NotebookRuns:
             if uploads_input(docs):
                 undo_upload = self._upload(check_output(spec), workload_id, payload.extra["notebook"])
             created = self.client.create_all(docs)
-            self.backend.adopt(created[0], created[-1])  # the Job's TTL (or deletion) removes it too
+            for obj in created[:-1]:  # the Job's TTL (or deletion) removes them too
+                self.backend.adopt(obj, created[-1])
         except BaseException:
             self.store.delete(workload_id)
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -147,12 +150,13 @@ class NotebookRuns:
         """A local copy of what was sent, for `workbench export` and `workbench notebook rerun`."""
         if run_dir.exists():
             shutil.rmtree(run_dir)
-        (run_dir / "payload").mkdir(parents=True)
-        config = json.loads(docs[0]["data"][CONFIG_KEY])
+        private_dir(run_dir / "payload")
+        config = json.loads(payload_of(docs)["data"][CONFIG_KEY])
         (run_dir / "payload" / CONFIG_KEY).write_text(json.dumps(config, indent=2))
         (run_dir / INPUT).write_bytes(payload.extra["notebook"])
         (run_dir / "spec.json").write_text(spec.model_dump_json(indent=2))
         (run_dir / "launch.json").write_text(json.dumps({"cwd": payload.cwd}, indent=2))
+        make_private(run_dir)
 
     def _upload(self, output: str, workload_id: str, notebook: bytes) -> Callable[[], None]:
         """Put the input at ``<output>/<id>/input.ipynb``; returns what removes it (and the
@@ -257,6 +261,8 @@ class NotebookRuns:
 
     # -- stopping --------------------------------------------------------------------------------------
     def delete_objects(self, workload: Workload) -> None:
-        """The Job or CronJob (its Jobs and pods go with it, in the background) and the ConfigMap."""
+        """The Job or CronJob (its Jobs and pods go with it, in the background), the ConfigMap
+        and the NetworkPolicy."""
         self.client.delete("CronJob" if workload.spec.get("schedule") else "Job", workload.id)
         self.client.delete("ConfigMap", f"{workload.id}-payload")
+        self.client.delete("NetworkPolicy", workload.id)

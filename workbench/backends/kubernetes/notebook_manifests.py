@@ -1,7 +1,7 @@
 """The objects of a ``notebook`` workload (a papermill run), as plain dicts.
 
 Pure functions like :mod:`.manifests` (no I/O, no clock, no randomness, no ``kubernetes``
-import), and the same pod template: Pod Security *restricted*, GPUs in limits, tolerations,
+import), and the same pod template: Pod Security *restricted* and beyond, GPUs in limits, tolerations,
 ``/dev/shm``, secrets by reference, Kueue. A notebook run is two objects, in this order:
 
 - ``<id>-payload``: an immutable ConfigMap with ``notebook.json`` (the runner's config: the
@@ -43,6 +43,7 @@ __all__ = [
     "check_output",
     "notebook_config",
     "notebook_location",
+    "payload_of",
     "uploads_input",
 ]
 
@@ -121,11 +122,11 @@ def notebook_location(spec: NotebookSpec, workload_id: str) -> str:
 
 
 def _check_env(spec: NotebookSpec) -> None:
-    if spec.env.get(SIGN_ENV) == "1":
+    if spec.sign:
         raise SpecError(
             "--sign is not available on Kubernetes: the signing key stays on this machine "
             "and the pod that writes provenance.json cannot use it",
-            value=SIGN_ENV,
+            value="--sign",
             hint="drop --sign, or run the notebook with --backend local to sign its provenance",
         )
     refuse_reserved_env(spec, _NOTEBOOK_ENV, "workbench for notebook runs")
@@ -254,5 +255,10 @@ def build_notebook_manifests(
 
 def uploads_input(docs: list[dict[str, Any]]) -> bool:
     """Whether the built objects expect the input notebook at ``<output>/<id>/input.ipynb``."""
-    config = json.loads(docs[0]["data"][CONFIG_KEY])
+    config = json.loads(payload_of(docs)["data"][CONFIG_KEY])
     return bool(config.get("input") == "output")
+
+
+def payload_of(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The payload ConfigMap among a notebook workload's objects."""
+    return next(doc for doc in docs if doc["kind"] == "ConfigMap")

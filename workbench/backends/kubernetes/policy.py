@@ -4,8 +4,13 @@ kubernetes-validate (strict) checks fields and types against one Kubernetes vers
 OpenAPI schema. It passes bad quantities (``"4 gigs"``), wrong enum case (``medium:
 memory``), bad label syntax, a GPU request that differs from its limit, and every Pod
 Security violation. The API server or the admission controller would refuse those only
-when the workload is launched, so these checks run on every generated manifest in the tests
-and behind ``--dry-run`` and ``doctor``.
+when the workload is launched. On top of *restricted*, :func:`check_hardened` holds every pod
+to the rules of DESIGN.md (read-only root filesystem, uid/gid of at least 10000, CPU and
+memory requests and limits, no service-account token, pull policy by tag or digest), and
+:func:`~.hardening.check_workload` asks that a NetworkPolicy select every pod template.
+The backend runs all of them on every object before it is created and behind ``--dry-run``
+and ``export`` (:func:`~.build.build_manifests`), so a profile or a setting that produces a
+bad manifest is refused in one line; the tests run them on every generated manifest.
 
 Both functions return human-readable violations, each naming the field and the bad value;
 an empty list means the object passed. They never raise on a malformed document.
@@ -21,6 +26,7 @@ from decimal import Decimal
 from typing import Any
 
 from ...units import DNS_LABEL, DNS_SUBDOMAIN, check_label, parse_quantity
+from .hardening import MIN_UID, image_pull_policy
 from .settings import CONFIGMAP_HARD_LIMIT, QUEUE_LABEL
 
 #: Volume types Pod Security Standards *restricted* allows.
@@ -157,6 +163,45 @@ def check_restricted(pod_spec: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def check_hardened(pod_spec: Mapping[str, Any]) -> list[str]:
+    """The rules beyond *restricted* that DESIGN.md sets for every pod the builders make.
+
+    Returns:
+        One line per violation; empty when the pod keeps them all.
+    """
+    problems: list[str] = []
+    if pod_spec.get("automountServiceAccountToken") is not False:
+        problems.append("automountServiceAccountToken must be false (no workload needs the API token)")
+    pod_context = _map(pod_spec.get("securityContext"))
+    for what, container in _containers(pod_spec):
+        context = _map(container.get("securityContext"))
+        where = f"{what}: securityContext"
+        if context.get("readOnlyRootFilesystem") is not True:
+            problems.append(f"{where}.readOnlyRootFilesystem must be true (emptyDirs hold what it writes)")
+        for field in ("runAsUser", "runAsGroup"):
+            value = context.get(field, pod_context.get(field))
+            if not (isinstance(value, int) and value >= MIN_UID):
+                problems.append(
+                    f"{where}.{field} {value!r} must be at least {MIN_UID} "
+                    "(here or in the pod's securityContext)"
+                )
+        resources = _map(container.get("resources"))
+        for part in ("requests", "limits"):
+            missing = [name for name in ("cpu", "memory") if name not in _map(resources.get(part))]
+            if missing:
+                problems.append(f"{what}: resources.{part} must set {' and '.join(missing)}")
+        image = str(container.get("image", ""))
+        if container.get("imagePullPolicy") != image_pull_policy(image):
+            problems.append(
+                f"{what}: imagePullPolicy {container.get('imagePullPolicy')!r} must be "
+                f"{image_pull_policy(image)} for image {image!r} (Always by tag, IfNotPresent by digest)"
+            )
+    group = pod_context.get("fsGroup")
+    if group is not None and not (isinstance(group, int) and group >= MIN_UID):
+        problems.append(f"securityContext.fsGroup {group!r} must be at least {MIN_UID}")
+    return problems
+
+
 def _label_problems(where: str, labels: Any) -> list[str]:
     problems = []
     for key, value in _map(labels).items():
@@ -242,7 +287,7 @@ def _env_problems(where: str, env: list[Any]) -> list[str]:
 
 
 def _pod_spec_problems(where: str, pod_spec: Mapping[str, Any]) -> list[str]:
-    problems = [f"{where}: {problem}" for problem in check_restricted(pod_spec)]
+    problems = [f"{where}: {problem}" for problem in check_restricted(pod_spec) + check_hardened(pod_spec)]
     volumes: set[str] = set()
     for volume in _list(pod_spec.get("volumes")):
         volume = _map(volume)

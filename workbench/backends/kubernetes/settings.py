@@ -8,6 +8,7 @@ so every kind's objects are found by the same label selector. No I/O, no ``kuber
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from typing import Literal
 
 from ...config import DEFAULT_IMAGE
 from ...errors import SpecError
-from ...units import DNS_LABEL, DNS_SUBDOMAIN, check_label
+from ...units import DNS_LABEL, DNS_SUBDOMAIN, check_label, parse_bytes, parse_cpu
 
 APP_NAME = "jupyter-ml-workbench"
 LABEL_DOMAIN = "workbench.jupyter.org"
@@ -32,10 +33,14 @@ CONFIGMAP_HARD_LIMIT = 1024 * 1024
 #: Everything the backend does in the workloads' namespace: the Role `workbench rbac` prints.
 NAMESPACED_PERMISSIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("", "configmaps", ("create", "delete", "patch")),
+    # the per-launch key that seals --get results (created, owned by the Job, deleted)
+    ("", "secrets", ("create", "delete", "patch")),
     ("", "pods", ("list", "watch")),
     ("", "pods/log", ("get",)),
     ("", "services", ("create", "delete", "get", "patch")),
     ("batch", "jobs", ("create", "delete", "list", "watch")),
+    # one per workload, admitting only its own pods (and a Dask scheduler's clients)
+    ("networking.k8s.io", "networkpolicies", ("create", "delete", "patch")),
     # scheduled notebook runs
     ("batch", "cronjobs", ("create", "delete", "list", "watch")),
     # train workloads with --operator kubeflow: the Kubeflow training operator's PyTorchJobs
@@ -54,7 +59,7 @@ CLUSTER_PERMISSIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 _SETTINGS_HINT = "fix the Kubernetes settings in the workbench config"
 
 
-def _settings_check(check: Callable[[], None], what: str) -> None:
+def _settings_check(check: Callable[[], object], what: str) -> None:
     try:
         check()
     except ValueError as exc:
@@ -105,7 +110,15 @@ class KubeSettings:
         ttl_seconds_after_finished: how long a finished Job stays; ``None`` keeps it.
         server_version: the API server's (major, minor); newer fields are gated on it.
         max_configmap_bytes: the largest payload (code and inputs) sent as a ConfigMap.
-        runtime_uid: the non-root user and group the pods run as.
+        runtime_uid: the non-root user and group the pods run as (the images' 10001); the
+            policy checks refuse one below 10000 (it could clash with a user of the node).
+        default_cpu: the CPU request and limit of a container whose spec gives no ``--cpu``
+            (every container gets both, so no pod is unbounded or BestEffort).
+        default_memory: likewise for memory when no ``--memory`` is given.
+        client_labels: the labels of the pods (in the workloads' namespace) that may reach a
+            Dask scheduler through its NetworkPolicy: label the notebook and Jupyter pods so.
+        dask_operator_namespace: where the Dask operator runs; its pods may reach the
+            schedulers too (it checks idleness and adaptive targets). ``None``: nobody else.
     """
 
     namespace: str = "default"
@@ -118,7 +131,11 @@ class KubeSettings:
     ttl_seconds_after_finished: int | None = 86400
     server_version: tuple[int, int] = (1, 29)
     max_configmap_bytes: int = 1_000_000
-    runtime_uid: int = 1000
+    runtime_uid: int = 10001
+    default_cpu: str = "500m"
+    default_memory: str = "1Gi"
+    client_labels: tuple[tuple[str, str], ...] = ((f"{LABEL_DOMAIN}/client", "true"),)
+    dask_operator_namespace: str | None = "dask-operator"
 
     def __post_init__(self) -> None:
         object_name(self.namespace, what="namespace", limit=63)
@@ -126,6 +143,12 @@ class KubeSettings:
             object_name(secret, what="image pull secret", limit=253)
         if self.service_account is not None:
             object_name(self.service_account, what="service account", limit=253)
+        if self.dask_operator_namespace is not None:
+            object_name(self.dask_operator_namespace, what="dask_operator_namespace", limit=63)
+        for label, text in self.client_labels:
+            _settings_check(functools.partial(check_label, label, text), "client_labels")
+        _settings_check(lambda: parse_cpu(self.default_cpu), "default_cpu")
+        _settings_check(lambda: parse_bytes(self.default_memory), "default_memory")
         # an extended resource name and a node label key share the qualified-name grammar
         _settings_check(lambda: check_label(self.gpu_resource, ""), "gpu_resource")
         _settings_check(lambda: check_label(self.gpu_node_label, ""), "gpu_node_label")

@@ -11,7 +11,7 @@ cluster is the source of truth, as for pods:
   runner prefixes each line with its rank); the ``--get`` marker line is filtered out;
 - results: the marker line, printed by whichever pod holds global rank 0 (c10d rendezvous
   assigns ranks, so it is looked for in every node's log, index 0 first);
-- cancel and rm: the Job (or PyTorchJob), the Service and the ConfigMap.
+- cancel and rm: the Job (or PyTorchJob), the Service, the ConfigMap and the NetworkPolicy.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from ...spec import TrainSpec
 from ...store import FAILED, PENDING, RUNNING, SUCCEEDED, Workload
 from ..base import Payload
 from .client import Resource, register_resource
-from .logs import MarkerFilter
+from .logs import MarkerFilter, results_secret_name
 from .manifests import CONTAINER_NAME, container_resources
 from .preflight import check_fits
 from .status import Observed, observe, pod_pending_reason, terminated, timestamp
@@ -239,7 +239,7 @@ class TrainJobs:
     def _last_line(self, workload: Workload, pod: str) -> str:
         """The failing node's last line from a rank (its exception), else its last line."""
         try:
-            text = MarkerFilter().feed(self._log(workload, pod) + "\n")
+            text = self.backend.marker(workload.id).feed(self._log(workload, pod) + "\n")
         except WorkbenchError:
             return ""
         lines = [line.strip() for line in text.splitlines() if line.strip()]
@@ -254,7 +254,7 @@ class TrainJobs:
             return
         for pod in self.pods(workload.id):
             if _phase(pod) in ("Running", "Succeeded", "Failed"):
-                marker = MarkerFilter()
+                marker = self.backend.marker(workload.id)
                 text = marker.feed(self._log(workload, pod["metadata"]["name"])) + marker.close()
                 if text:
                     yield text if text.endswith("\n") else text + "\n"
@@ -272,14 +272,16 @@ class TrainJobs:
             return ""
         try:
             return traceback_banner(
-                MarkerFilter().feed(self._log(workload, failed["metadata"]["name"]) + "\n")
+                self.backend.marker(workload.id).feed(self._log(workload, failed["metadata"]["name"]) + "\n")
             )
         except WorkbenchError:
             return ""
 
-    def _pump(self, workload: Workload, pod: str, lines: queue.Queue[str | None]) -> None:
-        """Put a pod's log on ``lines`` as whole lines, then None."""
-        marker, decoder, pending = MarkerFilter(), codecs.getincrementaldecoder("utf-8")("replace"), ""
+    def _pump(
+        self, workload: Workload, pod: str, lines: queue.Queue[str | None], marker: MarkerFilter
+    ) -> None:
+        """Put a pod's log on ``lines`` as whole lines (``marker`` filtered), then None."""
+        decoder, pending = codecs.getincrementaldecoder("utf-8")("replace"), ""
         try:
             for chunk in self.client.logs(pod, container=self._container(workload), follow=True):
                 pending += marker.feed(decoder.decode(chunk))
@@ -308,7 +310,7 @@ class TrainJobs:
                     open_streams += 1
                     threading.Thread(
                         target=self._pump,
-                        args=(record, name, lines),
+                        args=(record, name, lines, self.backend.marker(record.id)),
                         name=f"workbench-log-{name}",
                         daemon=True,
                     ).start()
@@ -347,3 +349,6 @@ class TrainJobs:
             self.client.delete("Job", workload.id)
             self.client.delete("Service", workload.id)
         self.client.delete("ConfigMap", f"{workload.id}-payload")
+        self.client.delete("NetworkPolicy", workload.id)
+        if workload.spec.get("get"):
+            self.client.delete("Secret", results_secret_name(workload.id))

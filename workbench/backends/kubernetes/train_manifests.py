@@ -1,7 +1,7 @@
 """The objects of a ``train`` workload (distributed PyTorch), as plain dicts.
 
 Pure functions like :mod:`.manifests` (no I/O, no clock, no randomness, no ``kubernetes``
-import), and the same pod template: Pod Security *restricted*, GPUs per node in limits,
+import), and the same pod template: Pod Security *restricted* and beyond, GPUs per node in limits,
 tolerations, ``/dev/shm``, secrets by reference. By default a training job is three objects,
 created in this order:
 

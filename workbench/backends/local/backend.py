@@ -23,9 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from ...config import Settings
-from ...errors import BackendUnavailable, NotFound, SpecError
+from ...errors import BackendUnavailable, NotFound, PermissionDenied, SpecError
+from ...private import create_private, exposed, make_private, private_dir, write_private
 from ...runtime import procs
-from ...spec import CommonSpec
+from ...runtime import results as sealed
+from ...spec import CommonSpec, NotebookSpec
 from ...store import ACTIVE, CANCELLED, FAILED, PENDING, Store, Workload
 from ...units import format_bytes, parse_bytes
 from ..base import Payload
@@ -86,12 +88,11 @@ class LocalBackend:
         gpus = plan.gpus
         check_request(gpus, self.host_gpus)
         self._check_secrets(spec)
-        if spec.env.get("WORKBENCH_SIGN_PROVENANCE") == "1":  # --sign: the key exists before the run
+        if isinstance(spec, NotebookSpec) and spec.sign:  # --sign: the key exists before the run
             from ...runtime.notebook import ensure_key
 
             ensure_key(self.settings.home)
-        runs = self.settings.runs_dir
-        runs.mkdir(parents=True, exist_ok=True)
+        runs = private_dir(self.settings.runs_dir)
         staging = runs / f".staging-{workload_id}-{os.getpid()}"
         final = runs / workload_id
         try:
@@ -113,7 +114,7 @@ class LocalBackend:
                 granted = allocate(gpus, self.host_gpus, store.gpus_in_use(self.name))
                 return Workload(**{**record.to_dict(), "gpus": granted})
 
-            record = self.store.insert(record, amend=grant)
+            record = self.store.insert(record, amend=grant, results_key=payload.results_key)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -122,6 +123,7 @@ class LocalBackend:
                 shutil.rmtree(final)
             staging.rename(final)
             self._write_launch(final, spec, payload, record.gpus, plan)
+            make_private(final)  # 0700 / 0600 whatever the umask: launch.json holds argv and env
             self._start_supervisor(workload_id)
         except BaseException as exc:
             self.store.delete(workload_id)
@@ -146,9 +148,17 @@ class LocalBackend:
                     value=f"{ref.secret}:{ref.key}",
                     hint=f"write the value to {path} (mode 600)",
                 )
+            mode = exposed(path)
+            if mode is not None:  # like ssh with a private key: say so, in one line
+                print(
+                    f"workbench: warning: secret file {path} is readable by others (mode {mode:04o}); "
+                    f"run `chmod 600 {path}`",
+                    file=sys.stderr,
+                )
 
     def _stage(self, staging: Path, spec: CommonSpec, plan: Plan) -> None:
-        (staging / "payload").mkdir(parents=True)
+        private_dir(staging)  # before anything is written into it
+        (staging / "payload").mkdir()
         (staging / "logs").mkdir()
         (staging / "outputs").mkdir()
         (staging / "logs" / "output.log").touch()
@@ -172,6 +182,10 @@ class LocalBackend:
             threads = str(max(1, math.ceil(parse_cpu(spec.resources.cpu))))
             env.update({var: threads for var in _THREAD_VARS})
         env.update(spec.env)
+        if isinstance(spec, NotebookSpec) and spec.sign:  # the runner signs the provenance manifest
+            from ...runtime.notebook import SIGN_ENV
+
+            env[SIGN_ENV] = "1"
         launch: dict[str, Any] = {
             "argv": [sys.executable, "-m", plan.module, str(run_dir)],
             "cwd": payload.cwd,
@@ -183,10 +197,11 @@ class LocalBackend:
         if spec.resources.memory and plan.group_memory_limit:
             limit = parse_bytes(spec.resources.memory)
             launch.update(memory_limit=limit, memory_label=format_bytes(limit))
-        (run_dir / "launch.json").write_text(json.dumps(launch, indent=2))
+        write_private(run_dir / "launch.json", json.dumps(launch, indent=2))
 
     def _start_supervisor(self, workload_id: str) -> None:
         run_dir = self.settings.runs_dir / workload_id
+        create_private(run_dir / "logs" / "supervisor.log")
         with (run_dir / "logs" / "supervisor.log").open("ab") as log:
             subprocess.Popen(
                 [sys.executable, "-m", "workbench.runtime.supervisor", str(self.store.path), workload_id],
@@ -291,12 +306,21 @@ class LocalBackend:
 
         return dask.adapt(self.store, self.refresh(workload), self.host_gpus, minimum, maximum)
 
-    def results(self, workload: Workload) -> dict[str, Any]:
-        path = Path(workload.run_dir) / "results.pkl"
+    def results(self, workload: Workload, key: bytes) -> dict[str, Any]:
+        path = Path(workload.run_dir) / sealed.FILE
         if workload.status != "succeeded" or not path.exists():
             return {}
-        import cloudpickle
+        try:
+            blob = sealed.unseal(path.read_bytes(), key)
+        except sealed.Unsealed:
+            raise PermissionDenied(
+                f"the --get results of {workload.id} were not written by its runner "
+                "(their seal does not match the launch's key); they were not loaded",
+                value=str(path),
+                hint="rerun the workload; nothing else should write results.sealed",
+            ) from None
+        import pickle
 
-        with path.open("rb") as fh:
-            data: dict[str, Any] = cloudpickle.load(fh)
+        # sealed by this launch's own runner with a key only this store holds: the user's --get
+        data: dict[str, Any] = pickle.loads(blob)  # noqa: S301
         return data
