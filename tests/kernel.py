@@ -27,9 +27,9 @@ class Reply:
 class Kernel:
     """Start, run cells in, interrupt and restart a python3 kernel."""
 
-    def __init__(self) -> None:
+    def __init__(self, env: dict[str, str] | None = None) -> None:
         self.km = KernelManager(kernel_name="python3")
-        self.km.start_kernel(env=dict(os.environ))
+        self.km.start_kernel(env={**os.environ, **(env or {})})
         self.kc = self.km.client()
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=60)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +20,13 @@ def kernel(wb_home: object) -> Iterator[Kernel]:
     assert reply.error is None, reply
     yield k
     k.stop()
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
 
 
 def test_load_ext_imports_no_heavy_module(wb_home: object) -> None:
@@ -108,18 +116,25 @@ def test_interrupt_cancels_the_workload(kernel: Kernel) -> None:
     assert service.get("sleeper").status == "cancelled"
 
 
-def test_workload_survives_kernel_restart(kernel: Kernel) -> None:
+def test_workload_survives_kernel_restart(kernel: Kernel, tmp_path: Path) -> None:
+    gate = tmp_path / "release"  # the workload waits for it: running until the test says so
     reply = kernel.run(
         "%%pod --name survivor --detach\n"
-        "import time\nprint('first', flush=True)\ntime.sleep(2)\nprint('second')"
+        "import os, time\nprint('first', flush=True)\n"
+        f"while not os.path.exists({str(gate)!r}):\n    time.sleep(0.02)\nprint('second')"
     )
     assert reply.error is None, reply
     assert "survivor launched" in reply.stdout
+    service = Service()
+    wait_until(lambda: "first" in "".join(service.logs("survivor")))
+    assert service.get("survivor").status == "running"
     kernel.restart()
     assert kernel.run("%load_ext workbench").error is None
     listing = kernel.run("%wb ls")
     assert "survivor" in listing.stdout
-    Service().wait("survivor", timeout=60)
+    assert service.get("survivor").status == "running"  # it was running across the restart
+    gate.touch()
+    service.wait("survivor", timeout=60)
     logs = kernel.run("%wb logs survivor")
     assert logs.stdout == "first\nsecond\n"
     described = kernel.run("%wb describe survivor")

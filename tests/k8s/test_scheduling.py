@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import kubernetes
@@ -70,7 +69,12 @@ def test_scheduling_respects_selectors_and_taints(k8s: Emulator, core: kubernete
         "default", pod("big-2", ["sleep", "30"], container=big, nodeSelector={"pool": "cpu"})
     )
     wait_for(lambda: phase(core, "big-1") == "Running")
-    time.sleep(0.2)
+
+    def unschedulable() -> str | None:  # the scheduler has tried big-2 and said why it waits
+        conditions = core.read_namespaced_pod("big-2", "default").status.conditions or []
+        return next((c.message for c in conditions if c.reason == "Unschedulable"), None)
+
+    assert "Insufficient cpu" in wait_for(unschedulable)
     assert phase(core, "big-2") == "Pending"
     core.delete_namespaced_pod("big-1", "default", grace_period_seconds=0)
     wait_for(lambda: phase(core, "big-2") == "Running", what="big-2 to fit once big-1 is gone")

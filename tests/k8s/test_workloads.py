@@ -217,7 +217,9 @@ def test_deleting_a_job_without_policy_orphans_its_pods(
     batch.create_namespaced_job("default", job("orphaner", "pass"))
     wait_for(lambda: job_condition(batch, "orphaner"))
     batch.delete_namespaced_job("orphaner", "default")
-    time.sleep(0.2)
+    # orphaning is an act of the garbage collector: it takes the owner reference away
+    wait_for(lambda: all(not p.metadata.owner_references for p in job_pods(core, "orphaner")))
+    wait_for(lambda: not batch.list_namespaced_job("default", field_selector="metadata.name=orphaner").items)
     pods = job_pods(core, "orphaner")
     assert len(pods) == 1 and not pods[0].metadata.owner_references
 
@@ -226,10 +228,13 @@ def test_suspended_job_waits_until_resumed(
     core: kubernetes.client.CoreV1Api, batch: kubernetes.client.BatchV1Api
 ) -> None:
     batch.create_namespaced_job("default", job("later", "print('resumed')", suspend=True))
-    time.sleep(0.3)
+
+    def suspended() -> bool:  # the controller has seen the Job, and made no pod for it
+        conditions = batch.read_namespaced_job("later", "default").status.conditions or []
+        return any(c.type == "Suspended" and c.status == "True" for c in conditions)
+
+    wait_for(suspended)
     assert job_pods(core, "later") == []
-    suspended = batch.read_namespaced_job("later", "default").status.conditions
-    assert any(c.type == "Suspended" and c.status == "True" for c in suspended)
     batch.patch_namespaced_job("later", "default", {"spec": {"suspend": False}})
     assert wait_for(lambda: job_condition(batch, "later")) == "Complete"
     assert core.read_namespaced_pod_log(job_pods(core, "later")[0].metadata.name, "default") == "resumed\n"
@@ -336,23 +341,27 @@ def test_pvc_data_outlives_the_pod(k8s: Emulator, core: kubernetes.client.CoreV1
     assert (k8s.pvc_dir("shared") / "x.txt").read_text() == "kept"
 
 
-def test_pod_deletion_honours_the_grace_period(k8s: Emulator, core: kubernetes.client.CoreV1Api) -> None:
+def test_pod_deletion_honours_the_grace_period(
+    k8s: Emulator, core: kubernetes.client.CoreV1Api, tmp_path: Path
+) -> None:
+    termed = tmp_path / "termed"
     stubborn = (
         "import signal, time\n"
-        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        f"signal.signal(signal.SIGTERM, lambda *_: open({str(termed)!r}, 'w').close())\n"
         "print('up', flush=True)\n"
-        "time.sleep(60)\n"
+        "while True:\n"
+        "    time.sleep(60)\n"
     )
     core.create_namespaced_pod("default", pod("stubborn", [PY, "-c", stubborn]))
     wait_for(lambda: core.read_namespaced_pod_log("stubborn", "default") == "up\n")
     pid = k8s.pids("stubborn")["main"]
     started = time.monotonic()
-    deleted = core.delete_namespaced_pod("stubborn", "default", grace_period_seconds=1)
+    deleted = core.delete_namespaced_pod("stubborn", "default", grace_period_seconds=2)
     assert deleted.metadata.deletion_timestamp is not None
-    time.sleep(0.5)
+    wait_for(termed.exists, what="SIGTERM to reach the container (which ignores it)")
     assert not pid_gone(pid), "SIGTERM is ignored, so the process lives until the grace period ends"
     wait_for(lambda: pid_gone(pid), what="SIGKILL after the grace period")
-    assert time.monotonic() - started >= 1.0
+    assert time.monotonic() - started >= 2.0
     with pytest.raises(ApiException) as gone:
         core.read_namespaced_pod("stubborn", "default")
     assert gone.value.status == 404

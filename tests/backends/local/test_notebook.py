@@ -308,8 +308,9 @@ def test_output_location_holds_each_run_directory(service: Service, tmp_path: Pa
 def _pid_file_notebook(path: Path, pid_file: Path) -> Path:
     return write_notebook(
         path,
-        f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
-        "print('sleeping', flush=True)\ntime.sleep(60)",
+        # the pid file is written after the print: once it exists, the cell is past its output
+        "import os, time\nprint('sleeping', flush=True)\n"
+        f"open({str(pid_file)!r}, 'w').write(str(os.getpid()))\ntime.sleep(60)",
         "print('never')",
         parameters="tag = 'base'",
     )
@@ -320,7 +321,6 @@ def _interrupt_kernel_when_ready(pid_file: Path, timeout: float = 60) -> None:
     while not (pid_file.exists() and pid_file.read_text()):
         assert time.monotonic() < deadline, "the notebook's kernel never started its sleeping cell"
         time.sleep(0.05)
-    time.sleep(0.2)  # inside time.sleep(60) by now
     os.kill(int(pid_file.read_text()), signal.SIGINT)
 
 

@@ -220,15 +220,19 @@ def test_killed_supervisor_is_reported_not_left_running(service: Service) -> Non
     wait_for(lambda: not procs.is_alive(final.pid))
 
 
-def test_workload_outlives_the_process_that_launched_it(wb_home: Path) -> None:
+def test_workload_outlives_the_process_that_launched_it(wb_home: Path, tmp_path: Path) -> None:
+    gate = tmp_path / "release"  # the workload runs until the test releases it
+    code = f"import os, time\nwhile not os.path.exists({str(gate)!r}):\n    time.sleep(0.02)\nprint('done')"
     launcher = (
-        "from workbench.service import Service\n"
-        "w = Service().launch({'kind': 'pod', 'code': 'import time\\ntime.sleep(1)\\nprint(\"done\")'})\n"
+        "import sys\nfrom workbench.service import Service\n"
+        "w = Service().launch({'kind': 'pod', 'code': sys.argv[1]})\n"
         "print(w.id)\n"
     )
-    out = subprocess.run([sys.executable, "-c", launcher], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", launcher, code], capture_output=True, text=True, check=True)
     name = out.stdout.strip()
     service = Service()
+    wait_for(lambda: service.get(name).status == "running")  # the launcher has exited by now
+    gate.touch()
     final = service.wait(name, timeout=60)
     assert final.status == "succeeded"
     assert "".join(service.logs(name)) == "done\n"
