@@ -26,7 +26,7 @@ def test_flags_become_the_nested_raw_dict() -> None:
         "kind": "pod",
         "resources": {"gpus": "1", "memory": "4Gi"},
         "env": ["A=1", "B=2"],
-        "send": ["a,b"],
+        "send": ["a", "b"],  # comma-separated names are split where the flags are read
         "get": ["c"],
         "timeout": "30s",
     }

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -119,3 +121,40 @@ def test_processes_opening_a_fresh_store_at_once(tmp_path: Path) -> None:
         results = [(p.wait(timeout=60), p.stderr.read()) for p in procs]  # type: ignore[union-attr]
         assert [code for code, _ in results] == [0] * 6, results
         assert sqlite3.connect(db).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_local_record_is_copied_into_its_run_directory(tmp_path: Path) -> None:
+    store = Store(tmp_path / "wb.db")
+    run_dir = tmp_path / "runs" / "pod-a"
+    run_dir.mkdir(parents=True)
+    store.insert(Workload(**{**record("pod-a").to_dict(), "run_dir": str(run_dir)}))
+    store.update("pod-a", status="running", pid=42, info={"k": "v"})
+    copy = json.loads((run_dir / "record.json").read_text())
+    assert copy == {**store.get("pod-a").to_dict(), "spec": {"kind": "pod"}}
+    assert (copy["status"], copy["pid"], copy["info"]) == ("running", 42, {"k": "v"})
+    assert store.finish("pod-a", "succeeded", exit_code=0, message="")
+    assert json.loads((run_dir / "record.json").read_text())["status"] == "succeeded"
+    assert stat.S_IMODE((run_dir / "record.json").stat().st_mode) == 0o600
+
+
+def test_a_store_follows_its_file_when_it_is_deleted_and_made_new(tmp_path: Path) -> None:
+    db = tmp_path / "wb.db"
+    first = Store(db)
+    assert first.created and first.claim_rebuild() and not first.claim_rebuild()
+    first.insert(record("pod-old"))
+    assert not Store(db).created
+    db.unlink()
+    second = Store(db)
+    assert second.created and second.list() == []
+    second.insert(record("pod-new"))
+    assert [w.id for w in first.list()] == ["pod-new"]  # the old process switched to the new file
+    assert second.claim_rebuild() and not first.claim_rebuild()
+
+
+def test_a_store_file_deleted_under_a_writer_is_made_new_by_it(tmp_path: Path) -> None:
+    db = tmp_path / "wb.db"
+    store = Store(db)
+    store.insert(record("pod-a"))
+    db.unlink()
+    assert not store.update("pod-a", status="running")  # not in the new file
+    assert db.exists() and Store(db).claim_rebuild()  # marked for a rebuild from the run directories

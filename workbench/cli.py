@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .errors import WorkbenchError
-from .options import ArgumentParser, HelpShown, add_spec_options, spec_fields
+from .options import ArgumentParser, HelpShown, add_spec_options, spec_fields, value_type
+from .units import parse_duration
 
 if TYPE_CHECKING:
     from .service import Service
@@ -71,7 +72,9 @@ def build_parser() -> ArgumentParser:
 
     wait = sub.add_parser("wait", help="wait until a workload ends; exit 1 if it failed")
     wait.add_argument("name", metavar="NAME")
-    wait.add_argument("--timeout", type=float, default=None, help="seconds")
+    wait.add_argument(
+        "--timeout", type=value_type(parse_duration, "duration"), help="seconds, or 30s, 5m, 2h"
+    )
 
     cancel = sub.add_parser("cancel", help="stop a running workload")
     cancel.add_argument("name", metavar="NAME")
@@ -118,11 +121,22 @@ def build_parser() -> ArgumentParser:
         "--no-cluster", action="store_true", help="leave out the optional cluster-wide read rules"
     )
 
-    sub.add_parser("doctor", help="check the configuration, the cluster, permissions and operators")
+    doctor = sub.add_parser("doctor", help="check the configuration, the cluster, permissions and operators")
+    doctor.add_argument(
+        "--repair",
+        action="store_true",
+        help="move a corrupt store aside and rebuild the records of run directories the store does not know",
+    )
 
     schema = sub.add_parser("schema", help="print the JSON Schema of a kind's spec")
     schema.add_argument("kind", choices=("pod", "dask", "train", "notebook"))
     return parser
+
+
+def _at_least_one(text: str) -> int:
+    if not (text.strip().isascii() and text.strip().isdigit()) or int(text) < 1:
+        raise ValueError(f"{text!r} must be a whole number of runs, at least 1")
+    return int(text)
 
 
 def _notebook_parsers(sub: Any) -> None:
@@ -137,8 +151,9 @@ def _notebook_parsers(sub: Any) -> None:
     )
     run.add_argument("-f", "--parameters-file", metavar="PARAMS.yaml", help="parameters from a YAML mapping")
     run.add_argument("--sweep", action="append", default=[], metavar="NAME=V1,V2", help="a grid axis")
+    runs = value_type(_at_least_one, "parallel")
     run.add_argument(
-        "--parallel", type=int, default=os.cpu_count() or 1, help="sweep runs at once (default: the cores)"
+        "--parallel", type=runs, default=os.cpu_count() or 1, help="runs at once (default: the cores)"
     )
     run.add_argument("--sign", action="store_true", help="sign the provenance manifest (local Ed25519 key)")
     run.add_argument("--detach", "-d", action="store_true", help="print the name and return at once")
@@ -204,15 +219,17 @@ def _notebook(service: Service, args: argparse.Namespace) -> int:
     if args.detach:
         raise SpecError("--sweep waits for its runs to bound their parallelism; drop --detach")
     runs = notebooks.sweep_runs(raw, notebooks.sweep_grid(args.sweep))
-    print(f"workbench: sweeping {len(runs)} runs, {args.parallel} at a time", file=sys.stderr)
     done = notebooks.run_sweep(
         service,
         runs,
         parallel=args.parallel,
         cwd=cwd,
         on_launch=lambda w: print(f"workbench: {w.id} started", file=sys.stderr),
+        on_start=lambda: print(
+            f"workbench: sweeping {len(runs)} runs, {args.parallel} at a time", file=sys.stderr
+        ),
     )
-    print(render.columns(notebooks.summary_rows(done)))
+    print(render.columns(render.sweep_rows(done, [notebooks.run_metrics(w) for w in done])))
     return 0 if all(w.status == "succeeded" for w in done) else 1
 
 
@@ -248,7 +265,7 @@ def _verify(service: Service, run: str, require_signature: bool) -> int:
     from .runtime.notebook import trusted_fingerprint
 
     location = service.run_directory(run)
-    problems = service.verify(location, require_signature=require_signature)
+    problems = service.verify(run, require_signature=require_signature)
     for problem in problems:
         print(f"MISMATCH {problem}")
     if problems:
@@ -294,7 +311,7 @@ def _run(args: argparse.Namespace, script_args: list[str]) -> int:
 
 def _dask(service: Service, args: argparse.Namespace) -> int:
     from . import render
-    from .errors import SpecError
+    from .spec import check_adapt, check_workers
 
     action = args.dask_command
     if action == "up":
@@ -321,14 +338,12 @@ def _dask(service: Service, args: argparse.Namespace) -> int:
     elif action == "address":
         print(service.dask_address(args.name).info["address"])
     elif action == "scale":
-        if not args.amount.isdigit():
-            raise SpecError(f"workers {args.amount!r} must be a whole number", value=args.amount)
-        print(f"{service.scale(args.name, int(args.amount)).id} scaling to {args.amount} workers")
+        workers = check_workers(args.amount)
+        print(f"{service.scale(args.name, workers).id} scaling to {workers} workers")
     elif action == "adapt":
-        low, sep, high = args.amount.partition(":")
-        if not (sep and low.isdigit() and high.isdigit()):
-            raise SpecError(f"adapt {args.amount!r} must be MIN:MAX", value=args.amount, hint="e.g. 1:8")
-        print(f"{service.adapt(args.name, int(low), int(high)).id} adapting between {low} and {high} workers")
+        bounds = check_adapt(args.amount)
+        low, high = bounds.minimum, bounds.maximum
+        print(f"{service.adapt(args.name, low, high).id} adapting between {low} and {high} workers")
     elif action == "down":
         service.delete(args.name, force=True)
         print(f"{args.name} stopped and removed")
@@ -353,8 +368,11 @@ def _dispatch(args: argparse.Namespace, script_args: list[str]) -> int:
         _print_docs(rbac_manifests(namespace, args.service_account, cluster=not args.no_cluster), "yaml")
         return 0
     if args.command == "doctor":
-        from .doctor import FAIL, run_checks
+        from .doctor import FAIL, repair, run_checks
 
+        if args.repair:
+            print("\n".join(repair(service.settings)))
+            return 0
         checks = run_checks(service.settings)
         width = max(len(c.what) for c in checks)
         for check in checks:
@@ -383,6 +401,8 @@ def _dispatch(args: argparse.Namespace, script_args: list[str]) -> int:
         for chunk in service.logs(args.name, follow=args.follow):
             sys.stdout.write(chunk)
             sys.stdout.flush()
+        if args.follow:  # followed to its end: end as the workload did (exit 1 when it failed)
+            service.check(service.get(args.name))
     elif args.command == "describe":
         workload = service.get(args.name)
         text = render.describe(workload) if args.output == "yaml" else render.as_json(workload.to_dict())

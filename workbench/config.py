@@ -31,6 +31,7 @@ from pydantic_settings import (
 from ._version import __version__
 from .errors import SpecError
 from .spec import Resources, SecretRef, Volume
+from .spec_limits import shown
 from .units import parse_duration
 
 #: The runtime images built from images/ (they carry workbench.runtime, papermill and torch).
@@ -50,6 +51,29 @@ def config_path() -> Path:
 def default_home() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "workbench"
+
+
+def folder_problem(path: Path, *, writable: bool = False) -> str | None:
+    """Why ``path`` cannot be, or be made, a folder to keep files in; None when it can.
+
+    Looks only (nothing is created): ``path`` or the nearest folder above it that exists must
+    be a folder on a real filesystem (not /proc or /sys), and with ``writable`` one this user
+    may write in.
+    """
+    probe = path
+    try:
+        while not probe.exists() and probe.parent != probe:
+            probe = probe.parent
+        if not probe.is_dir():
+            return "is a file, not a folder" if probe == path else f"is under {probe}, which is a file"
+        virtual = os.statvfs(probe).f_blocks == 0  # proc, sysfs, cgroup…: no blocks to hold files
+    except OSError as exc:
+        return f"cannot be checked: {exc.strerror or exc}"
+    if virtual:
+        return f"is on a virtual filesystem ({probe}), which cannot hold files"
+    if writable and not os.access(probe, os.W_OK | os.X_OK):
+        return f"cannot be written by this user ({probe} is read-only to them)"
+    return None
 
 
 class Profile(BaseModel):
@@ -153,7 +177,11 @@ class Settings(BaseSettings):
     @field_validator("home", mode="after")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
-        return value.expanduser().resolve()
+        home = value.expanduser().resolve()
+        problem = folder_problem(home)
+        if problem:
+            raise ValueError(f"{str(value)!r} {problem}; the home holds the store and the run directories")
+        return home
 
     @field_validator("local_gpus", mode="before")
     @classmethod
@@ -215,12 +243,18 @@ class Settings(BaseSettings):
 def load_settings(**explicit: Any) -> Settings:
     """Build settings with the precedence rule; a bad setting is a one-line SpecError."""
     try:
+        path = config_path()
+        if path.is_file() and not isinstance(yaml.safe_load(path.read_bytes()) or {}, dict):
+            raise TypeError("not a mapping")  # pydantic-settings would read a list as pairs
         return Settings(**explicit)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in first["loc"])
+        message = str(first["msg"]).removeprefix("Value error, ")
+        if message.startswith("Input should be"):  # name the bad value, as spec errors do
+            message = f"{shown(first.get('input'))} {message.replace('Input should be', 'must be')}"
         raise SpecError(
-            f"invalid setting {where}: {str(first['msg']).removeprefix('Value error, ')}",
+            f"invalid setting {where}: {message}",
             value=first.get("input"),
             hint=f"fix WORKBENCH_{where.split('.')[0].upper()} or {config_path()}",
         ) from None

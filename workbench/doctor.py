@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 
 from .config import Settings, config_path
-from .errors import WorkbenchError
+from .errors import StoreError, WorkbenchError
 
 OK, INFO, WARN, FAIL = "ok", "info", "warn", "FAIL"
 OPTIONAL_CRDS = {
@@ -97,6 +97,66 @@ def _kubernetes(settings: Settings) -> list[Check]:
     return checks
 
 
+def _store(settings: Settings) -> list[Check]:
+    from .repair import unknown
+    from .store import Store
+
+    try:
+        store = Store(settings.db_path)
+    except StoreError as exc:
+        return [Check(FAIL, "store", exc.one_line())]
+    try:
+        problem = store.check()
+        missing = unknown(store, settings.runs_dir)
+    except StoreError as exc:
+        return [Check(FAIL, "store", exc.one_line())]
+    finally:
+        store.close()
+    if problem:
+        detail = f"{settings.db_path} is corrupt ({problem}) — run `workbench doctor --repair`"
+        return [Check(FAIL, "store", detail)]
+    checks = [Check(OK, "store", f"{settings.db_path}" + (" (read-only)" if store.read_only else ""))]
+    if missing:
+        names = ", ".join(w.id for w in missing[:5]) + (", …" if len(missing) > 5 else "")
+        detail = f"{len(missing)} without a record ({names}) — run `workbench doctor --repair`"
+        checks.append(Check(WARN, "run directories", detail))
+    return checks
+
+
 def run_checks(settings: Settings) -> list[Check]:
     """Every check, local first."""
-    return _local(settings) + _kubernetes(settings)
+    return _local(settings) + _store(settings) + _kubernetes(settings)
+
+
+def repair(settings: Settings) -> list[str]:
+    """``workbench doctor --repair``: a corrupt store moved aside and made new, and a record
+    rebuilt for every run directory the store does not know. One line per thing done."""
+    from .repair import move_aside, rebuild
+    from .store import Store
+
+    done = []
+    store: Store | None = None
+    try:
+        store = Store(settings.db_path)
+        problem = store.check()
+    except StoreError as exc:
+        if exc.reason != "corrupt":
+            raise
+        problem = exc.message
+    if problem or store is None:
+        if store is not None:
+            store.close()
+        aside = move_aside(settings.db_path)
+        done.append(f"moved the corrupt store aside to {aside} ({problem})")
+        store = Store(settings.db_path)
+    try:
+        store.claim_rebuild()  # this rebuild is the one a new file asks for
+        rebuilt = rebuild(store, settings.runs_dir)
+    finally:
+        store.close()
+    if rebuilt:
+        names = ", ".join(w.id for w in rebuilt)
+        done.append(f"rebuilt {len(rebuilt)} record(s) from their run directories: {names}")
+    else:
+        done.append("every run directory has its record; nothing to rebuild")
+    return done

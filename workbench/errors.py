@@ -9,6 +9,7 @@ carries the offending value and a ``hint`` — the thing to run or change next::
     ├── Conflict             the request contradicts current state             (exit 2, HTTP 409)
     ├── PermissionDenied     the backend refused us                            (exit 2, HTTP 403)
     ├── BackendUnavailable   the backend cannot be reached or is not set up    (exit 2, HTTP 503)
+    ├── StoreError           the store is corrupt, read-only, on a full disk   (exit 2, HTTP 503)
     ├── Timeout              waiting for a workload ran out of time            (exit 1)
     └── WorkloadFailed       the workload ran and failed                       (exit 1)
 
@@ -84,6 +85,20 @@ class BackendUnavailable(WorkbenchError):
     """The backend is not installed, not configured or not reachable."""
 
     http_status = 503
+
+
+class StoreError(WorkbenchError):
+    """The state store cannot be read or written: corrupt, read-only, on a full disk, locked.
+
+    Args:
+        reason: one of ``corrupt``, ``read-only``, ``full``, ``locked``, ``unavailable``.
+    """
+
+    http_status = 503
+
+    def __init__(self, message: str, *, reason: str, value: Any = None, hint: str | None = None) -> None:
+        super().__init__(message, value=value, hint=hint)
+        self.reason = reason
 
 
 class Timeout(WorkbenchError):

@@ -29,6 +29,24 @@ class WorkbenchCellError(Exception):
         return [f"\x1b[31m{self.text}\x1b[0m"]
 
 
+def split_line(line: str, magic: str) -> list[str]:
+    """The words of a magic's line, as a shell splits them.
+
+    Raises:
+        SpecError: the line cannot be split (an unclosed quote), naming the magic.
+    """
+    from .errors import SpecError
+
+    try:
+        return shlex.split(line)
+    except ValueError as exc:
+        raise SpecError(
+            f"cannot read the arguments of {magic}: {str(exc).lower()} in {line.strip()!r}",
+            value=line,
+            hint="close the quote, or escape it with a backslash",
+        ) from None
+
+
 def kernel_session() -> str | None:
     """The id of the kernel this runs in, from its connection file."""
     try:
@@ -44,6 +62,7 @@ WB_USAGE = (
     "%wb ls | logs NAME [-f] | describe NAME | cancel NAME | rm NAME [--force] | get NAME"
     " | scale NAME N | adapt NAME MIN:MAX"
 )
+WB_COMMANDS = ("ls", "logs", "describe", "cancel", "rm", "get", "scale", "adapt")
 _SHUTDOWN_HOOKED: set[str] = set()
 
 
@@ -103,7 +122,7 @@ class WorkbenchMagics(Magics):
         add_spec_options(parser, kind)
         parser.add_argument("--detach", action="store_true", help="return at once; see %%wb logs")
         try:
-            args = parser.parse_args(shlex.split(line))
+            args = parser.parse_args(split_line(line, f"%%{kind}"))
             raw = spec_fields(args, kind)
             raw["code"] = cell
             user_ns = self.shell.user_ns if self.shell is not None else {}
@@ -153,7 +172,7 @@ class WorkbenchMagics(Magics):
         parser.add_argument("--detach", action="store_true", help="return at once; see %%wb logs")
         add_spec_options(parser, "notebook")
         try:
-            args = parser.parse_args(shlex.split(line))
+            args = parser.parse_args(split_line(line, "%batch"))
             raw = spec_fields(args, "notebook")
             raw.update(notebook=args.notebook, parameters=dict(args.param))
             if args.sign:
@@ -187,7 +206,7 @@ class WorkbenchMagics(Magics):
         parser = ArgumentParser(prog="%dask", add_help=True)
         add_spec_options(parser, "dask")
         try:
-            args = parser.parse_args(shlex.split(line))
+            args = parser.parse_args(split_line(line, "%dask"))
             raw = spec_fields(args, "dask")
             service = self.service
             session = kernel_session()
@@ -219,14 +238,21 @@ class WorkbenchMagics(Magics):
         """Manage workloads: ``%wb ls | logs NAME [-f] | describe NAME | cancel NAME | rm NAME``."""
         from . import render
         from .errors import SpecError, WorkbenchError
+        from .spec import check_adapt, check_workers
 
-        words = shlex.split(line)
-        if not words:
-            print(WB_USAGE)
-            return None
-        command, rest = words[0], words[1:]
-        service = self.service
         try:
+            words = split_line(line, "%wb")
+            if not words:
+                print(WB_USAGE)
+                return None
+            command, rest = words[0], words[1:]
+            if command not in WB_COMMANDS:
+                raise SpecError(
+                    f"unknown %wb command {command!r}",
+                    value=command,
+                    hint=f"use {', '.join(WB_COMMANDS[:-1])} or {WB_COMMANDS[-1]}: {WB_USAGE}",
+                )
+            service = self.service
             if command == "ls":
                 print(render.table(service.list()))
                 return None
@@ -252,24 +278,19 @@ class WorkbenchMagics(Magics):
             elif command == "get":
                 return service.results(name)
             elif command == "scale":
-                if len(rest) < 2 or not rest[1].isdigit():
+                if len(rest) < 2:
                     raise SpecError(
                         "%wb scale needs NAME and a number of workers", hint="e.g. %wb scale my-cluster 4"
                     )
-                workload = service.scale(name, int(rest[1]))
-                print(f"{workload.id} scaling to {rest[1]} workers")
+                workers = check_workers(rest[1])
+                workload = service.scale(name, workers)
+                print(f"{workload.id} scaling to {workers} workers")
             elif command == "adapt":
-                low, _, high = (rest[1] if len(rest) > 1 else "").partition(":")
-                if not (low.isdigit() and high.isdigit()):
+                if len(rest) < 2:
                     raise SpecError("%wb adapt needs NAME and MIN:MAX", hint="e.g. %wb adapt my-cluster 1:8")
-                workload = service.adapt(name, int(low), int(high))
-                print(f"{workload.id} adapting between {low} and {high} workers")
-            else:
-                raise SpecError(
-                    f"unknown %wb command {command!r}",
-                    value=command,
-                    hint="use ls, logs, describe, cancel, rm, get, scale or adapt",
-                )
+                bounds = check_adapt(rest[1])
+                workload = service.adapt(name, bounds.minimum, bounds.maximum)
+                print(f"{workload.id} adapting between {bounds.minimum} and {bounds.maximum} workers")
         except WorkbenchError as exc:
             raise self._fail(exc) from None
         return None

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import spec_limits as limits
 from .backends.base import Payload
 from .errors import SpecError
 from .runtime import notebook as nbrun
@@ -64,18 +65,41 @@ def declared_parameters(data: bytes, kernel: str | None, where: str) -> dict[str
     return dict(_declared(data, kernel, where))
 
 
+_NOTEBOOK_HINT = "give an .ipynb saved by Jupyter (nbformat 4)"
+
+
 @functools.lru_cache(maxsize=16)
 def _declared(data: bytes, kernel: str | None, where: str) -> tuple[tuple[str, str | None], ...]:
     import nbformat
     import papermill  # type: ignore[import-untyped]
 
+    try:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        doc = json.loads(text := data.decode("utf-8"))
+        parts = (doc.get("cells", []), doc.get("metadata", {})) if isinstance(doc, dict) else ()
+        shape = "" if parts else f"a JSON {type(doc).__name__}"
+        if parts and not (isinstance(parts[0], list) and all(isinstance(c, dict) for c in parts[0])):
+            shape = "no list of cells"
+        elif parts and not isinstance(parts[1], dict):
+            shape = "metadata that is no object"
+    except ValueError as exc:
+        shape = f"no JSON text ({exc})"
+    if shape:
+        raise SpecError(f"{where} is not a notebook: it holds {shape}", value=where, hint=_NOTEBOOK_HINT)
     try:
-        nb = nbformat.reads(data.decode("utf-8"), as_version=4)  # type: ignore[no-untyped-call]
+        with warnings.catch_warnings():  # cells without ids: nbformat fills them in
+            warnings.simplefilter("ignore")
+            nb = nbformat.convert(nbformat.reader.reads(text), 4)  # type: ignore[no-untyped-call]
+            if kernel:
+                nb.metadata["kernelspec"] = {"name": kernel, "display_name": kernel, "language": "python"}
+            nbformat.validate(nb, relax_add_props=True)  # extra keys from other tools are harmless
     except Exception as exc:
-        raise SpecError(f"{where} is not a readable notebook: {exc}", value=where) from None
-    if kernel:
-        nb.metadata["kernelspec"] = {"name": kernel, "display_name": kernel, "language": "python"}
-    elif not nb.metadata.get("kernelspec", {}).get("name"):
+        detail = str(getattr(exc, "message", None) or exc).strip().splitlines()[0]
+        raise SpecError(
+            f"{where} is not a valid notebook: {limits.shorten(detail, 200)}",
+            value=where,
+            hint=_NOTEBOOK_HINT,
+        ) from None
+    if not nb.metadata.get("kernelspec", {}).get("name"):
         raise SpecError(f"{where} names no kernel in its metadata", value=where, hint="pass --kernel python3")
     with tempfile.TemporaryDirectory(prefix="workbench-inspect-") as folder:
         path = Path(folder) / "notebook.ipynb"
@@ -106,13 +130,20 @@ def _convert(name: str, value: Any, type_name: str) -> Any:
             converted = value
     if target is float and isinstance(converted, int) and not isinstance(converted, bool):
         converted = float(converted)
+    bad = limits.non_finite(converted)
+    if bad is not None:  # 1e400 reads as infinity, which JSON cannot hold
+        raise SpecError(
+            f"parameter {name!r}: {value!r} is not a finite number (it reads as {bad})",
+            value=value,
+            hint=f"give {name} a number within ±1.8e308",
+        )
     ok = isinstance(converted, target) and not (target is int and isinstance(converted, bool))
     if not ok:
         raise SpecError(
             f"parameter {name!r} is declared {type_name} in the notebook; "
             f"{value!r} is not a valid {type_name}",
             value=value,
-            hint=f"give {name} a {type_name} value",
+            hint=f"give {name} {'an' if type_name[0] in 'aeiou' else 'a'} {type_name} value",
         )
     return converted
 
@@ -281,13 +312,16 @@ def is_signed(location: str) -> bool:
     return bool(fs.exists(f"{root}/{nbrun.SIGNATURE}"))
 
 
-def run_directory(workload: Workload) -> str:
+def run_directory(workload: Workload, *, notebook_only: bool = False) -> str:
     """Where a notebook run's files are: its published location (``--output``), else its run dir.
 
     Raises:
-        SpecError: a schedule (each of its runs has its own directory), or a run directory on
-            a volume inside the cluster, which this machine cannot read.
+        SpecError: a schedule (each of its runs has its own directory), a run directory on a volume
+            inside the cluster (this machine cannot read it), with ``notebook_only`` another kind.
     """
+    if notebook_only and workload.kind != "notebook":
+        what = f"{workload.id} is a {workload.kind} workload, not a notebook run (with a manifest to verify)"
+        raise SpecError(what, value=workload.id, hint="`workbench ls --kind notebook` lists them")
     if workload.spec.get("schedule"):
         base = workload.spec.get("output")
         raise SpecError(
@@ -362,11 +396,13 @@ def run_sweep(
     parallel: int,
     cwd: str | None,
     on_launch: Callable[[Workload], None] | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> list[Workload]:
     """Launch every spec in ``runs`` with at most ``parallel`` running at once; the final records.
 
-    Every run's parameters are checked before the first one starts, so a bad value in the
-    grid creates nothing. Interrupting cancels the runs still going.
+    Every run's parameters are checked before the first one starts, so a bad value in the grid
+    creates nothing; ``on_start`` is called once the first run is created. Interrupting cancels
+    the runs still going.
     """
     if parallel < 1:
         raise SpecError(f"--parallel {parallel} must be at least 1", value=parallel)
@@ -383,6 +419,8 @@ def run_sweep(
         while pending or running:
             while pending and len(running) < parallel:
                 workload = service.launch(pending.pop(0), cwd=cwd)
+                if on_start is not None and not order:
+                    on_start()
                 running.append(workload.id)
                 order.append(workload.id)
                 if on_launch is not None:
@@ -406,28 +444,3 @@ def run_metrics(workload: Workload) -> dict[str, Any]:
     if isinstance(metrics, dict):
         return metrics
     return nbrun.last_metrics(run_dir / "outputs" / nbrun.METRICS_FILE)
-
-
-def summary_rows(workloads: list[Workload]) -> list[tuple[str, ...]]:
-    """A table (header first) of each run's parameters, status and last metrics."""
-    parameters = [dict(w.spec.get("parameters") or {}) for w in workloads]
-    metrics = [run_metrics(w) for w in workloads]
-    names = list(dict.fromkeys(k for p in parameters for k in p))
-    metric_names = list(dict.fromkeys(k for m in metrics for k in m))
-    rows: list[tuple[str, ...]] = [("NAME", *names, "STATUS", *metric_names)]
-    for workload, params, values in zip(workloads, parameters, metrics, strict=True):
-        rows.append(
-            (
-                workload.id,
-                *(_cell(params.get(n, "-")) for n in names),
-                workload.status,
-                *(_cell(values.get(n, "-")) for n in metric_names),
-            )
-        )
-    return rows
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return value if isinstance(value, str) else json.dumps(value)

@@ -9,17 +9,29 @@ is defined or validated anywhere else.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 from typing import Any, NoReturn, get_origin
 
 from pydantic import BaseModel
 
 from .errors import SpecError
-from .spec import MODELS
+from .spec import MODELS, split_names
+
+#: What argparse takes for a value rather than an unknown option: a dash, then a digit
+#: (``--memory -1Gi``, ``--cpu -.5``), so the spec models can say what is wrong with it.
+_NEGATIVE = re.compile(r"^-\.?[0-9]")
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """An argparse parser that raises :class:`SpecError` instead of exiting."""
+    """An argparse parser that raises :class:`SpecError` instead of exiting.
+
+    An argument that looks like a negative number or quantity is a value, never an option.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = _NEGATIVE
 
     def error(self, message: str) -> NoReturn:
         raise SpecError(f"{self.prog}: {message}", hint=f"`{self.prog} --help` lists the options")
@@ -35,6 +47,19 @@ class _HelpShown(Exception):
 
 
 HelpShown = _HelpShown
+
+
+def value_type(parse: Callable[[str], Any], name: str) -> Callable[[str], Any]:
+    """An argparse ``type`` from a checking function: its ValueError becomes the one-line error."""
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = name
+    return convert
 
 
 def _walk(model: type[BaseModel], prefix: str = "") -> Iterable[tuple[str, Any, dict[str, Any]]]:
@@ -74,10 +99,12 @@ def add_spec_options(parser: argparse.ArgumentParser, kind: str, *, skip: Iterab
 def spec_fields(namespace: argparse.Namespace, kind: str) -> dict[str, Any]:
     """The raw spec dict of the options that were given (absent ones stay unset)."""
     raw: dict[str, Any] = {"kind": kind}
-    for path, _annotation, _extra in _walk(MODELS[kind]):
+    for path, _annotation, extra in _walk(MODELS[kind]):
         value = getattr(namespace, path, None)
         if value is None or value is False:
             continue
+        if extra.get("x-split") and isinstance(value, list):  # --send a,b --send c: ["a", "b", "c"]
+            value = split_names(value) or value  # naming nothing (","): the spec model says so
         target = raw
         *parents, leaf = path.split(".")
         for parent in parents:

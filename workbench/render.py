@@ -91,3 +91,27 @@ def describe(w: Workload) -> str:
         "spec",
     ]
     return as_yaml({k: data[k] for k in order if k in data})
+
+
+def sweep_rows(workloads: Sequence[Workload], metrics: Sequence[dict[str, Any]]) -> list[tuple[str, ...]]:
+    """A table (header first) of each sweep run's parameters, status and last ``metrics``."""
+    parameters = [dict(w.spec.get("parameters") or {}) for w in workloads]
+    names = list(dict.fromkeys(k for p in parameters for k in p))
+    metric_names = list(dict.fromkeys(k for m in metrics for k in m))
+    rows: list[tuple[str, ...]] = [("NAME", *names, "STATUS", *metric_names)]
+    for workload, params, values in zip(workloads, parameters, metrics, strict=True):
+        rows.append(
+            (
+                workload.id,
+                *(_cell(params.get(n, "-")) for n in names),
+                workload.status,
+                *(_cell(values.get(n, "-")) for n in metric_names),
+            )
+        )
+    return rows
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return value if isinstance(value, str) else json.dumps(value)

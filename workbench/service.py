@@ -14,6 +14,7 @@ import json
 import os
 import secrets
 import shutil
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -30,13 +31,14 @@ from .errors import (
     Timeout,
     WorkloadFailed,
 )
+from .repair import open_store
 from .runtime.results import new_key
-from .spec import CodeSpec, CommonSpec, NotebookSpec, parse_spec
+from .spec import CodeSpec, CommonSpec, NotebookSpec, check_adapt, check_workers, parse_spec, spec_mapping
 from .store import FAILED, Store, Workload
 
 
 class Service:
-    """Launches and tracks workloads.
+    """Launches and tracks workloads; threads may share one service.
 
     Args:
         settings: resolved settings; by default read with the usual precedence.
@@ -46,22 +48,26 @@ class Service:
         self.settings = settings or load_settings()
         self._store: Store | None = None
         self._backends: dict[str, Backend] = {}
+        self._lock = threading.RLock()  # the store and each backend are made once
 
     @property
     def store(self) -> Store:
-        if self._store is None:
-            self._store = Store(self.settings.db_path)
-        return self._store
+        with self._lock:  # a store file made new first rebuilds the records of its run directories
+            if self._store is None:
+                self._store = open_store(self.settings.db_path, self.settings.runs_dir)
+            return self._store
 
     def backend(self, name: str) -> Backend:
-        if name not in self._backends:
-            self._backends[name] = create_backend(name, self.settings, self.store)
-        return self._backends[name]
+        with self._lock:
+            if name not in self._backends:
+                self._backends[name] = create_backend(name, self.settings, self.store)
+            return self._backends[name]
 
     def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
-            self._store = None
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
 
     # -- specs -----------------------------------------------------------------------------
     def resolve(self, raw: Mapping[str, Any]) -> CommonSpec:
@@ -70,7 +76,7 @@ class Service:
         Raises:
             SpecError: unknown profile or any invalid field, in one line.
         """
-        data = {k: v for k, v in raw.items() if v is not None}
+        data = {k: v for k, v in spec_mapping(raw).items() if v is not None}
         if data.get("profile"):
             data = merge_profile(data, self.settings.profile(str(data["profile"])))
         data.setdefault("backend", self.settings.backend)
@@ -316,12 +322,14 @@ class Service:
 
     def scale(self, name: str, workers: int) -> Workload:
         """Set a Dask cluster's worker count (ends adaptive scaling)."""
+        workers = check_workers(workers)
         backend, workload = self._dask_backend(name)
         result: Workload = backend.scale(workload, workers)
         return result
 
     def adapt(self, name: str, minimum: int, maximum: int) -> Workload:
         """Let a Dask cluster scale itself between ``minimum`` and ``maximum`` workers."""
+        check_adapt({"minimum": minimum, "maximum": maximum})
         backend, workload = self._dask_backend(name)
         result: Workload = backend.adapt(workload, minimum, maximum)
         return result
@@ -350,7 +358,7 @@ class Service:
 
         names = builtins.list(grid)
         combos = [dict(zip(names, values, strict=True)) for values in itertools.product(*grid.values())]
-        runs = sweep_runs(dict(spec), combos)
+        runs = sweep_runs(dict(spec_mapping(spec)), combos)
         return run_sweep(self, runs, parallel=parallel or os.cpu_count() or 1, cwd=cwd)
 
     def run_directory(self, run: str) -> str:
@@ -361,7 +369,7 @@ class Service:
 
         if "://" in run or (Path(run) / PROVENANCE).is_file():
             return run
-        return run_directory(self.store.find(run))
+        return run_directory(self.store.find(run), notebook_only=True)
 
     def verify(self, run: str, *, require_signature: bool = False) -> builtins.list[str]:
         """Every mismatch between a notebook run (a name, a folder or a URL) and its provenance

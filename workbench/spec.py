@@ -24,7 +24,20 @@ from pydantic import (
 
 from . import spec_limits as limits
 from .errors import SpecError
-from .spec_types import AdaptRange, Resources, SecretRef, Volume, VolumeType, _Model, _split_pair, flag
+from .spec_types import (
+    AdaptRange,
+    Resources,
+    SecretRef,
+    Volume,
+    VolumeType,
+    _identifiers,
+    _Model,
+    _split_pair,
+    check_adapt,
+    check_workers,
+    flag,
+    split_names,
+)
 from .units import (
     DNS_SUBDOMAIN,
     ENV_NAME,
@@ -38,6 +51,7 @@ from .units import (
 __all__ = [
     "KINDS",
     "MODELS",
+    "SPLIT",
     "AdaptRange",
     "CodeSpec",
     "CommonSpec",
@@ -50,14 +64,20 @@ __all__ = [
     "TrainSpec",
     "Volume",
     "VolumeType",
+    "check_adapt",
+    "check_workers",
     "flag",
     "json_schema",
     "parse_spec",
+    "spec_mapping",
+    "split_names",
 ]
 
 Kind = Literal["pod", "dask", "train", "notebook"]
 KINDS: tuple[str, ...] = ("pod", "dask", "train", "notebook")
 BackendName = Literal["local", "kubernetes"]
+#: flag extra of a list of names given comma-separated (``--send a,b``): see :func:`split_names`
+SPLIT: dict[str, Any] = {"x-split": ","}
 
 
 class CommonSpec(_Model):
@@ -170,18 +190,6 @@ class CommonSpec(_Model):
         return value
 
 
-def _identifiers(value: Any, what: str) -> Any:
-    if isinstance(value, str):
-        value = [v for v in value.split(",") if v.strip()]
-    if isinstance(value, (list, tuple)):
-        items = [str(v).strip() for part in value for v in str(part).split(",") if v.strip()]
-        for item in items:
-            if not item.isidentifier():
-                raise ValueError(f"{what} {item!r} is not a Python variable name")
-        return items
-    return value
-
-
 class CodeSpec(CommonSpec):
     """Fields of kinds that run Python code: a cell body or a script, with inputs and results."""
 
@@ -190,11 +198,13 @@ class CodeSpec(CommonSpec):
     args: list[str] = Field(default_factory=list, description="arguments for the script")
     send: list[str] = Field(
         default_factory=list,
-        json_schema_extra=flag("--send", help="kernel variables to ship in, a,b", metavar="A,B"),
+        json_schema_extra=flag("--send", help="kernel variables to ship in, a,b", metavar="A,B", **SPLIT),
     )
     get: list[str] = Field(
         default_factory=list,
-        json_schema_extra=flag("--get", help="variables to bring back after success, c,d", metavar="C,D"),
+        json_schema_extra=flag(
+            "--get", help="variables to bring back after success, c,d", metavar="C,D", **SPLIT
+        ),
     )
 
     @field_validator("send", "get", mode="before")
@@ -232,7 +242,9 @@ class DaskSpec(CommonSpec):
     kind: Literal["dask"] = "dask"
     #: set for every worker by the Dask operator (or the local cluster)
     WORKER_ENV: ClassVar[tuple[str, ...]] = ("DASK_SCHEDULER_ADDRESS", "DASK_WORKER_NAME")
-    workers: int = Field(2, ge=1, le=1000, json_schema_extra=flag("--workers", help="number of workers"))
+    workers: int = Field(
+        2, ge=1, le=limits.MAX_WORKERS, json_schema_extra=flag("--workers", help="number of workers")
+    )
     threads: int = Field(1, ge=1, le=256, json_schema_extra=flag("--threads", help="threads per worker"))
     adapt: AdaptRange | None = Field(
         None, json_schema_extra=flag("--adapt", help="adaptive scaling MIN:MAX", metavar="MIN:MAX")
@@ -362,6 +374,7 @@ _RANGE_ERRORS = {
     "less_than_equal",
     "enum",
     "union_tag_invalid",
+    "finite_number",
 }
 
 
@@ -393,7 +406,7 @@ def parse_spec(data: Mapping[str, Any]) -> PodSpec | DaskSpec | TrainSpec | Note
     Raises:
         SpecError: the first problem, in one line.
     """
-    kind = data.get("kind")
+    kind = spec_mapping(data).get("kind")
     if not isinstance(kind, str) or kind not in MODELS:
         raise SpecError(
             f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}",
@@ -405,6 +418,22 @@ def parse_spec(data: Mapping[str, Any]) -> PodSpec | DaskSpec | TrainSpec | Note
     except ValidationError as exc:
         raise spec_error(exc, str(kind)) from None
     return result
+
+
+def spec_mapping(data: Any) -> Mapping[str, Any]:
+    """``data`` when it can be a spec's raw fields (a mapping).
+
+    Raises:
+        SpecError: anything else (text, a list, None…), naming what it is.
+    """
+    if isinstance(data, Mapping):
+        return data
+    raise SpecError(
+        "a spec must be a mapping of fields or a spec object, not "
+        + ("None" if data is None else f"{type(data).__name__} {limits.shown(data)}"),
+        value=limits.bounded_value(data, ("spec",)),
+        hint='e.g. {"kind": "pod", "code": "print(1)"}; see `workbench schema pod`',
+    )
 
 
 def json_schema(kind: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ The helpers at the end keep an error about a huge value short.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,6 +39,8 @@ MAX_TEXT = 4096
 MAX_DEPTH = 32
 #: Most bytes of a whole spec written as JSON; the REST API refuses a longer request body.
 MAX_SPEC_BYTES = 4 * 1024 * 1024
+#: Most workers of a Dask cluster, however it is scaled (spec, CLI, magics, REST, Python).
+MAX_WORKERS = 1000
 #: Fields whose text is bounded by a limit of their own instead of :data:`MAX_TEXT`.
 LONG_TEXT = frozenset({"code"})
 
@@ -262,8 +265,25 @@ def check_code(code: str | None) -> None:
         raise too_large("the code", size, MAX_CODE_BYTES, fix)
 
 
+def non_finite(value: Any) -> float | None:
+    """The first number in ``value`` (walking lists and mappings) that is infinite or NaN, or None."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return item
+        if isinstance(item, (Mapping, list, tuple)) and depth <= MAX_DEPTH:
+            stack.extend((sub, depth + 1) for sub in (item.values() if isinstance(item, Mapping) else item))
+    return None
+
+
 def check_parameters(parameters: Mapping[str, Any]) -> None:
-    """Refuse notebook parameters over :data:`MAX_PARAMETERS_BYTES` as JSON."""
+    """Refuse notebook parameters over :data:`MAX_PARAMETERS_BYTES` as JSON, or holding a number
+    that is not finite (``1e400`` reads as infinity; JSON has no way to write it)."""
+    for name, value in parameters.items():
+        bad = non_finite(value)
+        if bad is not None:
+            raise ValueError(f"parameter {name!r} holds {bad}, not a finite number; give one within ±1.8e308")
     size = json_size(parameters)
     if size > MAX_PARAMETERS_BYTES:
         fix = "pass large inputs as a path the notebook reads"

@@ -1,5 +1,8 @@
 """Value models inside specs: resources, secret references, volumes, scaling ranges.
 
+Also the readers every front end shares for a list of names (``--send a,b``) and for a Dask
+cluster's scale (a worker count, an adaptive range).
+
 Also :func:`flag`, the JSON Schema extra that names the CLI/magic flag generated for a field.
 Every model refuses NUL bytes, broken text, deep nesting and overlong text in its fields
 (:mod:`workbench.spec_limits`).
@@ -10,9 +13,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .spec_limits import LONG_TEXT, MAX_TEXT, check_text, place, reserved_env
+from .errors import SpecError
+from .spec_limits import (
+    LONG_TEXT,
+    MAX_TEXT,
+    MAX_WORKERS,
+    bounded_value,
+    check_text,
+    place,
+    reserved_env,
+    shown,
+)
 from .units import DNS_SUBDOMAIN, ENV_NAME, check_label, parse_bytes, parse_cpu
 
 
@@ -176,7 +189,8 @@ class Volume(_Model):
             raise ValueError(f"volume mount path {self.mount_path!r} must be absolute, without '..'")
         if self.type == "emptydir":
             if self.source:
-                raise ValueError("an emptydir volume takes no name: write emptydir:/scratch")
+                name = repr(self.source)
+                raise ValueError(f"an emptydir volume takes no name ({name}): write emptydir:/scratch")
         elif not self.source or not DNS_SUBDOMAIN.match(self.source):
             raise ValueError(f"{self.type} volume needs a DNS name, e.g. {self.type}/data:/data")
         return self
@@ -185,15 +199,15 @@ class Volume(_Model):
 class AdaptRange(_Model):
     """Adaptive scaling bounds for a Dask cluster."""
 
-    minimum: int = Field(ge=0)
-    maximum: int = Field(ge=1)
+    minimum: int = Field(ge=0, le=MAX_WORKERS)
+    maximum: int = Field(ge=1, le=MAX_WORKERS)
 
     @model_validator(mode="before")
     @classmethod
     def _from_text(cls, value: Any) -> Any:
         if isinstance(value, str):
             low, sep, high = value.partition(":")
-            if not sep or not low.strip().isdigit() or not high.strip().isdigit():
+            if not sep or not all(p.strip().isascii() and p.strip().isdigit() for p in (low, high)):
                 raise ValueError(f"adapt {value!r} must be MIN:MAX, e.g. 1:8")
             return {"minimum": int(low), "maximum": int(high)}
         return value
@@ -203,3 +217,59 @@ class AdaptRange(_Model):
         if self.minimum > self.maximum:
             raise ValueError(f"adapt {self.minimum}:{self.maximum} has MIN above MAX; write e.g. 2:5")
         return self
+
+
+def split_names(value: Any) -> list[str]:
+    """Names from ``"a,b"`` or ``["a,b", "c"]``: split at commas, trimmed, empty ones dropped.
+
+    The one reading of a list-of-names flag (``--send a,b``, ``--get c``) for every front end.
+    """
+    parts = [value] if isinstance(value, str) else list(value)
+    return [name.strip() for part in parts for name in str(part).split(",") if name.strip()]
+
+
+def _identifiers(value: Any, what: str) -> Any:
+    if not isinstance(value, (str, list, tuple)):
+        return value
+    items = split_names(value)
+    if not items and any(str(part).strip() for part in ([value] if isinstance(value, str) else value)):
+        raise ValueError(f"{value!r} names no {what}; write names separated by commas, e.g. a,b")
+    for item in items:
+        if not item.isidentifier():
+            raise ValueError(f"{what} {item!r} is not a Python variable name")
+    return items
+
+
+def check_workers(workers: Any) -> int:
+    """A Dask cluster's worker count to scale to, from 0 to :data:`.MAX_WORKERS`.
+
+    Raises:
+        SpecError: not a whole number in that range (text such as ``"4"`` is read as one).
+    """
+    text = str(workers).strip() if isinstance(workers, (str, int)) and not isinstance(workers, bool) else ""
+    if not (text.isascii() and text.isdigit()) or int(text) > MAX_WORKERS:
+        raise SpecError(
+            f"workers {shown(workers)} must be a whole number from 0 to {MAX_WORKERS}",
+            value=bounded_value(workers, ("workers",)),
+            hint="e.g. scale NAME 4",
+        )
+    return int(text)
+
+
+def check_adapt(value: Any) -> AdaptRange:
+    """Adaptive scaling bounds from ``"MIN:MAX"`` (or a mapping), at most :data:`.MAX_WORKERS`.
+
+    Raises:
+        SpecError: naming the bad range.
+    """
+    try:
+        return AdaptRange.model_validate(value)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        detail = str(first["msg"]).removeprefix("Value error, ").replace("Input should be", "must be")
+        where = ".".join(str(p) for p in first["loc"])
+        raise SpecError(
+            f"adapt {shown(value)}: {where} {detail}" if where else detail,
+            value=bounded_value(value, ("adapt",)),
+            hint=f"write MIN:MAX with MAX at most {MAX_WORKERS}, e.g. 1:8",
+        ) from None

@@ -33,11 +33,26 @@ _NAMESPACES: list[dict[str, Any]] = []  # the code's globals, dropped before a h
 MISSING_RESULT_EXIT = 3
 
 
-def _user_traceback(exc: BaseException, entry: str) -> str:
+def _user_traceback(exc: BaseException, entry: str, shown: str) -> str:
+    """Write the traceback of the user's code, from its first frame in ``entry`` on.
+
+    A script that cannot be compiled (a syntax error, a binary file) has no frame of its own:
+    it gets what ``python script.py`` prints, the file as the user named it (``shown``), the
+    line and a caret, and the error; never this runner's or runpy's frames.
+    """
     tb: TracebackType | None = exc.__traceback__
     while tb is not None and tb.tb_frame.f_code.co_filename != entry:
         tb = tb.tb_next
-    text = "".join(traceback.format_exception(type(exc), exc, tb if tb is not None else exc.__traceback__))
+    if tb is not None or not isinstance(exc, (SyntaxError, ValueError)):
+        text = "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__))
+    else:
+        if isinstance(exc, SyntaxError) and exc.filename in (entry, None):
+            exc.filename = shown  # a binary file's error names no file (null bytes)
+            if exc.lineno is None:
+                text = f'  File "{shown}"\n{type(exc).__name__}: {exc.msg}\n'
+                sys.stderr.write(text)
+                return text
+        text = "".join(traceback.format_exception_only(type(exc), exc))
     sys.stderr.write(text)
     return text
 
@@ -129,7 +144,7 @@ def run(run_dir: Path, payload: Path | None = None, *, results_to_log: bool = Fa
     except SystemExit:
         raise
     except BaseException as exc:
-        _record_rank_failure(_user_traceback(exc, entry))
+        _record_rank_failure(_user_traceback(exc, entry, sys.argv[0]))
         return 1
     _leave_process_group()
     sys.stdout.flush()

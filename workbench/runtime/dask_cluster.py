@@ -8,6 +8,13 @@ are requested through two handlers added to the scheduler (``workbench_scale``,
 ``workbench_adapt``). With an idle timeout the scheduler closes itself when nothing has run
 for that long, and the process exits.
 
+The final message names why the cluster ended: its idle timeout or a client's
+``Client.shutdown()`` (both a normal end, exit 0), a signal (a cancel or a timeout, which the
+supervisor names), or anything else that closed or failed the scheduler, with its reason or
+exception (a failure, exit 1). While the
+cluster runs, the final message already says the scheduler ended without closing, which is
+what the record keeps when this process is killed (SIGKILL, the kernel's OOM killer).
+
 GPUs: the record holds the GPU indices granted to the cluster; each worker gets its own slice
 of them through ``CUDA_VISIBLE_DEVICES``.
 """
@@ -52,8 +59,55 @@ class _Slices:
         self.free += self.taken.pop(worker, [])
 
 
-async def serve(run_dir: Path, config: dict[str, Any], store: Store, workload_id: str) -> str:
+#: Why the scheduler closed, as distributed names it, for the ends that are not failures.
+IDLE_REASON = "idle-timeout-exceeded"
+CLIENT_REASON = "workbench-client-shutdown"
+#: The final message while the cluster runs: what the record says if this process is killed.
+UNCLOSED = "the Dask scheduler ended without closing (its process was killed or crashed)"
+
+
+def describe_end(
+    reason: str | None, status: str, idle_timeout: float | None, signum: int = signal.SIGTERM
+) -> tuple[str, int]:
+    """The final message for how the scheduler ended, and the exit status that goes with it.
+
+    Args:
+        reason: the reason passed to ``Scheduler.close``, e.g. ``idle-timeout-exceeded`` or
+            ``failure-to-start-…``; None when it was not closed but this process was stopped
+            by signal ``signum`` (a cancel or a timeout, which the supervisor names itself).
+        status: the scheduler's status name then (``closed``, ``failed``, …).
+        idle_timeout: the cluster's idle timeout in seconds, if any.
+        signum: the signal that stopped this process, when ``reason`` is None.
+    """
+    if reason is None:
+        name = signal.Signals(signum).name
+        return f"stopped by {name}: the scheduler and its workers were closed", 128 + signum
+    if reason == IDLE_REASON:
+        return f"shut down after being idle for {idle_timeout}s", 0
+    if reason == CLIENT_REASON:
+        return "shut down by a client (Client.shutdown())", 0
+    if status == "failed":
+        return f"the Dask scheduler failed ({reason})", 1
+    return f"the Dask scheduler closed unexpectedly (reason: {reason})", 1
+
+
+async def serve(run_dir: Path, config: dict[str, Any], store: Store, workload_id: str) -> tuple[str, int]:
+    """Run the cluster until it is stopped (a signal) or its scheduler closes.
+
+    Returns:
+        The final message and this process's exit status (see :func:`describe_end`).
+    """
     from distributed import Nanny, Scheduler, SpecCluster
+
+    class WorkbenchScheduler(Scheduler):
+        """Remembers why it was closed (distributed only logs it)."""
+
+        close_reason: str | None = None
+
+        async def close(self, timeout: float | None = None, reason: str = "unknown") -> None:
+            if self.close_reason is None and self.status.name not in ("closing", "closed"):
+                self.close_reason = reason
+            await super().close(timeout=timeout, reason=reason)
 
     granted = [g for g in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if g]  # the whole grant
     slices = _Slices(granted, int(config.get("gpus_per_worker", 0)))
@@ -96,7 +150,7 @@ async def serve(run_dir: Path, config: dict[str, Any], store: Store, workload_id
         }
     cluster: Any = await WorkbenchCluster(
         workers=workers,
-        scheduler={"cls": Scheduler, "options": scheduler_options},
+        scheduler={"cls": WorkbenchScheduler, "options": scheduler_options},
         worker=template,
         asynchronous=True,
         name=workload_id,
@@ -115,8 +169,12 @@ async def serve(run_dir: Path, config: dict[str, Any], store: Store, workload_id
         cluster.adapt(minimum=int(minimum), maximum=int(maximum))
         return [int(minimum), int(maximum)]
 
+    async def terminate() -> None:  # Client.shutdown(): a requested end, told apart from others
+        await scheduler.close(reason=CLIENT_REASON)
+
     scheduler.handlers["workbench_scale"] = scale
     scheduler.handlers["workbench_adapt"] = adapt
+    scheduler.handlers["terminate"] = terminate
     if config.get("adapt"):
         cluster.adapt(minimum=int(config["adapt"]["minimum"]), maximum=int(config["adapt"]["maximum"]))
     dashboard_port = scheduler.http_server.port if scheduler.http_server else None
@@ -128,22 +186,32 @@ async def serve(run_dir: Path, config: dict[str, Any], store: Store, workload_id
         "dashboard_path": f"proxy/{dashboard_port}/status" if dashboard_port else None,
     }
     store.update(workload_id, info=info)
+    (run_dir / FINAL_MESSAGE).write_text(UNCLOSED)
     stop = asyncio.Event()
+    stopped_by: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        stopped_by.append(signum)
+        stop.set()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    reason = ""
+        loop.add_signal_handler(sig, on_signal, sig)
+    closed = False
     while not stop.is_set():
         if scheduler.status.name in ("closing", "closed", "failed"):
-            reason = f"shut down after being idle for {config.get('idle_timeout')}s"
+            closed = True
             break
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=0.5)
-    # after an idle close the scheduler is gone and a full close would wait on it for its timeout;
-    # what is left (nannies, workers) is in our process group, which the supervisor ends anyway
+    idle = float(config["idle_timeout"]) if config.get("idle_timeout") else None
+    reason = (scheduler.close_reason or "unknown") if closed else None
+    message, code = describe_end(reason, scheduler.status.name, idle, *stopped_by[:1])
+    # after the scheduler closed a full close would wait on it for its timeout; what is left
+    # (nannies, workers) is in our process group and cgroup, which the supervisor ends anyway
     with contextlib.suppress(Exception):
-        await asyncio.wait_for(cluster.close(timeout=5), 3 if reason else 15)
-    return reason
+        await asyncio.wait_for(cluster.close(timeout=5), 3 if closed else 15)
+    return message, code
 
 
 def main(argv: list[str]) -> int:
@@ -152,10 +220,16 @@ def main(argv: list[str]) -> int:
     home = Path(os.environ["WORKBENCH_HOME"])
     store = Store(home / "workbench.db")
     workload_id = os.environ["WORKBENCH_WORKLOAD_ID"]
-    reason = asyncio.run(serve(run_dir, config, store, workload_id))
-    if reason:
-        (run_dir / FINAL_MESSAGE).write_text(reason)
-    return 0
+    final = run_dir / FINAL_MESSAGE
+    try:
+        message, code = asyncio.run(serve(run_dir, config, store, workload_id))
+    except Exception as exc:
+        import traceback
+
+        traceback.print_exc()
+        message, code = f"the Dask cluster failed: {type(exc).__name__}: {exc}", 1
+    final.write_text(message)
+    return code
 
 
 if __name__ == "__main__":

@@ -1,20 +1,37 @@
-"""Process helpers for the local backend and its supervisor (Linux ``/proc``)."""
+"""Process helpers for the local backend, its supervisor and its guard (Linux ``/proc``).
+
+Only ``os``-level calls (no pathlib): the guard imports this module and stays a bare interpreter.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import signal
-from pathlib import Path
 
-_PROC = Path("/proc")
+_PROC = "/proc"
+#: The environment variable every process of a local workload carries (set by the backend):
+#: its run directory, unique across stores where a workload's name is not.
+MARKER_ENV = "WORKBENCH_RUN_DIR"
+
+
+def _read(pid: int, name: str) -> bytes | None:
+    try:
+        with open(f"{_PROC}/{pid}/{name}", "rb") as fh:
+            return fh.read()
+    except OSError:
+        return None
+
+
+def _pids() -> list[int]:
+    return [int(name) for name in os.listdir(_PROC) if name.isdigit()]
 
 
 def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        text = (_PROC / str(pid) / "stat").read_text()
-    except OSError:
+    raw = _read(pid, "stat")
+    if raw is None:
         return None
+    text = raw.decode("utf-8", "replace")
     # the command name (field 2) may hold spaces and parentheses: split after the last ')'
     return text[text.rfind(")") + 2 :].split()
 
@@ -32,23 +49,18 @@ def is_alive(pid: int | None, marker: str | None = None) -> bool:
         return False
     if marker is None:
         return True
-    try:
-        cmdline = (_PROC / str(pid) / "cmdline").read_bytes()
-    except OSError:
-        return False
-    return marker.encode() in cmdline
+    cmdline = _read(pid, "cmdline")
+    return cmdline is not None and marker.encode() in cmdline
 
 
 def group_members(pgid: int) -> list[int]:
     """Live pids in process group ``pgid``."""
     members = []
-    for entry in _PROC.iterdir():
-        if not entry.name.isdigit():
-            continue
-        fields = _stat_fields(int(entry.name))
+    for pid in _pids():
+        fields = _stat_fields(pid)
         # after ')': state ppid pgrp …
         if fields and fields[0] not in ("Z", "X") and fields[2] == str(pgid):
-            members.append(int(entry.name))
+            members.append(pid)
     return members
 
 
@@ -101,12 +113,10 @@ def become_subreaper() -> bool:
 def descendants(pid: int) -> list[int]:
     """Live processes below ``pid`` (children, their children, …)."""
     children: dict[int, list[int]] = {}
-    for entry in _PROC.iterdir():
-        if not entry.name.isdigit():
-            continue
-        fields = _stat_fields(int(entry.name))
+    for child in _pids():
+        fields = _stat_fields(child)
         if fields and fields[0] not in ("Z", "X"):
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
+            children.setdefault(int(fields[1]), []).append(child)
     found, todo = [], [pid]
     while todo:
         for child in children.get(todo.pop(), []):
@@ -115,11 +125,15 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def kill_descendants(pid: int) -> None:
-    """SIGKILL everything below ``pid`` and reap what was ours to reap."""
-    for child in descendants(pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(child, signal.SIGKILL)
+def kill_pids(pids: list[int]) -> None:
+    """SIGKILL each of ``pids`` that still exists."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def reap() -> None:
+    """Reap every child of this process that has ended (never blocks)."""
     while True:
         try:
             reaped, _ = os.waitpid(-1, os.WNOHANG)
@@ -127,3 +141,58 @@ def kill_descendants(pid: int) -> None:
             break
         if reaped == 0:
             break
+
+
+def kill_descendants(pid: int) -> None:
+    """SIGKILL everything below ``pid`` and reap what was ours to reap."""
+    kill_pids(descendants(pid))
+    reap()
+
+
+def marked(run_dir: str) -> list[int]:
+    """Live processes of this user that carry ``WORKBENCH_RUN_DIR=<run_dir>`` in their environment.
+
+    A process that left the workload's process group, session and process tree (a daemon that
+    double-forked after its supervisor died) still has the environment it was started with.
+    This process itself is never listed.
+    """
+    needle = f"\0{MARKER_ENV}={run_dir}\0".encode()
+    uid, me = os.getuid(), os.getpid()
+    found = []
+    for pid in _pids():
+        if pid == me:
+            continue
+        try:
+            if os.stat(f"{_PROC}/{pid}").st_uid != uid:
+                continue
+        except OSError:
+            continue
+        environ = _read(pid, "environ")
+        if environ and needle in b"\0" + environ:
+            fields = _stat_fields(pid)
+            if fields and fields[0] not in ("Z", "X"):
+                found.append(pid)
+    return found
+
+
+def with_argv_tail(*tail: str) -> list[int]:
+    """Live processes whose command line contains ``tail`` as consecutive arguments (not this one)."""
+    needle = b"\0" + b"\0".join(part.encode() for part in tail) + b"\0"
+    me = os.getpid()
+    found = []
+    for pid in _pids():
+        cmdline = _read(pid, "cmdline")
+        if pid != me and cmdline and needle in b"\0" + cmdline:
+            fields = _stat_fields(pid)
+            if fields and fields[0] not in ("Z", "X"):
+                found.append(pid)
+    return found
+
+
+def cgroup_of(pid: int) -> str | None:
+    """The cgroup v2 path of ``pid`` (``0::/…`` in ``/proc/PID/cgroup``), if it has one."""
+    raw = _read(pid, "cgroup")
+    for line in (raw or b"").decode("utf-8", "replace").splitlines():
+        if line.startswith("0::"):
+            return line[3:].removesuffix(" (deleted)")
+    return None

@@ -16,10 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 import os
-import secrets
 
 #: The environment variable that hands the key to the runner (removed before the code runs).
 KEY_ENV = "WORKBENCH_RESULTS_KEY"
@@ -37,6 +34,8 @@ class Unsealed(ValueError):
 
 def new_key() -> str:
     """A fresh key for one launch, as hex."""
+    import secrets
+
     return secrets.token_hex(32)
 
 
@@ -52,6 +51,10 @@ def take_key() -> bytes | None:
 
 
 def _mac(key: bytes, blob: bytes) -> bytes:
+    # imported here: the supervisor needs only KEY_ENV, and OpenSSL costs it ~4 MB of RSS
+    import hashlib
+    import hmac
+
     return hmac.new(key, _CONTEXT + blob, hashlib.sha256).digest()
 
 
@@ -66,6 +69,8 @@ def unseal(sealed: bytes, key: bytes) -> bytes:
     Raises:
         Unsealed: the seal does not match the key.
     """
+    import hmac
+
     mac, blob = sealed[:_MAC_SIZE], sealed[_MAC_SIZE:]
     if len(mac) != _MAC_SIZE or not hmac.compare_digest(mac, _mac(key, blob)):
         raise Unsealed("the results' seal does not match this launch's key")

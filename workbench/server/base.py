@@ -105,7 +105,7 @@ class WorkbenchHandler(ExtensionHandlerMixin, APIHandler):
         except RecursionError:
             data, too_deep = None, True
         except ValueError as exc:
-            raise SpecError(f"the request body is not valid JSON: {exc}", value=shown) from None
+            raise SpecError(f"the request body {shown!r} is not valid JSON: {exc}", value=shown) from None
         if too_deep or json_depth(data) > MAX_DEPTH:
             raise SpecError(
                 f"the request body nests deeper than {MAX_DEPTH} levels", value=shown, hint="flatten it"

@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.utils import url_path_join
-from pydantic import ValidationError
 from tornado import web
 from tornado.iostream import StreamClosedError
 
 from ..errors import SpecError
-from ..spec import KINDS, AdaptRange
+from ..spec import KINDS, AdaptRange, check_adapt
+from ..spec_limits import MAX_WORKERS
 from ..store import ACTIVE, FINAL, Workload
 from .base import WorkbenchHandler, record
 from .paths import confine_spec
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from ..service import Service
 
 STATUSES = (*ACTIVE, *FINAL)
-MAX_WORKERS = 1000
 
 
 class WorkloadsHandler(WorkbenchHandler):
@@ -118,7 +117,7 @@ def _scale_request(body: dict[str, Any]) -> tuple[str, int | AdaptRange]:
     """``{"workers": N}`` or ``{"adapt": "MIN:MAX"}``, checked."""
     if len(body) != 1 or next(iter(body)) not in ("workers", "adapt"):
         raise SpecError(
-            'send either {"workers": N} or {"adapt": "MIN:MAX"}',
+            'send either {"workers": N} or {"adapt": "MIN:MAX"}, not ' + (",".join(body) or "nothing"),
             value=",".join(body) or None,
         )
     if "workers" in body:
@@ -128,13 +127,7 @@ def _scale_request(body: dict[str, Any]) -> tuple[str, int | AdaptRange]:
                 f"workers {workers!r} must be a whole number from 0 to {MAX_WORKERS}", value=workers
             )
         return "workers", workers
-    try:
-        return "adapt", AdaptRange.model_validate(body["adapt"])
-    except ValidationError as exc:
-        detail = str(exc.errors(include_url=False)[0]["msg"]).removeprefix("Value error, ")
-        raise SpecError(
-            f"invalid adapt: {detail}", value=body["adapt"], hint="write MIN:MAX, e.g. 1:8"
-        ) from None
+    return "adapt", check_adapt(body["adapt"])
 
 
 class ScaleHandler(WorkbenchHandler):

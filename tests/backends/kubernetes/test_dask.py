@@ -193,7 +193,7 @@ def test_bad_scale_and_adapt_are_refused(kube: Service, k8s: Emulator, operator:
     k8s.deny("list", "nodes")
     kube.launch({"kind": "dask", "name": "bounds", "resources": {"gpus": 1}})  # nothing but a scheduler runs
     k8s.reset_requests()  # the launch patched its NetworkPolicy (owned by the DaskCluster)
-    with pytest.raises(SpecError, match="cannot scale to -1"):
+    with pytest.raises(SpecError, match="workers -1 must be a whole number from 0 to 1000"):
         kube.scale("bounds", -1)
     with pytest.raises(SpecError, match="MIN:MAX"):
         kube.adapt("bounds", 3, 1)

@@ -133,7 +133,7 @@ def test_unknown_cluster_and_wrong_kind(service: Service) -> None:
     pod = service.launch({"kind": "pod", "code": "pass"})
     with pytest.raises(SpecError, match="scaling applies to Dask clusters"):
         service.scale(pod.id, 2)
-    with pytest.raises(SpecError, match="adapt 3:1 must be MIN:MAX"):
+    with pytest.raises(SpecError, match="adapt 3:1 has MIN above MAX"):
         cluster = service.launch({"kind": "dask", "workers": 1})
         service.adapt(cluster.id, 3, 1)
 

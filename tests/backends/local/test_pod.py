@@ -216,7 +216,7 @@ def test_killed_supervisor_is_reported_not_left_running(service: Service) -> Non
     os.kill(record.supervisor_pid, signal.SIGKILL)
     wait_for(lambda: service.get(workload.id).status == "failed")
     final = service.get(workload.id)
-    assert final.message == "the supervisor process ended without recording an outcome"
+    assert final.message == "the supervisor was killed (SIGKILL); the workload's processes were stopped"
     wait_for(lambda: not procs.is_alive(final.pid))
 
 

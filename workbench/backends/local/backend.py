@@ -9,9 +9,11 @@ leaves neither a record nor a directory behind.
 from __future__ import annotations
 
 import codecs
+import errno
 import json
 import math
 import os
+import secrets
 import select
 import shutil
 import signal
@@ -23,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from ...config import Settings
-from ...errors import BackendUnavailable, NotFound, PermissionDenied, SpecError
+from ...errors import BackendUnavailable, Conflict, NotFound, PermissionDenied, SpecError, StoreError
 from ...private import create_private, exposed, make_private, private_dir, write_private
-from ...runtime import procs
+from ...runtime import guard, procs
 from ...runtime import results as sealed
 from ...spec import CommonSpec, NotebookSpec
 from ...store import ACTIVE, CANCELLED, FAILED, PENDING, Store, Workload
@@ -56,12 +58,47 @@ class _ExitWaiter:
         if self._fd is None:
             time.sleep(seconds)
             return
-        select.select([self._fd], [], [], seconds)
+        ready, _, _ = select.select([self._fd], [], [], seconds)
+        if ready:  # it has exited (its guard may still be writing the record): sleep from now on
+            self.close()
 
     def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def _os_failure(exc: OSError, workload_id: str | None, runs: Path) -> StoreError | BackendUnavailable:
+    """One line for a file operation of a launch that failed: a full or read-only disk named."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StoreError(
+            f"cannot write the run directory in {runs}: the disk is full (ENOSPC); nothing was launched",
+            reason="full",
+            value=workload_id or str(runs),
+            hint=f"free space on that disk (`df -h {runs}`), then retry",
+        )
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return StoreError(
+            f"cannot write the run directory in {runs}: it is read-only ({exc.strerror}); "
+            "nothing was launched",
+            reason="read-only",
+            value=workload_id or str(runs),
+            hint="make it writable, or set WORKBENCH_HOME to a writable folder",
+        )
+    return BackendUnavailable(
+        f"could not start the local workload: {exc}",
+        value=workload_id,
+        hint=f"check that {runs} is writable",
+    )
+
+
+def _orphaned(final: Path) -> Conflict:
+    return Conflict(
+        f"the run directory {final} already exists, but the store has no record of it",
+        value=str(final),
+        hint=f"`workbench doctor --repair` rebuilds its record (then `workbench rm {final.name}` "
+        "removes it), or choose another --name",
+    )
 
 
 class LocalBackend:
@@ -92,9 +129,10 @@ class LocalBackend:
             from ...runtime.notebook import ensure_key
 
             ensure_key(self.settings.home)
-        runs = private_dir(self.settings.runs_dir)
-        staging = runs / f".staging-{workload_id}-{os.getpid()}"
+        runs = self._runs_dir()
+        staging = runs / f".staging-{workload_id}-{os.getpid()}-{secrets.token_hex(4)}"
         final = runs / workload_id
+        self._refuse_existing(final)
         try:
             self._stage(staging, spec, plan)
             record = Workload(
@@ -115,28 +153,46 @@ class LocalBackend:
                 return Workload(**{**record.to_dict(), "gpus": granted})
 
             record = self.store.insert(record, amend=grant, results_key=payload.results_key)
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(staging, ignore_errors=True)
+            if isinstance(exc, OSError):  # staging on a full or read-only disk
+                raise _os_failure(exc, workload_id, runs) from exc
             raise
         try:
-            if final.exists():  # left by a record that no longer exists
-                shutil.rmtree(final)
-            staging.rename(final)
+            try:
+                os.rename(staging, final)  # never over a run directory: an empty one at most
+            except OSError as exc:
+                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise
+                raise _orphaned(final) from None
             self._write_launch(final, spec, payload, record.gpus, plan)
             make_private(final)  # 0700 / 0600 whatever the umask: launch.json holds argv and env
             self._start_supervisor(workload_id)
         except BaseException as exc:
             self.store.delete(workload_id)
-            shutil.rmtree(final, ignore_errors=True)
+            if not isinstance(exc, Conflict):  # a Conflict: the directory is someone else's
+                shutil.rmtree(final, ignore_errors=True)
             shutil.rmtree(staging, ignore_errors=True)
             if isinstance(exc, OSError):
-                raise BackendUnavailable(
-                    f"could not start the local workload: {exc}",
-                    value=workload_id,
-                    hint=f"check that {runs} is writable",
-                ) from exc
+                raise _os_failure(exc, workload_id, runs) from exc
             raise
         return self.store.get(workload_id)
+
+    def _runs_dir(self) -> Path:
+        try:
+            return private_dir(self.settings.runs_dir)
+        except OSError as exc:
+            raise _os_failure(exc, None, self.settings.runs_dir) from exc
+
+    def _refuse_existing(self, final: Path) -> None:
+        """A run directory is never overwritten: its log and outputs may be all that is left."""
+        if not final.exists():
+            return
+        try:
+            self.store.get(final.name)
+        except NotFound:
+            raise _orphaned(final) from None
+        # recorded: the store's own Conflict (the name is taken) comes from the insert
 
     def _check_secrets(self, spec: CommonSpec) -> None:
         """Locally, a secret is a file ``secrets/SECRET/KEY`` under WORKBENCH_HOME."""
@@ -218,9 +274,9 @@ class LocalBackend:
         if workload.status not in ACTIVE:
             return workload
         if workload.supervisor_pid:
-            if procs.is_alive(workload.supervisor_pid, workload.id):
-                return workload
-            procs.kill_group(workload.pid)
+            if procs.is_alive(workload.supervisor_pid, workload.id) or self._guarded(workload):
+                return workload  # the supervisor, or the guard that outlives it, records the end
+            guard.stop_workload(str(self.store.path), workload.id, workload.run_dir, workload.pid)
             message = "the supervisor process ended without recording an outcome"
         elif time.time() - workload.created > START_GRACE:
             message = "the supervisor never started"
@@ -228,6 +284,10 @@ class LocalBackend:
             return workload
         self.store.finish(workload.id, FAILED, exit_code=None, message=message)
         return self.store.get(workload.id)
+
+    def _guarded(self, workload: Workload) -> bool:
+        """Whether the workload's guard still runs (it records the end when the supervisor died)."""
+        return guard.is_guarded(str(self.store.path), workload.id)
 
     def logs(self, workload: Workload, *, follow: bool = False) -> Iterator[str]:
         path = Path(workload.run_dir) / "logs" / "output.log"
@@ -274,16 +334,18 @@ class LocalBackend:
             ended=time.time(),
         ):
             return self.store.get(workload.id)  # the supervisor sees this and never starts it
-        if procs.is_alive(workload.supervisor_pid, workload.id):
+        signalled = procs.is_alive(workload.supervisor_pid, workload.id)
+        if signalled:
             assert workload.supervisor_pid is not None
             os.kill(workload.supervisor_pid, signal.SIGTERM)
+        if signalled or self._guarded(workload):  # the supervisor (or its guard) records the end
             deadline = time.monotonic() + self.settings.kill_grace + 5.0
             while time.monotonic() < deadline:
                 current = self.store.get(workload.id)
                 if current.done:
                     return current
                 time.sleep(0.02)
-        procs.kill_group(workload.pid)
+        guard.stop_workload(str(self.store.path), workload.id, workload.run_dir, workload.pid)
         self.store.finish(workload.id, CANCELLED, exit_code=None, message="cancelled")
         return self.store.get(workload.id)
 

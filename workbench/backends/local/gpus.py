@@ -1,19 +1,23 @@
-"""NVIDIA GPUs of this host and their grant to local workloads.
+"""What this host can give local workloads: its NVIDIA GPUs, its cores and its memory.
 
 A workload asking for N GPUs gets N free device indices through ``CUDA_VISIBLE_DEVICES``;
 a GPU held by an active workload is never granted twice. The grant happens inside the
 store's write transaction that creates the record, so two processes launching at once
-cannot both take the same device.
+cannot both take the same device. A request for more GPUs, cores or memory than the host
+has at all is refused before launch (:func:`check_request`, :func:`check_capacity`).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ...errors import Conflict, SpecError
+from ...spec import Resources
+from ...units import format_bytes, parse_bytes, parse_cpu
 
 
 def detect_gpus() -> list[str]:
@@ -49,6 +53,39 @@ def check_request(requested: int, host: Sequence[str]) -> None:
             value=requested,
             hint="lower --gpus, or use --backend kubernetes for bigger machines",
         )
+
+
+def host_memory() -> int | None:
+    """Bytes of memory this host has in all (None when the system does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (OSError, ValueError):
+        return None
+
+
+def check_capacity(resources: Resources, what: str = "each process") -> None:
+    """Refuse, before launch, more cores or memory (``--cpu``, ``--memory``, ``--shm``) than
+    this host has in all: such a workload could never get what it asks for.
+
+    Args:
+        resources: the request of one process (a pod, a Dask worker, a training node).
+        what: who asks, for the message.
+    """
+    cores = os.cpu_count() or 1
+    if resources.cpu is not None and parse_cpu(resources.cpu) > cores:
+        raise SpecError(
+            f"--cpu {resources.cpu} asks for more cores than this host has ({cores}) for {what}",
+            value=resources.cpu,
+            hint=f"ask for at most {cores}, or use --backend kubernetes for more",
+        )
+    total = host_memory()
+    for flag, amount in (("--memory", resources.memory), ("--shm", resources.shm)):
+        if total and amount is not None and parse_bytes(amount) > total:
+            raise SpecError(
+                f"{flag} {amount} is more memory than this host has ({format_bytes(total)}B) for {what}",
+                value=amount,
+                hint=f"ask for at most {format_bytes(total)}, or use --backend kubernetes for more",
+            )
 
 
 def allocate(requested: int, host: Sequence[str], in_use: Mapping[str, str]) -> list[str]:

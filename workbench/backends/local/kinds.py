@@ -8,11 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ...config import folder_problem
 from ...errors import SpecError
 from ...runtime.publish import run_location
 from ...spec import CodeSpec, CommonSpec, DaskSpec, NotebookSpec, PodSpec, TrainSpec
 from ...units import parse_bytes
 from ..base import Payload
+from .gpus import check_capacity
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,40 @@ def _stage_notebook(output: str | None, payload: Payload) -> Callable[[Path], No
     return stage
 
 
+def _check_output(spec: NotebookSpec, output: str | None) -> None:
+    """``--output`` must be a folder the run can write, checked before anything is created."""
+    if output is None or ("://" in output and not output.startswith("file://")):
+        return
+    path = Path(output.removeprefix("file://"))
+    problem = folder_problem(path, writable=True)
+    if problem:
+        raise SpecError(
+            f"--output {spec.output!r} {problem}",
+            value=spec.output,
+            hint="give a folder you can write in (each run gets OUTPUT/NAME)",
+        )
+
+
+def _check_kernel(spec: NotebookSpec, notebook: bytes) -> None:
+    """The notebook's kernel (``--kernel``, else its metadata) must be installed on this machine."""
+    name = spec.kernel
+    if name is None:
+        try:
+            name = json.loads(notebook)["metadata"]["kernelspec"]["name"]
+        except (ValueError, KeyError, TypeError):
+            return  # reading the notebook said what is wrong with it already
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    known = KernelSpecManager().find_kernel_specs()
+    if name not in known:
+        what = f"--kernel {name!r}" if spec.kernel else f"the kernel {name!r} named in {spec.notebook}"
+        raise SpecError(
+            f"{what} is not installed here (installed: {', '.join(sorted(known)) or 'none'})",
+            value=name,
+            hint="pass --kernel with an installed one, or install it (`jupyter kernelspec list`)",
+        )
+
+
 def _check_filesystem(location: str) -> None:
     import fsspec
 
@@ -120,6 +156,7 @@ def plan_for(workload_id: str, spec: CommonSpec, payload: Payload) -> Plan:
     Raises:
         SpecError: a kind the local backend does not run (yet).
     """
+    check_capacity(spec.resources, "a Dask worker" if isinstance(spec, DaskSpec) else "each process")
     if isinstance(spec, PodSpec):
         return Plan(spec.resources.gpus, "workbench.runtime.cell", _stage_code(spec, payload))
     if isinstance(spec, DaskSpec):
@@ -149,6 +186,8 @@ def plan_for(workload_id: str, spec: CommonSpec, payload: Payload) -> Plan:
         if "notebook" not in payload.extra:
             raise SpecError("a notebook run needs its notebook read first", value=spec.notebook)
         output = _notebook_output(spec, payload)
+        _check_output(spec, output)
+        _check_kernel(spec, payload.extra["notebook"])
         info = {"location": run_location(output, workload_id)} if output else {}
         return Plan(
             spec.resources.gpus, "workbench.runtime.notebook", _stage_notebook(output, payload), info=info
