@@ -1,10 +1,13 @@
-"""M3: resident memory of the supervisor that watches one local workload.
+"""M3: resident memory of the supervisor that watches one local workload, and of its guard.
 
-Launches a pod that sleeps through ``workbench.service.Service`` (local backend), waits
-until its record is ``running`` with a ``supervisor_pid``, then samples that process's
-VmRSS (``/proc/PID/status``) for a while and takes the highest reading; the workload is
-cancelled and deleted afterwards. Side by side, the same sampling of a bare interpreter
-(``python -c "import time; time.sleep(...)"``) shows the floor any Python process pays.
+A supervisor runs under a small guard (the process that stops every process of the workload
+if the supervisor dies), its parent; both are measured, and their sum is reported next to
+the supervisor alone. A pod that sleeps is launched through ``workbench.service.Service``
+(local backend); once its record is ``running`` with a ``supervisor_pid``, each process's
+VmRSS (``/proc/PID/status``) is sampled for a while and the highest reading taken; the
+workload is cancelled and deleted afterwards. Side by side, the same sampling of a bare
+interpreter (``python -c "import time; time.sleep(...)"``) shows the floor any Python
+process pays.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ REPETITIONS = 3
 SLEEP_S = 3.0
 SAMPLES = 8
 SAMPLE_EVERY = 0.1  # seconds; 8 samples fit well inside the sleep
-M3_TARGET = 30 * 2**20  # bytes
+M3_TARGET = 20 * 2**20  # bytes (BENCHMARKS.md)
 
 
 def sample_rss(pid: int) -> int:
@@ -40,8 +43,15 @@ def sample_rss(pid: int) -> int:
     return max(readings)
 
 
-def supervisor_rss(service: Service, cwd: Path) -> tuple[int, int | None]:
-    """One pod: the supervisor's RSS and, for context, its workload process's RSS."""
+def parent_pid(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("PPid:"):
+            return int(line.split()[1])
+    raise c.BenchError(f"no parent recorded for process {pid}")
+
+
+def supervisor_rss(service: Service, cwd: Path) -> tuple[int, int, int | None]:
+    """One pod: the supervisor's RSS, its guard's, and (for context) its workload process's."""
     workload = service.launch({"kind": "pod", "code": f"import time\ntime.sleep({SLEEP_S})\n"}, cwd=str(cwd))
     try:
         deadline = time.monotonic() + 30
@@ -55,13 +65,14 @@ def supervisor_rss(service: Service, cwd: Path) -> tuple[int, int | None]:
                 raise c.BenchError(f"{record.id} still {record.status} after 30 s")
             time.sleep(0.01)
         rss = sample_rss(record.supervisor_pid)
+        guard = sample_rss(parent_pid(record.supervisor_pid))
         child = c.rss_bytes(record.pid) if record.pid else None
         if service.get(workload.id).status != RUNNING:
             raise c.BenchError(f"{workload.id} stopped while being measured")
     finally:
         service.cancel(workload.id)
         service.delete(workload.id, force=True)
-    return rss, child
+    return rss, guard, child
 
 
 def bare_interpreter_rss() -> int:
@@ -83,14 +94,20 @@ def main() -> None:
         finally:
             service.close()
 
-    sup = c.median([rss for rss, _ in runs])
+    sup = c.median([rss for rss, _, _ in runs])
+    both = c.median([rss + guard for rss, guard, _ in runs])
     base = c.median(bare)
     print(
         f"M3 supervisor RSS: median {c.mb(sup)} (baseline: bare python interpreter {c.mb(base)}; "
         f"+{c.mb(sup - base)}, ratio {sup / base:.2f}x) target <= {c.mb(M3_TARGET)}: "
         f"{c.verdict(sup, M3_TARGET)}"
     )
-    children = [child for _, child in runs if child]
+    print(
+        f"M3 supervisor + guard RSS: median {c.mb(both)} (guard {c.mb(both - sup)}; the two share "
+        f"the interpreter's pages, so their PSS is lower) target <= {c.mb(M3_TARGET)}: "
+        f"{c.verdict(both, M3_TARGET)}"
+    )
+    children = [child for _, _, child in runs if child]
     if children:
         child = c.mb(c.median(children))
         print(f"   informative: the workload's own process (python -m workbench.runtime.cell) {child}")

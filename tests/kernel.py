@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import queue
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from jupyter_client.manager import KernelManager
@@ -27,12 +28,22 @@ class Reply:
 class Kernel:
     """Start, run cells in, interrupt and restart a python3 kernel."""
 
-    def __init__(self, env: dict[str, str] | None = None) -> None:
+    def __init__(self, env: dict[str, str] | None = None, *, workbench_env: bool = True) -> None:
+        """``env`` on top of this process's environment (without its WORKBENCH_* settings
+        when ``workbench_env`` is False)."""
+        base = {k: v for k, v in os.environ.items() if workbench_env or not k.startswith("WORKBENCH_")}
         self.km = KernelManager(kernel_name="python3")
-        self.km.start_kernel(env={**os.environ, **(env or {})})
+        self.km.start_kernel(env={**base, **(env or {})})
         self.kc = self.km.client()
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=60)
+
+    @classmethod
+    def isolated(cls, home: Path) -> Kernel:
+        """A kernel on a WORKBENCH_HOME of its own, with none of this process's WORKBENCH_*
+        settings and no config file (a module-scoped kernel that many tests share)."""
+        env = {"WORKBENCH_HOME": str(home), "WORKBENCH_CONFIG": str(home.parent / "absent-config.yaml")}
+        return cls(env, workbench_env=False)
 
     def submit(self, code: str) -> str:
         return str(self.kc.execute(code))

@@ -143,6 +143,15 @@ def test_workload_survives_kernel_restart(kernel: Kernel, tmp_path: Path) -> Non
     assert len(session_line.split(":", 1)[1].strip()) >= 8  # tagged with the launching kernel
 
 
+def test_wb_logs_follow_prints_each_line_once(kernel: Kernel) -> None:
+    code = "import time\nfor i in range(3):\n    print('line', i, flush=True)\n    time.sleep(0.2)"
+    assert kernel.run(f"%%pod --name ticker --detach\n{code}").error is None
+    followed = kernel.run("%wb logs ticker -f")  # follows while it runs, to its end
+    assert followed.error is None, followed
+    assert followed.stdout == "line 0\nline 1\nline 2\n"
+    assert "status: succeeded" in kernel.run("%wb describe ticker").stdout
+
+
 def test_wb_unknown_command(kernel: Kernel) -> None:
     reply = kernel.run("%wb frobnicate x")
     assert reply.error is not None

@@ -25,8 +25,7 @@ total = value.item() + offset
 @pytest.fixture(scope="module")
 def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
     # one kernel and one WORKBENCH_HOME for the module: a torchrun job costs seconds already
-    home = tmp_path_factory.mktemp("train-home")
-    k = Kernel(env={"WORKBENCH_HOME": str(home), "WORKBENCH_BACKEND": "local"})
+    k = Kernel.isolated(tmp_path_factory.mktemp("train") / "wbhome")
     assert k.run("%load_ext workbench").error is None
     yield k
     k.stop()

@@ -261,8 +261,7 @@ def _follow_run(service: Service, workload: Any, detach: bool) -> int:
 
 
 def _verify(service: Service, run: str, require_signature: bool) -> int:
-    from .notebooks import is_signed
-    from .runtime.notebook import trusted_fingerprint
+    from .notebooks import is_signed, trusted_fingerprint
 
     location = service.run_directory(run)
     problems = service.verify(run, require_signature=require_signature)
@@ -362,10 +361,7 @@ def _dispatch(args: argparse.Namespace, script_args: list[str]) -> int:
         return 0
     service = _service()
     if args.command == "rbac":
-        from .backends.kubernetes.rbac import rbac_manifests
-
-        namespace = args.namespace or service.settings.kubernetes.namespace or "default"
-        _print_docs(rbac_manifests(namespace, args.service_account, cluster=not args.no_cluster), "yaml")
+        _print_docs(service.rbac(args.namespace, args.service_account, cluster=not args.no_cluster), "yaml")
         return 0
     if args.command == "doctor":
         from .doctor import FAIL, repair, run_checks
@@ -373,7 +369,7 @@ def _dispatch(args: argparse.Namespace, script_args: list[str]) -> int:
         if args.repair:
             print("\n".join(repair(service.settings)))
             return 0
-        checks = run_checks(service.settings)
+        checks = run_checks(service)
         width = max(len(c.what) for c in checks)
         for check in checks:
             print(f"[{check.level:>4}] {check.what.ljust(width)}  {check.detail}")
@@ -381,7 +377,7 @@ def _dispatch(args: argparse.Namespace, script_args: list[str]) -> int:
     if args.command == "dask":
         return _dask(service, args)
     if args.command == "notebook":
-        from .runtime.notebook import skip_iri_format_checker
+        from .notebooks import skip_iri_format_checker
 
         skip_iri_format_checker()
         return _notebook(service, args)

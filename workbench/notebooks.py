@@ -27,6 +27,8 @@ from . import spec_limits as limits
 from .backends.base import Payload
 from .errors import SpecError
 from .runtime import notebook as nbrun
+from .runtime.notebook import skip_iri_format_checker as skip_iri_format_checker  # for the CLI
+from .runtime.notebook import trusted_fingerprint as trusted_fingerprint
 from .spec import NotebookSpec
 
 if TYPE_CHECKING:

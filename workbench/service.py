@@ -10,7 +10,6 @@ from __future__ import annotations
 import builtins
 import contextlib
 import itertools
-import json
 import os
 import secrets
 import shutil
@@ -20,7 +19,20 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .backends.base import Backend, Payload, create_backend
+from .backends.base import (
+    Backend,
+    Check,
+    DaskControl,
+    Diagnosis,
+    Discovery,
+    Manifests,
+    Payload,
+    Probing,
+    ability,
+    backend_class,
+    backend_names,
+    create_backend,
+)
 from .config import Settings, load_settings, merge_profile
 from .errors import (
     BackendUnavailable,
@@ -31,8 +43,8 @@ from .errors import (
     Timeout,
     WorkloadFailed,
 )
+from .payloads import code_payload, saved_launch
 from .repair import open_store
-from .runtime.results import new_key
 from .spec import CodeSpec, CommonSpec, NotebookSpec, check_adapt, check_workers, parse_spec, spec_mapping
 from .store import FAILED, Store, Workload
 
@@ -124,50 +136,7 @@ class Service:
             return notebook_payload(spec, session=session, cwd=cwd, home=self.settings.home)
         if not isinstance(spec, CodeSpec):
             return Payload(session=session, cwd=cwd)
-        missing = [name for name in spec.send if name not in inputs]
-        if missing:
-            raise SpecError(
-                f"--send {','.join(missing)}: no such variable in the kernel",
-                value=",".join(missing),
-                hint="define it before the cell, or drop it from --send",
-            )
-        blob = None
-        if spec.send:
-            import cloudpickle
-
-            values = {}
-            for name in spec.send:
-                try:
-                    cloudpickle.dumps(inputs[name])
-                except Exception as exc:
-                    raise SpecError(
-                        f"--send {name}: cannot be pickled ({type(exc).__name__}: {exc})",
-                        value=name,
-                        hint="send plain data (arrays, frames, dicts) or rebuild it inside the cell",
-                    ) from None
-                values[name] = inputs[name]
-            blob = cloudpickle.dumps(values)
-        script = script_name = None
-        if spec.script is not None:
-            path = Path(cwd or ".") / spec.script
-            try:
-                script = path.read_bytes()
-            except OSError as exc:
-                raise SpecError(
-                    f"cannot read script {spec.script!r}: {exc.strerror}",
-                    value=spec.script,
-                    hint="give the path of an existing .py file",
-                ) from None
-            script_name = path.name
-        return Payload(
-            code=spec.code,
-            script=script,
-            script_name=script_name,
-            inputs=blob,
-            cwd=cwd,
-            session=session,
-            results_key=new_key() if spec.get and seal_results else None,
-        )
+        return code_payload(spec, inputs, session=session, cwd=cwd, seal_results=seal_results)
 
     # -- queries ---------------------------------------------------------------------------
     def get(self, name: str) -> Workload:
@@ -185,10 +154,10 @@ class Service:
         for name in sorted(in_use):
             if filters.get("backend") not in (None, name):
                 continue
-            discover = getattr(self._reachable(name), "discover", None)
-            if discover is not None:
+            discovery: Discovery | None = ability(self._reachable(name), Discovery)
+            if discovery is not None:
                 with contextlib.suppress(BackendUnavailable):
-                    discover()
+                    discovery.discover()
         result = []
         for workload in self.store.list(**filters):
             backend = self._reachable(workload.backend)
@@ -276,10 +245,10 @@ class Service:
         return self.backend(workload.backend).results(workload, key)
 
     # -- Dask ------------------------------------------------------------------------------
-    def _dask_backend(self, name: str) -> tuple[Any, Workload]:
+    def _dask_backend(self, name: str) -> tuple[DaskControl, Workload]:
         workload = self.store.find(name)
-        backend = self.backend(workload.backend)
-        if workload.kind != "dask" or not hasattr(backend, "scale"):
+        backend: DaskControl | None = ability(self.backend(workload.backend), DaskControl)
+        if workload.kind != "dask" or backend is None:
             raise SpecError(
                 f"{workload.id} is a {workload.kind} workload; scaling applies to Dask clusters",
                 value=workload.id,
@@ -392,46 +361,55 @@ class Service:
         cwd: str | None = None,
     ) -> builtins.list[dict[str, Any]]:
         """The Kubernetes objects a launch would create, without contacting any cluster."""
-        from .backends.kubernetes.backend import build_manifests, kube_settings
-
         if not isinstance(spec, CommonSpec):
             spec = self.resolve(spec)
         # no results key: a manifest printed for kubectl or GitOps carries no secret
         payload = self._payload(spec, inputs or {}, None, cwd, seal_results=False)
         workload_id = spec.name or f"{getattr(spec, 'kind', 'wl')}-{secrets.token_hex(3)}"
-        return build_manifests(workload_id, spec, payload, self.settings, kube_settings(self.settings))
+        return self._manifests().manifests(workload_id, spec, payload)
 
     def export(self, name: str) -> builtins.list[dict[str, Any]]:
         """The Kubernetes objects of a launched workload (local or not), rebuilt from its record."""
-        from .backends.kubernetes.backend import build_manifests, kube_settings
 
         workload = self.store.find(name)
-        folder = Path(workload.run_dir) / "payload"
-        raw = dict(workload.spec)
-        inputs_path = folder / "inputs.pkl"
-        inputs = inputs_path.read_bytes() if inputs_path.exists() else None
+        spec, payload = saved_launch(workload)
+        return self._manifests().manifests(workload.id, spec, payload)
+
+    def _manifests(self) -> Manifests:
+        builder: Manifests | None = ability(self.backend("kubernetes"), Manifests)
+        if builder is None:
+            raise BackendUnavailable(
+                "the kubernetes backend of this installation builds no manifests",
+                value="kubernetes",
+                hint="reinstall jupyter-ml-workbench",
+            )
+        return builder
+
+    def rbac(
+        self, namespace: str | None, service_account: str, *, cluster: bool
+    ) -> builtins.list[dict[str, Any]]:
+        """The least-privilege RBAC objects the Kubernetes backend needs in ``namespace``."""
+        return self._manifests().rbac(namespace, service_account, cluster=cluster)
+
+    # -- doctor and the sidebar ------------------------------------------------------------
+    def diagnose(self) -> builtins.list[Check]:
+        """Every backend's own checks for `workbench doctor`, the local one first."""
+        checks: builtins.list[Check] = []
+        for name in sorted(backend_names(), key=lambda n: (n != "local", n)):
+            diagnosis: Diagnosis | None = ability(backend_class(name), Diagnosis)
+            if diagnosis is not None:
+                checks += diagnosis.diagnose(self.settings, required=name == self.settings.backend)
+        return checks
+
+    def probe(self, name: str, timeout: float) -> dict[str, Any]:
+        """What the sidebar shows of backend ``name``: whether it can run work, its GPUs."""
         try:
-            if raw.get("kind") == "notebook":  # the snapshot and the typed parameters
-                config = json.loads((folder / "notebook.json").read_text())
-                notebook = (Path(workload.run_dir) / "input.ipynb").read_bytes()
-                payload = Payload(extra={"notebook": notebook, "config": config})
-            elif raw.get("kind") not in ("pod", "train"):  # no code to carry (a Dask cluster)
-                payload = Payload()
-            elif raw.get("script"):
-                script_name = Path(raw["script"]).name
-                script = (folder / script_name).read_bytes()
-                payload = Payload(script=script, script_name=script_name, inputs=inputs)
-            else:
-                raw["code"] = (folder / "cell.py").read_text()
-                payload = Payload(code=raw["code"], inputs=inputs)
-        except (OSError, ValueError) as exc:
-            why = getattr(exc, "strerror", None) or exc
-            raise SpecError(
-                f"cannot export {workload.id}: its payload is missing from {folder} ({why})",
-                value=workload.id,
-            ) from None
-        spec = parse_spec(raw)
-        return build_manifests(workload.id, spec, payload, self.settings, kube_settings(self.settings))
+            prober: Probing | None = ability(backend_class(name), Probing)
+        except BackendUnavailable as exc:
+            return {"available": False, "gpus": None, "error": exc.one_line()}
+        if prober is None:
+            return {"available": False, "gpus": None, "error": f"the {name!r} backend has no probe"}
+        return prober.probe(self.settings, timeout)
 
     @staticmethod
     def check(workload: Workload) -> Workload:

@@ -3,7 +3,6 @@ compiled, ``--send a,b`` in the cell magics, and commands given a workload of th
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -58,13 +57,7 @@ def test_a_failing_script_keeps_its_own_frames(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
     home = tmp_path_factory.mktemp("fixes") / "wbhome"
-    with pytest.MonkeyPatch.context() as env:
-        for key in list(os.environ):
-            if key.startswith("WORKBENCH_"):
-                env.delenv(key)
-        env.setenv("WORKBENCH_HOME", str(home))
-        env.setenv("WORKBENCH_CONFIG", str(home.parent / "absent-config.yaml"))
-        k = Kernel()
+    k = Kernel.isolated(home)
     try:
         assert k.run("%load_ext workbench\na, b = 20, 22").error is None
         yield k

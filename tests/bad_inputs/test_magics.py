@@ -3,7 +3,6 @@ value, no traceback, nothing printed besides, and nothing created."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,13 +28,7 @@ class Session:
 def session(workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
     """One kernel for every case, on a home of its own, working in the workspace."""
     home = tmp_path_factory.mktemp("magics") / "wbhome"
-    with pytest.MonkeyPatch.context() as env:
-        for key in list(os.environ):
-            if key.startswith("WORKBENCH_"):
-                env.delenv(key)
-        env.setenv("WORKBENCH_HOME", str(home))
-        env.setenv("WORKBENCH_CONFIG", str(home.parent / "absent-config.yaml"))
-        kernel = Kernel()
+    kernel = Kernel.isolated(home)
     try:
         reply = kernel.run(
             f"%load_ext workbench\nimport os, threading\nos.chdir({str(workspace)!r})\n"

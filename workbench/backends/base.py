@@ -1,8 +1,12 @@
-"""The backend protocol and the registry of backends.
+"""The backend protocol, the optional abilities a backend may declare, and the registry.
 
 A backend turns a validated spec into running work and answers for it afterwards. The
-service is its only caller. Backends are looked up by name; third-party backends register
-through the ``workbench.backends`` entry-point group (``name = "package.module:Class"``).
+service is its only caller, and finds backends by name in the registry below.
+
+Abilities beyond the core protocol (scaling Dask clusters, finding workloads by their labels,
+manifests for kubectl, RBAC, doctor checks, a probe for the sidebar) are Protocols below. A
+backend declares the ones it implements in its ``abilities``; the service asks
+:func:`ability`, never ``hasattr``, so an ability is there because it was declared.
 """
 
 from __future__ import annotations
@@ -10,8 +14,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from ..errors import BackendUnavailable
 
@@ -40,6 +43,8 @@ class Backend(Protocol):
     """What every backend provides. Workloads are passed as store records."""
 
     name: str
+    #: the ability Protocols (below) this backend implements
+    abilities: ClassVar[frozenset[type]]
 
     def submit(self, workload_id: str, spec: CommonSpec, payload: Payload) -> Workload:
         """Create the workload; on failure, leave nothing behind."""
@@ -63,42 +68,104 @@ class Backend(Protocol):
         """
 
 
+# -- abilities ---------------------------------------------------------------------------------
+OK, INFO, WARN, FAIL = "ok", "info", "warn", "FAIL"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of `workbench doctor`: a level (OK, INFO, WARN, FAIL), what, and the detail."""
+
+    level: str
+    what: str
+    detail: str
+
+
+class DaskControl(Protocol):
+    """Dask clusters: their scheduler address, and scaling them."""
+
+    def dask_address(self, workload: Workload, timeout: float = 60.0) -> Workload: ...
+
+    def scale(self, workload: Workload, workers: int) -> Workload: ...
+
+    def adapt(self, workload: Workload, minimum: int, maximum: int) -> Workload: ...
+
+
+class Discovery(Protocol):
+    """Workloads made elsewhere (another machine, another kernel) found and recorded."""
+
+    def discover(self) -> None: ...
+
+
+class Manifests(Protocol):
+    """The objects a launch makes, built without contacting anything (dry run, export)."""
+
+    def manifests(self, workload_id: str, spec: CommonSpec, payload: Payload) -> list[dict[str, Any]]: ...
+
+    def rbac(self, namespace: str | None, service_account: str, *, cluster: bool) -> list[dict[str, Any]]:
+        """The least-privilege access objects the backend needs."""
+
+
+class Diagnosis(Protocol):
+    """Checks for `workbench doctor`; ``required``: the backend is the configured default.
+
+    A class-level ability: it needs the settings only (not the store, which may be the
+    very thing that is broken).
+    """
+
+    def diagnose(self, settings: Settings, *, required: bool) -> list[Check]: ...
+
+
+class Probing(Protocol):
+    """What the sidebar shows of a backend: can it run work now, on how many GPUs
+    (class-level, like :class:`Diagnosis`)."""
+
+    def probe(self, settings: Settings, timeout: float) -> dict[str, Any]: ...
+
+
+def ability(backend: Backend | type[Backend] | None, protocol: object) -> Any:
+    """``backend`` (an instance, or a class for class-level abilities) when it declares the
+    ability ``protocol`` (one of the Protocols above), else None; annotate the result with
+    the Protocol at the call."""
+    return backend if backend is not None and protocol in backend.abilities else None
+
+
 BackendFactory = Callable[["Settings", "Store"], Backend]
 
+#: The backends, by the name a spec's ``backend`` field takes (the spec admits exactly these).
 _BUILTIN = {
     "local": "workbench.backends.local:LocalBackend",
     "kubernetes": "workbench.backends.kubernetes.backend:KubernetesBackend",
 }
-_REGISTERED: dict[str, BackendFactory] = {}
 
 
-def register_backend(name: str, factory: BackendFactory) -> None:
-    """Make a backend available under ``name`` (tests and plugins)."""
-    _REGISTERED[name] = factory
+def backend_names() -> list[str]:
+    """Every backend of this installation."""
+    return sorted(_BUILTIN)
 
 
-def _load(target: str) -> BackendFactory:
-    module, _, attr = target.partition(":")
-    factory: BackendFactory = getattr(importlib.import_module(module), attr)
-    return factory
-
-
-def create_backend(name: str, settings: Settings, store: Store) -> Backend:
-    """The backend called ``name``.
+def backend_class(name: str) -> type[Backend]:
+    """The class of the backend called ``name`` (its module is imported on first use).
 
     Raises:
         BackendUnavailable: no backend by that name is installed.
     """
-    if name in _REGISTERED:
-        return _REGISTERED[name](settings, store)
-    if name in _BUILTIN:
-        return _load(_BUILTIN[name])(settings, store)
-    for point in entry_points(group="workbench.backends"):
-        if point.name == name:
-            return _load(point.value)(settings, store)
-    known = sorted({*_BUILTIN, *_REGISTERED})
-    raise BackendUnavailable(
-        f"the {name!r} backend is not available in this installation (available: {', '.join(known)})",
-        value=name,
-        hint="use --backend local",
-    )
+    if name not in _BUILTIN:
+        raise BackendUnavailable(
+            f"the {name!r} backend is not available in this installation (available: {', '.join(_BUILTIN)})",
+            value=name,
+            hint="use --backend local",
+        )
+    module, _, attr = _BUILTIN[name].partition(":")
+    cls: type[Backend] = getattr(importlib.import_module(module), attr)
+    return cls
+
+
+def create_backend(name: str, settings: Settings, store: Store) -> Backend:
+    """The backend called ``name``, working on ``store``.
+
+    Raises:
+        BackendUnavailable: no backend by that name is installed.
+    """
+    factory: BackendFactory = backend_class(name)
+    return factory(settings, store)

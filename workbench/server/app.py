@@ -31,7 +31,7 @@ from traitlets import Float, Int, List, TraitError, Type, Unicode, validate
 from ..service import Service
 from .meta import BackendsHandler, ProfilesHandler, SchemaHandler, SchemasHandler
 from .paths import SCHEME_NAME
-from .probe import Answer, CachedProbe, probe_kubernetes, probe_local
+from .probe import Answer, CachedProbe, probe
 from .runner import ServiceRunner
 from .watcher import SCHEMA_ID, SCHEMA_PATH, ChangeWatcher
 from .workloads import CancelHandler, LogsHandler, ScaleHandler, WorkloadHandler, WorkloadsHandler
@@ -102,13 +102,13 @@ class WorkbenchApp(ExtensionApp):
             }
 
         self.local_probe = CachedProbe(
-            lambda: probe_local(runner.settings()),
+            lambda: probe(runner, "local", self.probe_timeout),
             timeout=max(self.probe_timeout, 15.0),  # nvidia-smi gets 10 s of its own
             ttl=self.probe_ttl,
             fallback=lambda error: {"available": True, "gpus": None, "error": error},
         )
         self.kubernetes_probe = CachedProbe(
-            lambda: probe_kubernetes(runner.settings(), self.probe_timeout),
+            lambda: probe(runner, "kubernetes", self.probe_timeout),
             timeout=self.probe_timeout,
             ttl=self.probe_ttl,
             fallback=kubernetes_fallback,

@@ -12,49 +12,18 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..config import Settings
-from ..errors import WorkbenchError
+from .runner import ServiceRunner
 
 Answer = dict[str, Any]
 
 
-def probe_local(settings: Settings) -> Answer:
-    from ..backends.local.gpus import detect_gpus
-
-    gpus = list(settings.local_gpus) if settings.local_gpus is not None else detect_gpus()
-    return {"available": True, "gpus": gpus}
-
-
-def probe_kubernetes(settings: Settings, timeout: float) -> Answer:
-    """Reach the API server once (no retries, ``timeout`` per request) and count GPUs on the nodes."""
-    config = settings.kubernetes.model_copy(update={"retries": 0, "request_timeout": timeout})
-    answer: Answer = {
-        "available": False,
-        "context": "in-cluster" if config.in_cluster else config.context,
-        "namespace": config.namespace,
-        "version": None,
-        "gpus": None,
-        "error": None,
-    }
+def probe(runner: ServiceRunner, name: str, timeout: float) -> Answer:
+    """Ask the service what backend ``name`` can offer now (a service of this thread's own)."""
+    service = runner.new_service()
     try:
-        from ..backends.kubernetes.client import KubeClient
-
-        client = KubeClient(config)
-        answer["namespace"] = client.namespace
-        major, minor = client.server_version()
-        nodes = client.nodes()
-    except WorkbenchError as exc:
-        answer["error"] = exc.one_line()
-        return answer
-    except ImportError as exc:
-        answer["error"] = f"the kubernetes client is not installed ({exc})"
-        return answer
-    answer.update(available=True, version=f"{major}.{minor}")
-    if nodes is not None:  # None: not allowed to list nodes
-        resource = config.gpu_resource
-        allocatable = (n.get("status", {}).get("allocatable", {}).get(resource, "0") for n in nodes)
-        answer["gpus"] = sum(int(value or 0) for value in allocatable)
-    return answer
+        return service.probe(name, timeout)
+    finally:
+        service.close()
 
 
 class CachedProbe:

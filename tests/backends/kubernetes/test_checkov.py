@@ -25,10 +25,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
 import yaml
 
+from tests.backends.local.test_notebook import write_notebook
 from workbench.cli import main
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -58,16 +58,7 @@ DRY_RUNS: dict[str, list[str]] = {
 
 def _project(folder: Path) -> None:
     (folder / "train.py").write_text("print('training')\n")
-    nb = nbformat.v4.new_notebook(
-        metadata={
-            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-            "language_info": {"name": "python"},
-        }
-    )
-    cell = nbformat.v4.new_code_cell("alpha = 1")
-    cell.metadata["tags"] = ["parameters"]
-    nb.cells += [cell, nbformat.v4.new_code_cell("print(alpha)")]
-    nbformat.write(nb, str(folder / "nb.ipynb"))  # type: ignore[no-untyped-call]
+    write_notebook(folder / "nb.ipynb", "print(alpha)", parameters="alpha = 1")
 
 
 def _operator_objects(doc: dict[str, Any]) -> list[dict[str, Any]]:

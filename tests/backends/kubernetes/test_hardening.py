@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
-import nbformat
 import pytest
 
+from tests.backends.local.test_notebook import write_notebook
 from tests.k8s.emulator import Emulator
 from workbench.backends.kubernetes.build import refuse_unsafe
 from workbench.backends.kubernetes.hardening import check_workload
@@ -27,18 +27,7 @@ CLIENT = {"workbench.jupyter.org/client": "true"}
 
 
 def _notebook(folder: Path) -> str:
-    nb = nbformat.v4.new_notebook(
-        metadata={
-            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-            "language_info": {"name": "python"},
-        }
-    )
-    parameters = nbformat.v4.new_code_cell("x = 0")
-    parameters.metadata["tags"] = ["parameters"]
-    nb.cells += [parameters, nbformat.v4.new_code_cell("print('ran', x)")]
-    path = folder / "nb.ipynb"
-    nbformat.write(nb, str(path))  # type: ignore[no-untyped-call]
-    return str(path)
+    return str(write_notebook(folder / "nb.ipynb", "print('ran', x)", parameters="x = 0"))
 
 
 def kinds(folder: Path) -> dict[str, dict[str, Any]]:

@@ -15,26 +15,24 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...config import Settings
-from ...errors import Conflict, NotFound, PermissionDenied, WorkbenchError
+from ...errors import Conflict, NotFound, WorkbenchError
 from ...private import make_private, private_dir
-from ...spec import CodeSpec, CommonSpec, DaskSpec, NotebookSpec, TrainSpec, parse_spec
+from ...spec import CodeSpec, CommonSpec, DaskSpec, NotebookSpec, TrainSpec
 from ...store import ACTIVE, CANCELLED, FAILED, PENDING, SUCCEEDED, Store, Workload
-from ..base import Payload
+from ..base import Check, DaskControl, Diagnosis, Discovery, Manifests, Payload, Probing
 from .build import LATEST_VERSION, SPEC_ANNOTATION, build_manifests, kube_settings, payload_parts
 from .logs import MarkerFilter, results_secret_name, sealed_results
 from .manifests import container_resources
-from .notebook_manifests import notebook_location
 from .preflight import check_fits
 from .settings import APP_NAME, ID_LABEL, MANAGED_BY_LABEL, KubeSettings
-from .status import Observed, observe, timestamp
+from .status import Observed, observe
 
 __all__ = [
     "LATEST_VERSION",
@@ -60,6 +58,7 @@ class KubernetesBackend:
     """Runs workloads on the cluster of the configured kubeconfig context (or in-cluster)."""
 
     name = "kubernetes"
+    abilities: ClassVar[frozenset[type]] = frozenset({DaskControl, Discovery, Manifests, Diagnosis, Probing})
 
     def __init__(self, settings: Settings, store: Store, client: Any = None) -> None:
         self.settings = settings
@@ -281,52 +280,10 @@ class KubernetesBackend:
         return lines[-1][:300] if lines else ""
 
     def discover(self) -> None:
-        """Add to the store the workloads found in the cluster by their labels.
+        """Add to the store the workloads found in the cluster by their labels."""
+        from .discovery import discover
 
-        The main object of each carries its spec (a Job, or a scheduled notebook's CronJob);
-        the Jobs a CronJob makes do not, so they are not found as workloads of their own.
-        """
-        known = {w.id for w in self.store.list(backend=self.name)}
-        found = list(self.tracker.objects("Job"))
-        with contextlib.suppress(PermissionDenied):  # a Role from before scheduled notebooks
-            found += self.tracker.objects("CronJob")
-        for obj in found:
-            meta = obj.get("metadata", {})
-            workload_id = meta.get("labels", {}).get(ID_LABEL)
-            raw = meta.get("annotations", {}).get(SPEC_ANNOTATION)
-            if not workload_id or workload_id in known or not raw:
-                continue
-            try:
-                data = json.loads(raw)
-                if data.get("kind", "pod") in ("pod", "train"):  # the code itself is not kept
-                    data |= {"code": "", "script": None}
-                spec = parse_spec(data)
-                info = {}
-                if isinstance(spec, NotebookSpec):
-                    info["location"] = notebook_location(spec, workload_id)
-            except (WorkbenchError, ValueError):
-                continue
-            if obj.get("kind") == "CronJob":
-                created = timestamp(meta.get("creationTimestamp"))
-            else:
-                observed = observe(obj, [])
-                created = observed.started if observed else None
-            known.add(workload_id)
-            self.store.insert(
-                Workload(
-                    id=workload_id,
-                    kind=str(getattr(spec, "kind", "pod")),
-                    backend=self.name,
-                    status=PENDING,
-                    spec=spec.model_dump(mode="json", exclude={"code"}),
-                    run_dir=str(self.settings.runs_dir / workload_id),
-                    created=created or time.time(),
-                    owner=meta.get("annotations", {}).get("workbench.jupyter.org/owner", ""),
-                    info=info,
-                )
-            )
-        if "dask" in self.__dict__:  # the Dask half was used: it watches DaskClusters
-            self.dask.discover(known)
+        discover(self)
 
     # -- output ----------------------------------------------------------------------------
     def logs(self, workload: Workload, *, follow: bool = False) -> Iterator[str]:
@@ -430,6 +387,29 @@ class KubernetesBackend:
 
     def delete(self, workload: Workload) -> None:
         self._delete_objects(workload)
+
+    # -- offline: manifests, RBAC; doctor and the sidebar ----------------------------------
+    def manifests(self, workload_id: str, spec: CommonSpec, payload: Payload) -> list[dict[str, Any]]:
+        """The objects a launch would create, for the settings alone (no cluster is contacted)."""
+        return build_manifests(workload_id, spec, payload, self.settings, kube_settings(self.settings))
+
+    def rbac(self, namespace: str | None, service_account: str, *, cluster: bool) -> list[dict[str, Any]]:
+        from .rbac import rbac_manifests
+
+        where = namespace or self.settings.kubernetes.namespace or "default"
+        return rbac_manifests(where, service_account, cluster=cluster)
+
+    @staticmethod
+    def diagnose(settings: Settings, *, required: bool) -> list[Check]:
+        from .doctor import diagnose
+
+        return diagnose(settings, required=required)
+
+    @staticmethod
+    def probe(settings: Settings, timeout: float) -> dict[str, Any]:
+        from .doctor import probe
+
+        return probe(settings, timeout)
 
     # -- Dask ------------------------------------------------------------------------------
     def dask_address(self, workload: Workload, timeout: float = 60.0) -> Workload:

@@ -22,7 +22,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ...config import Settings
 from ...errors import BackendUnavailable, Conflict, NotFound, PermissionDenied, SpecError, StoreError
@@ -32,7 +32,7 @@ from ...runtime import results as sealed
 from ...spec import CommonSpec, NotebookSpec
 from ...store import ACTIVE, CANCELLED, FAILED, PENDING, Store, Workload
 from ...units import format_bytes, parse_bytes
-from ..base import Payload
+from ..base import OK, Check, DaskControl, Diagnosis, Payload, Probing
 from .gpus import allocate, check_request, detect_gpus
 from .kinds import Plan, plan_for
 
@@ -105,6 +105,7 @@ class LocalBackend:
     """Runs workloads as processes on this machine."""
 
     name = "local"
+    abilities: ClassVar[frozenset[type]] = frozenset({DaskControl, Diagnosis, Probing})
 
     def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
@@ -367,6 +368,17 @@ class LocalBackend:
         from . import dask
 
         return dask.adapt(self.store, self.refresh(workload), self.host_gpus, minimum, maximum)
+
+    # -- doctor and the sidebar -------------------------------------------------------------
+    @staticmethod
+    def diagnose(settings: Settings, *, required: bool) -> list[Check]:
+        gpus = list(settings.local_gpus) if settings.local_gpus is not None else detect_gpus()
+        return [Check(OK, "local GPUs", ", ".join(gpus) or "none")]
+
+    @staticmethod
+    def probe(settings: Settings, timeout: float) -> dict[str, Any]:
+        gpus = list(settings.local_gpus) if settings.local_gpus is not None else detect_gpus()
+        return {"available": True, "gpus": gpus}
 
     def results(self, workload: Workload, key: bytes) -> dict[str, Any]:
         path = Path(workload.run_dir) / sealed.FILE

@@ -1,0 +1,68 @@
+"""Workloads made elsewhere (another machine, another kernel), found in the cluster by their labels."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from typing import TYPE_CHECKING
+
+from ...errors import PermissionDenied, WorkbenchError
+from ...spec import NotebookSpec, parse_spec
+from ...store import PENDING, Workload
+from .build import SPEC_ANNOTATION
+from .notebook_manifests import notebook_location
+from .settings import ID_LABEL
+from .status import observe, timestamp
+
+if TYPE_CHECKING:
+    from .backend import KubernetesBackend
+
+
+def discover(backend: KubernetesBackend) -> None:
+    """Add to the store the workloads found in the cluster by their labels.
+
+    The main object of each carries its spec (a Job, or a scheduled notebook's CronJob);
+    the Jobs a CronJob makes do not, so they are not found as workloads of their own.
+    """
+    known = {w.id for w in backend.store.list(backend=backend.name)}
+    found = list(backend.tracker.objects("Job"))
+    with contextlib.suppress(PermissionDenied):  # a Role from before scheduled notebooks
+        found += backend.tracker.objects("CronJob")
+    for obj in found:
+        meta = obj.get("metadata", {})
+        workload_id = meta.get("labels", {}).get(ID_LABEL)
+        raw = meta.get("annotations", {}).get(SPEC_ANNOTATION)
+        if not workload_id or workload_id in known or not raw:
+            continue
+        try:
+            data = json.loads(raw)
+            if data.get("kind", "pod") in ("pod", "train"):  # the code itself is not kept
+                data |= {"code": "", "script": None}
+            spec = parse_spec(data)
+            info = {}
+            if isinstance(spec, NotebookSpec):
+                info["location"] = notebook_location(spec, workload_id)
+        except (WorkbenchError, ValueError):
+            continue
+        if obj.get("kind") == "CronJob":
+            created = timestamp(meta.get("creationTimestamp"))
+        else:
+            observed = observe(obj, [])
+            created = observed.started if observed else None
+        known.add(workload_id)
+        backend.store.insert(
+            Workload(
+                id=workload_id,
+                kind=str(getattr(spec, "kind", "pod")),
+                backend=backend.name,
+                status=PENDING,
+                spec=spec.model_dump(mode="json", exclude={"code"}),
+                run_dir=str(backend.settings.runs_dir / workload_id),
+                created=created or time.time(),
+                owner=meta.get("annotations", {}).get("workbench.jupyter.org/owner", ""),
+                info=info,
+            )
+        )
+    if "dask" in backend.__dict__:  # the Dask half was used: it watches DaskClusters
+        backend.dask.discover(known)
