@@ -117,6 +117,19 @@ async def test_a_dead_supervisor_is_noticed_without_any_request(
     assert "supervisor" in failed["message"]
 
 
+async def test_a_replaced_store_is_followed(events: Events, tmp_path: Path, service: Service) -> None:
+    (tmp_path / "job.py").write_text("pass\n")
+    first = await cli("run", "job.py", "--detach", cwd=tmp_path)
+    await events.until(lambda e: e["name"] == first and e["status"] == "succeeded")  # nothing active
+    db = service.store.path
+    service.close()
+    for suffix in ("", "-wal", "-shm"):  # as a user who deletes the store would
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    second = await cli("run", "job.py", "--detach", cwd=tmp_path)  # recorded in a new store file
+    added = await events.until(lambda e: e["name"] == second and e["action"] == "added")
+    assert added["kind"] == "pod"
+
+
 async def test_workloads_from_before_the_start_are_not_replayed(
     jp_serverapp: ServerApp, jp_ws_fetch: Any, service: Service
 ) -> None:

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -49,6 +50,14 @@ class Seen:
     ended: float | None
     #: endpoints and scale (a Dask cluster's address, dashboard, requested workers) as sorted JSON
     info: str = "{}"
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
 
 
 def snapshot(workloads: Iterable[Workload]) -> dict[str, Seen]:
@@ -124,6 +133,8 @@ class ChangeWatcher:
         # owned by the watcher thread
         self._service: Service | None = None
         self._db: sqlite3.Connection | None = None
+        self._path = ""
+        self._file: tuple[int, int] | None = None  # (device, inode) of the store the connection reads
         self._version: int | None = None
         self._seen: dict[str, Seen] | None = None
         self._next_refresh = 0.0
@@ -177,6 +188,8 @@ class ChangeWatcher:
 
     # -- in the watcher thread -------------------------------------------------------------
     def _open(self) -> tuple[Service, sqlite3.Connection]:
+        if self._db is not None and _identity(self._path) != self._file:
+            self._close()  # the store file was deleted or replaced: its data_version is another file's
         if self._service is None or self._db is None:
             service = self._new_service()
             try:
@@ -186,6 +199,7 @@ class ChangeWatcher:
                 service.close()
                 raise
             self._service, self._db, self._version = service, db, None
+            self._path, self._file = str(path), _identity(str(path))
         return self._service, self._db
 
     def _close(self) -> None:
