@@ -12,7 +12,7 @@ import.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from .settings import ID_LABEL, KubeSettings
@@ -95,17 +95,30 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def _templates(node: Any, path: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    """The labels of every pod (template) in a document: a mapping whose spec has containers."""
+def find(
+    node: Any, match: Callable[[Mapping[str, Any]], bool], path: str = ""
+) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """Every mapping in ``node`` that ``match`` accepts, with its path (not looking inside it)."""
     if isinstance(node, Mapping):
-        if isinstance(_mapping(node.get("spec")).get("containers"), list):
-            yield path or "the pod", _mapping(_mapping(node.get("metadata")).get("labels"))
+        if match(node):
+            yield path, node
             return
         for key, value in node.items():
-            yield from _templates(value, f"{path}.{key}" if path else str(key))
+            yield from find(value, match, f"{path}.{key}" if path else str(key))
     elif isinstance(node, list):
         for index, item in enumerate(node):
-            yield from _templates(item, f"{path}[{index}]")
+            yield from find(item, match, f"{path}[{index}]")
+
+
+def pod_specs(node: Any, path: str = "") -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """Every pod spec in a document, wherever it sits (Job, CronJob, custom resources)."""
+    return find(node, lambda m: isinstance(m.get("containers"), list), path)
+
+
+def _templates(doc: Any) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """The labels of every pod (template) in a document: a mapping whose spec has containers."""
+    for path, template in find(doc, lambda m: isinstance(_mapping(m.get("spec")).get("containers"), list)):
+        yield path or "the pod", _mapping(_mapping(template.get("metadata")).get("labels"))
 
 
 def check_workload(docs: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -121,7 +134,7 @@ def check_workload(docs: Sequence[Mapping[str, Any]]) -> list[str]:
     problems = []
     for doc in docs:
         name = f"{doc.get('kind')}/{_mapping(doc.get('metadata')).get('name')}"
-        for where, labels in _templates(doc, ""):
+        for where, labels in _templates(doc):
             if not any(selector and selector.items() <= labels.items() for selector in selectors):
                 problems.append(f"{name}: {where} is selected by no NetworkPolicy of the workload")
     return problems

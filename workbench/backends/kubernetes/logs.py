@@ -18,6 +18,7 @@ from typing import Any
 from ...private import private_dir, write_private
 from ...runtime.results import KEY_ENV, find_in_log, seal_line
 from ...runtime.results import MARKER as RESULTS_MARKER
+from .hardening import pod_specs
 
 _START = RESULTS_MARKER[0]
 
@@ -119,10 +120,5 @@ def with_results_key(docs: list[dict[str, Any]], workload_id: str, key: str) -> 
     return [secret, *docs]
 
 
-def _containers(node: Any) -> list[dict[str, Any]]:
-    if isinstance(node, list):
-        return [c for item in node for c in _containers(item)]
-    if not isinstance(node, dict):
-        return []
-    found = [c for c in node.get("containers", []) if isinstance(c, dict)]
-    return found + [c for key, value in node.items() if key != "containers" for c in _containers(value)]
+def _containers(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [c for _, spec in pod_specs(docs) for c in spec["containers"] if isinstance(c, dict)]

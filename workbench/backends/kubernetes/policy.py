@@ -26,7 +26,7 @@ from decimal import Decimal
 from typing import Any
 
 from ...units import DNS_LABEL, DNS_SUBDOMAIN, check_label, parse_quantity
-from .hardening import MIN_UID, image_pull_policy
+from .hardening import MIN_UID, image_pull_policy, pod_specs
 from .settings import CONFIGMAP_HARD_LIMIT, QUEUE_LABEL
 
 #: Volume types Pod Security Standards *restricted* allows.
@@ -330,19 +330,6 @@ def _pod_spec_problems(where: str, pod_spec: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def _pod_specs(node: Any, path: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    """Every pod spec in a document, wherever it sits (Job, CronJob, custom resources)."""
-    if isinstance(node, Mapping):
-        if isinstance(node.get("containers"), list):
-            yield path, node
-            return
-        for key, value in node.items():
-            yield from _pod_specs(value, f"{path}.{key}" if path else str(key))
-    elif isinstance(node, list):
-        for index, item in enumerate(node):
-            yield from _pod_specs(item, f"{path}[{index}]")
-
-
 def _templates_labels(node: Any, path: str) -> Iterator[tuple[str, Any]]:
     """The labels of every nested object template (``metadata.labels`` below the top)."""
     if isinstance(node, Mapping):
@@ -423,7 +410,7 @@ def check_manifest(doc: Mapping[str, Any]) -> list[str]:
             problems.append(f"metadata.annotations: {exc}")
     for where, labels in _templates_labels(doc.get("spec"), "spec"):
         problems += _label_problems(where, labels)
-    for where, pod_spec in _pod_specs(doc.get("spec"), "spec"):
+    for where, pod_spec in pod_specs(doc.get("spec"), "spec"):
         problems += _pod_spec_problems(where, pod_spec)
     if kind == "ConfigMap":
         problems += _configmap_problems(doc)
