@@ -204,3 +204,38 @@ def test_rbac_objects_validate_strictly(minor: int) -> None:
 
     for doc in rbac_manifests("ml"):
         assert kubernetes_validate.validate(doc, BUNDLED[minor], strict=True) == f"1.{minor}"
+
+
+INDEX = "batch.kubernetes.io/job-completion-index"
+
+
+def _failed_node(index: int, code: int, finished: str) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": f"job-{index}",
+            "annotations": {"batch.kubernetes.io/job-completion-index": str(index)},
+        },
+        "status": {
+            "phase": "Failed",
+            "containerStatuses": [
+                {"name": "main", "state": {"terminated": {"exitCode": code, "finishedAt": finished}}}
+            ],
+        },
+    }
+
+
+def test_the_node_that_failed_first_is_not_the_one_that_lost_its_peer() -> None:
+    from workbench.backends.kubernetes.train import LOST_PEER, first_failure
+
+    same_second = [_failed_node(0, 1, "2026-12-01T10:00:05Z"), _failed_node(1, 1, "2026-12-01T10:00:05Z")]
+    last = {
+        "job-0": "[rank 0] RuntimeError: [pair.cc:537] Read error [127.0.0.1]:1: Connection reset by peer",
+        "job-1": "[rank 1] ValueError: bad batch on rank 1",
+    }
+    lost = lambda pod: bool(LOST_PEER.search(last[pod["metadata"]["name"]]))  # noqa: E731
+    assert first_failure(same_second, lost)["metadata"]["name"] == "job-1"  # type: ignore[index]
+    assert first_failure(same_second)["metadata"]["name"] == "job-0"  # type: ignore[index]  # no logs: index
+    earlier = [_failed_node(0, 1, "2026-12-01T10:00:04Z"), _failed_node(1, 1, "2026-12-01T10:00:05Z")]
+    assert first_failure(earlier, lost)["metadata"]["name"] == "job-0"  # type: ignore[index]  # time first
+    signalled = [_failed_node(0, 1, "2026-12-01T10:00:06Z"), _failed_node(1, 137, "2026-12-01T10:00:05Z")]
+    assert first_failure(signalled, lost)["metadata"]["name"] == "job-0"  # type: ignore[index]

@@ -17,11 +17,12 @@ cluster is the source of truth, as for pods:
 from __future__ import annotations
 
 import codecs
+import functools
 import queue
 import re
 import shutil
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ...errors import BackendUnavailable, NotFound, WorkbenchError
@@ -99,26 +100,40 @@ def _phase(pod: Mapping[str, Any]) -> str:
     return str(pod.get("status", {}).get("phase") or "")
 
 
-def first_failure(pods: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    """The pod that failed first: an exit of its own before one by a signal, then earliest, then index."""
+#: How a rank's last line reads when it failed only because a peer went away first.
+LOST_PEER = re.compile(
+    r"Connection (reset|closed) by peer|Broken pipe|remote (process|peer) .*(exit|clos)", re.I
+)
+
+
+def first_failure(
+    pods: Sequence[Mapping[str, Any]], lost_peer: Callable[[Mapping[str, Any]], bool] | None = None
+) -> Mapping[str, Any] | None:
+    """The pod that failed first: an exit of its own before one by a signal, then earliest; within
+    the same second (the resolution of ``finishedAt``) a node that did not just lose a peer
+    (``lost_peer``, from its last line), then the lower index."""
     failed = [p for p in pods if (terminated(p) or {}).get("exitCode") not in (None, 0)]
 
-    def order(pod: Mapping[str, Any]) -> tuple[bool, float, int]:
+    def order(pod: Mapping[str, Any]) -> tuple[bool, float, bool, int]:
         state = terminated(pod) or {}
-        return (int(state["exitCode"]) >= 128, timestamp(state.get("finishedAt")) or 0.0, node_index(pod))
+        finished = timestamp(state.get("finishedAt")) or 0.0
+        return (int(state["exitCode"]) >= 128, finished, bool(lost_peer and lost_peer(pod)), node_index(pod))
 
     return min(failed, key=order, default=None)
 
 
 def observe_train(
-    job: Mapping[str, Any] | None, pods: Sequence[Mapping[str, Any]], nodes: int
+    job: Mapping[str, Any] | None,
+    pods: Sequence[Mapping[str, Any]],
+    nodes: int,
+    lost_peer: Callable[[Mapping[str, Any]], bool] | None = None,
 ) -> Observed | None:
     """A training job's status from its Job and every node's pods; None when the Job is gone."""
     base = observe(job, pods)
     if base is None or base.status == SUCCEEDED or (job or {}).get("spec", {}).get("suspend"):
         return base
     if base.status == FAILED:
-        pod = first_failure(pods)
+        pod = first_failure(pods, lost_peer)
         if pod is None or base.message.startswith("timed out"):
             return base
         code = int((terminated(pod) or {})["exitCode"])
@@ -215,19 +230,29 @@ class TrainJobs:
         nodes = int(workload.spec.get("nodes") or 1)
         pods = self.pods(workload.id)
         job = self.job_of(workload)
-        observed = observe_train(job, pods, nodes)
+        lost_peer = self.lost_peer(workload)
+        observed = observe_train(job, pods, nodes, lost_peer)
         if observed is not None and observed.status == FAILED and first_failure(pods) is None:
             # the job (a PyTorchJob is read directly) can be ahead of the pods' list or watch:
             # read the pods once more so the failure names the node and its exit code
             self.backend.tracker.relist("Pod")
             pods = self.pods(workload.id)
-            observed = observe_train(job, pods, nodes)
+            observed = observe_train(job, pods, nodes, lost_peer)
 
         def detail() -> str:
-            failed = first_failure(pods)
+            failed = first_failure(pods, lost_peer)
             return self._last_line(workload, failed["metadata"]["name"]) if failed else ""
 
         return self.backend.record(workload, observed, detail)
+
+    def lost_peer(self, workload: Workload) -> Callable[[Mapping[str, Any]], bool]:
+        """Whether a failed node's last line says it failed because a peer went away first."""
+
+        @functools.cache
+        def last_line(name: str) -> str:
+            return self._last_line(workload, name)
+
+        return lambda pod: bool(LOST_PEER.search(last_line(pod["metadata"]["name"])))
 
     def _container(self, workload: Workload) -> str:
         return KUBEFLOW_CONTAINER if self._kubeflow(workload) else CONTAINER_NAME
@@ -267,7 +292,7 @@ class TrainJobs:
         a banner at the end of the output, as the local runner prints it."""
         if workload.status != FAILED:
             return ""
-        failed = first_failure(self.pods(workload.id, fresh=False))
+        failed = first_failure(self.pods(workload.id, fresh=False), self.lost_peer(workload))
         if failed is None:
             return ""
         try:
