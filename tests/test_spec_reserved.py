@@ -150,9 +150,9 @@ def test_every_variable_the_backends_set_is_reserved() -> None:
 
     for name in (*RUNTIME_ENV, *_NOTEBOOK_ENV):
         for kind in KINDS:
-            _error({**BASE[kind], "env": {name: "x"}})
+            assert f"{name} is set by" in _error({**BASE[kind], "env": {name: "x"}}), (name, kind)
     for name in OPERATOR_ENV:
-        _error({**BASE["dask"], "env": {name: "x"}})
+        assert f"{name} is set by" in _error({**BASE["dask"], "env": {name: "x"}}), name
 
 
 def test_sign_is_a_field_of_notebook_specs() -> None:

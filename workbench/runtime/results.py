@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+from typing import Any
 
 #: The environment variable that hands the key to the runner (removed before the code runs).
 KEY_ENV = "WORKBENCH_RESULTS_KEY"
@@ -100,3 +101,27 @@ def find_in_log(log: str, key: bytes) -> bytes | None:
         except (Unsealed, binascii.Error, ValueError):
             continue
     return None
+
+
+def _unpickle(verified: bytes) -> dict[str, Any]:
+    # the one place results are unpickled: only blobs whose seal verified reach it, and what was
+    # sealed with this launch's key (only the launching store holds it) is the user's own --get
+    import pickle
+
+    data: dict[str, Any] = pickle.loads(verified)  # noqa: S301
+    return data
+
+
+def load(sealed: bytes, key: bytes) -> dict[str, Any]:
+    """The ``--get`` values in ``sealed`` (as :func:`seal` wrote them), once the seal verified.
+
+    Raises:
+        Unsealed: the seal does not match ``key``; nothing was unpickled.
+    """
+    return _unpickle(unseal(sealed, key))
+
+
+def load_from_log(log: str, key: bytes) -> dict[str, Any] | None:
+    """The ``--get`` values of the last marked line in ``log`` sealed with ``key``, else None."""
+    blob = find_in_log(log, key)
+    return None if blob is None else _unpickle(blob)

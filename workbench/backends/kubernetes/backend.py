@@ -154,8 +154,12 @@ class KubernetesBackend:
         payload: Payload,
         message: str,
         info: dict[str, Any] | None = None,
+        *,
+        created: float | None = None,
+        owner: str | None = None,
     ) -> Path:
-        """Record a workload about to be created (pending, ``message``); its run directory."""
+        """Record a workload about to be created, or found in the cluster (pending, ``message``);
+        its run directory. ``created`` and ``owner`` default to now and this user."""
         run_dir = self.settings.runs_dir / workload_id
         self.store.insert(
             Workload(
@@ -165,8 +169,8 @@ class KubernetesBackend:
                 status=PENDING,
                 spec=spec.model_dump(mode="json", exclude={"code"}),
                 run_dir=str(run_dir),
-                created=time.time(),
-                owner=self.settings.owner,
+                created=created or time.time(),
+                owner=self.settings.owner if owner is None else owner,
                 session=payload.session,
                 message=message,
                 info=info or {},

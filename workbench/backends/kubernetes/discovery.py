@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 from typing import TYPE_CHECKING
 
 from ...errors import PermissionDenied, WorkbenchError
 from ...spec import NotebookSpec, parse_spec
-from ...store import PENDING, Workload
+from ..base import Payload
 from .build import SPEC_ANNOTATION
 from .notebook_manifests import notebook_location
 from .settings import ID_LABEL
@@ -51,18 +50,7 @@ def discover(backend: KubernetesBackend) -> None:
             observed = observe(obj, [])
             created = observed.started if observed else None
         known.add(workload_id)
-        backend.store.insert(
-            Workload(
-                id=workload_id,
-                kind=str(getattr(spec, "kind", "pod")),
-                backend=backend.name,
-                status=PENDING,
-                spec=spec.model_dump(mode="json", exclude={"code"}),
-                run_dir=str(backend.settings.runs_dir / workload_id),
-                created=created or time.time(),
-                owner=meta.get("annotations", {}).get("workbench.jupyter.org/owner", ""),
-                info=info,
-            )
-        )
+        owner = meta.get("annotations", {}).get("workbench.jupyter.org/owner", "")
+        backend.insert_pending(workload_id, spec, Payload(), "", info, created=created, owner=owner)
     if "dask" in backend.__dict__:  # the Dask half was used: it watches DaskClusters
         backend.dask.discover(known)

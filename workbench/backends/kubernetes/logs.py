@@ -10,13 +10,12 @@ users see (only when it verifies: a marked line the code printed itself stays vi
 from __future__ import annotations
 
 import base64
-import pickle
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from ...private import private_dir, write_private
-from ...runtime.results import KEY_ENV, find_in_log, seal_line
+from ...runtime.results import KEY_ENV, find_in_log, load_from_log, seal_line
 from ...runtime.results import MARKER as RESULTS_MARKER
 from .hardening import pod_specs
 
@@ -68,12 +67,7 @@ def extract_results(log: str, key: bytes) -> dict[str, Any] | None:
 
     Marked lines whose seal does not verify are passed over, never unpickled.
     """
-    blob = find_in_log(log, key)
-    if blob is None:
-        return None
-    # sealed by this launch's runner with a key only the launching store holds: the user's --get
-    data: dict[str, Any] = pickle.loads(blob)  # noqa: S301
-    return data
+    return load_from_log(log, key)
 
 
 def sealed_results(cached: Path, logs: Iterable[str], key: bytes) -> dict[str, Any]:

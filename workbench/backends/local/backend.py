@@ -385,7 +385,7 @@ class LocalBackend:
         if workload.status != "succeeded" or not path.exists():
             return {}
         try:
-            blob = sealed.unseal(path.read_bytes(), key)
+            return sealed.load(path.read_bytes(), key)
         except sealed.Unsealed:
             raise PermissionDenied(
                 f"the --get results of {workload.id} were not written by its runner "
@@ -393,8 +393,3 @@ class LocalBackend:
                 value=str(path),
                 hint="rerun the workload; nothing else should write results.sealed",
             ) from None
-        import pickle
-
-        # sealed by this launch's own runner with a key only this store holds: the user's --get
-        data: dict[str, Any] = pickle.loads(blob)  # noqa: S301
-        return data
