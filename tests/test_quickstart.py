@@ -41,8 +41,14 @@ def test_every_workbench_name_the_quickstart_imports_exists() -> None:
 
 def test_every_magic_the_quickstart_uses_is_registered() -> None:
     from workbench.magics import WorkbenchMagics
+    from workbench.magics_serve import ServeMagics
 
-    registered = {*WorkbenchMagics.magics["line"], *WorkbenchMagics.magics["cell"]}
+    registered = {
+        *WorkbenchMagics.magics["line"],
+        *WorkbenchMagics.magics["cell"],
+        *ServeMagics.magics["line"],
+        *ServeMagics.magics["cell"],
+    }
     used = set()
     for cell in code_cells("quickstart.ipynb"):
         for line in cell.splitlines():

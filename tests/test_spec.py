@@ -13,6 +13,7 @@ POD: dict[str, Any] = {"kind": "pod", "code": "x = 1"}
 DASK: dict[str, Any] = {"kind": "dask"}
 TRAIN: dict[str, Any] = {"kind": "train", "code": "import torch"}
 NOTEBOOK: dict[str, Any] = {"kind": "notebook", "notebook": "analysis.ipynb"}
+SERVE: dict[str, Any] = {"kind": "serve", "code": "def predict(inputs):\n    return inputs"}
 
 
 def _error(data: dict[str, Any]) -> SpecError:
@@ -25,6 +26,33 @@ def _error(data: dict[str, Any]) -> SpecError:
 # bad value as the user wrote it, and the words that say what to write instead).
 BAD: list[Any] = [
     # -- resources ---------------------------------------------------------------------------
+    # -- serve -------------------------------------------------------------------------------
+    pytest.param(
+        {**SERVE, "replicas": 0}, ["--replicas", "0", "greater than or equal to 1"], id="serve-replicas-0"
+    ),
+    pytest.param({**SERVE, "replicas": "two"}, ["--replicas", "'two'", "integer"], id="serve-replicas-text"),
+    pytest.param(
+        {**SERVE, "autoscale": "4:2"}, ["--autoscale", "MIN above MAX", "2:5"], id="serve-min-above-max"
+    ),
+    pytest.param(
+        {**SERVE, "autoscale": "0:3"},
+        ["--autoscale", "at least one replica", "1:3"],
+        id="serve-scale-to-zero",
+    ),
+    pytest.param(
+        {**SERVE, "replicas": 5, "autoscale": "1:3"},
+        ["replicas 5", "above the autoscale maximum 3"],
+        id="serve-replicas-above-max",
+    ),
+    pytest.param({**SERVE, "get": ["y"]}, ["--get", "does not apply to serve"], id="serve-get"),
+    pytest.param(
+        {**SERVE, "model_name": "my model"}, ["--model-name", "'my model'", "iris-v1"], id="serve-name"
+    ),
+    pytest.param({**SERVE, "max_body": "lots"}, ["--max-body", "'lots'", "16Mi"], id="serve-max-body"),
+    pytest.param(
+        {**SERVE, "operator": "seldon"}, ["--operator", "'seldon'", "'kserve'"], id="serve-operator"
+    ),
+    pytest.param({**SERVE, "port": 80}, ["--port", "80", "1024"], id="serve-port"),
     pytest.param(
         {**POD, "resources": {"memory": "4 gigs"}},
         ["--memory", "'4 gigs'", "is not a quantity", "4Gi"],

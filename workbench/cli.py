@@ -54,10 +54,13 @@ def build_parser() -> ArgumentParser:
         )
 
     _notebook_parsers(sub)
+    from .cli_serve import add_parsers as add_serve_parsers
+
+    add_serve_parsers(sub, OUTPUTS)
 
     ls = sub.add_parser("ls", help="list workloads")
     ls.add_argument("-o", "--output", choices=OUTPUTS, default="table")
-    ls.add_argument("--kind", choices=("pod", "dask", "train", "notebook"))
+    ls.add_argument("--kind", choices=("pod", "dask", "train", "notebook", "serve"))
     ls.add_argument(
         "--status", action="append", choices=("pending", "running", "succeeded", "failed", "cancelled")
     )
@@ -376,6 +379,10 @@ def _dispatch(args: argparse.Namespace, script_args: list[str]) -> int:
         return 1 if any(c.level == FAIL for c in checks) else 0
     if args.command == "dask":
         return _dask(service, args)
+    if args.command in ("serve", "rollout", "predict", "scale"):
+        from .cli_serve import dispatch
+
+        return dispatch(service, args, _print_docs)
     if args.command == "notebook":
         from .notebooks import skip_iri_format_checker
 

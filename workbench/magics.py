@@ -60,9 +60,9 @@ def kernel_session() -> str | None:
 
 WB_USAGE = (
     "%wb ls | logs NAME [-f] | describe NAME | cancel NAME | rm NAME [--force] | get NAME"
-    " | scale NAME N | adapt NAME MIN:MAX"
+    " | scale NAME N | adapt NAME MIN:MAX | predict NAME INPUTS"
 )
-WB_COMMANDS = ("ls", "logs", "describe", "cancel", "rm", "get", "scale", "adapt")
+WB_COMMANDS = ("ls", "logs", "describe", "cancel", "rm", "get", "scale", "adapt", "predict")
 _SHUTDOWN_HOOKED: set[str] = set()
 
 
@@ -277,6 +277,10 @@ class WorkbenchMagics(Magics):
                 print(f"{name} deleted")
             elif command == "get":
                 return service.results(name)
+            elif command == "predict":
+                from .magics_serve import predict_command
+
+                return predict_command(service, rest, self.shell.user_ns if self.shell else {})
             elif command == "scale":
                 if len(rest) < 2:
                     raise SpecError(
@@ -297,4 +301,7 @@ class WorkbenchMagics(Magics):
 
 
 def load_ipython_extension(ipython: Any) -> None:
+    from .magics_serve import ServeMagics
+
     ipython.register_magics(WorkbenchMagics)
+    ipython.register_magics(ServeMagics)

@@ -79,11 +79,18 @@ ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 
-def add_spec_options(parser: argparse.ArgumentParser, kind: str, *, skip: Iterable[str] = ()) -> None:
-    """Add one option per flagged field of ``kind``'s spec model (with the kind's aliases)."""
+def _model(kind: str | type[BaseModel]) -> type[BaseModel]:
+    return MODELS[kind] if isinstance(kind, str) else kind
+
+
+def add_spec_options(
+    parser: argparse.ArgumentParser, kind: str | type[BaseModel], *, skip: Iterable[str] = ()
+) -> None:
+    """Add one option per flagged field of ``kind``'s spec model (with the kind's aliases), or
+    of another model with flagged fields (a rollout's :class:`~workbench.spec.RevisionChange`)."""
     skipped = set(skip)
-    aliases = ALIASES.get(kind, {})
-    for path, annotation, extra in _walk(MODELS[kind]):
+    aliases = ALIASES.get(kind, {}) if isinstance(kind, str) else {}
+    for path, annotation, extra in _walk(_model(kind)):
         if path in skipped:
             continue
         kwargs: dict[str, Any] = {"dest": path, "help": extra.get("x-help"), "default": None}
@@ -96,10 +103,11 @@ def add_spec_options(parser: argparse.ArgumentParser, kind: str, *, skip: Iterab
         parser.add_argument(extra["x-flag"], *aliases.get(path, ()), **kwargs)
 
 
-def spec_fields(namespace: argparse.Namespace, kind: str) -> dict[str, Any]:
-    """The raw spec dict of the options that were given (absent ones stay unset)."""
-    raw: dict[str, Any] = {"kind": kind}
-    for path, _annotation, extra in _walk(MODELS[kind]):
+def spec_fields(namespace: argparse.Namespace, kind: str | type[BaseModel]) -> dict[str, Any]:
+    """The raw spec dict of the options that were given (absent ones stay unset); a kind's
+    has its ``kind``."""
+    raw: dict[str, Any] = {"kind": kind} if isinstance(kind, str) else {}
+    for path, _annotation, extra in _walk(_model(kind)):
         value = getattr(namespace, path, None)
         if value is None or value is False:
             continue

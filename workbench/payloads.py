@@ -10,7 +10,7 @@ from typing import Any
 from .backends.base import Payload
 from .errors import SpecError
 from .runtime.results import new_key
-from .spec import CodeSpec, CommonSpec, parse_spec
+from .spec import CodeSpec, CommonSpec, RevisionChange, parse_spec
 from .store import Workload
 
 
@@ -24,41 +24,10 @@ def code_payload(
         SpecError: a ``--send`` name the kernel lacks or that cannot be pickled; a script that
             cannot be read.
     """
-    missing = [name for name in spec.send if name not in inputs]
-    if missing:
-        raise SpecError(
-            f"--send {','.join(missing)}: no such variable in the kernel",
-            value=",".join(missing),
-            hint="define it before the cell, or drop it from --send",
-        )
-    blob = None
-    if spec.send:
-        import cloudpickle
-
-        values = {}
-        for name in spec.send:
-            try:
-                cloudpickle.dumps(inputs[name])
-            except Exception as exc:
-                raise SpecError(
-                    f"--send {name}: cannot be pickled ({type(exc).__name__}: {exc})",
-                    value=name,
-                    hint="send plain data (arrays, frames, dicts) or rebuild it inside the cell",
-                ) from None
-            values[name] = inputs[name]
-        blob = cloudpickle.dumps(values)
-    script = script_name = None
-    if spec.script is not None:
-        path = Path(cwd or ".") / spec.script
-        try:
-            script = path.read_bytes()
-        except OSError as exc:
-            raise SpecError(
-                f"cannot read script {spec.script!r}: {exc.strerror}",
-                value=spec.script,
-                hint="give the path of an existing .py file",
-            ) from None
-        script_name = path.name
+    blob = pickled_inputs(spec.send, inputs)
+    script, script_name = read_script(spec.script, cwd)
+    if getattr(spec, "kind", None) == "serve":
+        check_model(spec.code, script, spec.script)
     return Payload(
         code=spec.code,
         script=script,
@@ -70,13 +39,104 @@ def code_payload(
     )
 
 
+def pickled_inputs(send: list[str], inputs: Mapping[str, Any]) -> bytes | None:
+    """The ``--send`` values, cloudpickled; None when nothing is sent.
+
+    Raises:
+        SpecError: a name the kernel lacks, or a value that cannot be pickled.
+    """
+    missing = [name for name in send if name not in inputs]
+    if missing:
+        raise SpecError(
+            f"--send {','.join(missing)}: no such variable in the kernel",
+            value=",".join(missing),
+            hint="define it before the cell, or drop it from --send",
+        )
+    if not send:
+        return None
+    import cloudpickle
+
+    values = {}
+    for name in send:
+        try:
+            cloudpickle.dumps(inputs[name])
+        except Exception as exc:
+            raise SpecError(
+                f"--send {name}: cannot be pickled ({type(exc).__name__}: {exc})",
+                value=name,
+                hint="send plain data (arrays, frames, dicts) or rebuild it inside the cell",
+            ) from None
+        values[name] = inputs[name]
+    blob: bytes = cloudpickle.dumps(values)
+    return blob
+
+
+def read_script(script: str | None, cwd: str | None) -> tuple[bytes | None, str | None]:
+    """The bytes and file name of ``script`` (relative to ``cwd``), or (None, None)."""
+    if script is None:
+        return None, None
+    path = Path(cwd or ".") / script
+    try:
+        return path.read_bytes(), path.name
+    except OSError as exc:
+        raise SpecError(
+            f"cannot read script {script!r}: {exc.strerror}",
+            value=script,
+            hint="give the path of an existing .py file",
+        ) from None
+
+
+def check_model(code: str | None, script: bytes | None, script_path: str | None) -> None:
+    """A served cell or file must define a model (checked without running it).
+
+    Raises:
+        SpecError: it defines neither a ``kserve.Model`` subclass nor ``predict(inputs)``.
+    """
+    from .serve_check import model_problem
+
+    source = code if code is not None else (script or b"").decode("utf-8", "replace")
+    where = script_path or "the cell"
+    problem = model_problem(source, where)
+    if problem:
+        raise SpecError(
+            problem,
+            value=where,
+            hint="define `class MyModel(kserve.Model)` with load() and predict(), or `def predict(inputs)`",
+        )
+
+
+def change_payload(change: RevisionChange, inputs: Mapping[str, Any], *, cwd: str | None) -> Payload:
+    """The payload of a rollout: the new code (if any) with its ``--send`` values."""
+    script, script_name = read_script(change.script, cwd)
+    if change.code is not None or script is not None:
+        check_model(change.code, script, change.script)
+    return Payload(
+        code=change.code,
+        script=script,
+        script_name=script_name,
+        inputs=pickled_inputs(change.send, inputs),
+        cwd=cwd,
+    )
+
+
+def _current_folder(run_dir: Path) -> Path:
+    """``payload/``, or for a local endpoint the folder of the revision with most traffic
+    (``desired.json``: see backends/local/serve.py)."""
+    try:
+        desired = json.loads((run_dir / "desired.json").read_text())
+        current = max(desired["revisions"], key=lambda r: int(r["traffic"]))
+        return run_dir / str(current["payload"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return run_dir / "payload"
+
+
 def saved_launch(workload: Workload) -> tuple[CommonSpec, Payload]:
     """The spec and payload of ``workload``: its record and the payload kept in its run directory.
 
     Raises:
         SpecError: the payload is missing or unreadable.
     """
-    folder = Path(workload.run_dir) / "payload"
+    folder = _current_folder(Path(workload.run_dir))
     raw = dict(workload.spec)
     inputs_path = folder / "inputs.pkl"
     try:
@@ -85,7 +145,7 @@ def saved_launch(workload: Workload) -> tuple[CommonSpec, Payload]:
             config = json.loads((folder / "notebook.json").read_text())
             notebook = (Path(workload.run_dir) / "input.ipynb").read_bytes()
             payload = Payload(extra={"notebook": notebook, "config": config})
-        elif raw.get("kind") not in ("pod", "train"):  # no code to carry (a Dask cluster)
+        elif raw.get("kind") not in ("pod", "train", "serve"):  # no code to carry (a Dask cluster)
             payload = Payload()
         elif raw.get("script"):
             script_name = Path(raw["script"]).name

@@ -21,8 +21,25 @@ def age(seconds: float) -> str:
     return f"{int(seconds)}s"
 
 
+def endpoint(w: Workload) -> str:
+    """One line on a serve workload's endpoint: URL, revision (and canary), replicas, request rate."""
+    info = w.info
+    if not info.get("url"):
+        return ""
+    revision = f"rev {info.get('revision', '?')}"
+    if info.get("canary"):
+        traffic = info.get("traffic") or {}
+        revision += f" + canary {info['canary']} ({traffic.get(str(info['canary']), '?')}%)"
+    rate = info.get("rps")
+    parts = [str(info["url"]), revision, f"{info.get('ready', 0)}/{info.get('desired', '?')} ready"]
+    if isinstance(rate, (int, float)):
+        parts.append(f"{rate:.3g} req/s")
+    return "  ".join(parts)
+
+
 def _row(w: Workload, now: float) -> tuple[str, ...]:
-    message = w.message if len(w.message) <= 60 else w.message[:57] + "..."
+    message = w.message or (endpoint(w) if w.kind == "serve" and not w.done else "")
+    message = message if len(message) <= 90 or w.kind == "serve" else message[:87] + "..."
     return (w.id, w.kind, w.backend, w.status, age(now - w.created), ",".join(w.gpus) or "-", message)
 
 
@@ -72,6 +89,10 @@ def describe(w: Workload) -> str:
         if data[key]:
             data[key] = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(data[key]))
     data["name"] = data.pop("id")
+    if w.kind == "serve":
+        keys = ("url", "proxy_url", "model_name", "revision", "canary", "traffic", "ready", "desired", "rps",
+                "rollout", "revisions")  # fmt: skip
+        data["endpoint"] = {k: w.info[k] for k in keys if w.info.get(k) is not None}
     order = [
         "name",
         "kind",
@@ -88,6 +109,7 @@ def describe(w: Workload) -> str:
         "run_dir",
         "pid",
         "supervisor_pid",
+        "endpoint",
         "spec",
     ]
     return as_yaml({k: data[k] for k in order if k in data})

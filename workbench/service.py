@@ -45,11 +45,12 @@ from .errors import (
 )
 from .payloads import code_payload, saved_launch
 from .repair import open_store
+from .serving import EndpointOperations
 from .spec import CodeSpec, CommonSpec, NotebookSpec, check_adapt, check_workers, parse_spec, spec_mapping
 from .store import FAILED, Store, Workload
 
 
-class Service:
+class Service(EndpointOperations):
     """Launches and tracks workloads; threads may share one service.
 
     Args:

@@ -17,34 +17,28 @@ from pydantic import (
     Field,
     TypeAdapter,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from . import spec_limits as limits
 from .errors import SpecError
+from .spec_base import SPLIT, CodeSpec, CommonSpec
+from .spec_serve import RevisionChange, ServeSpec
 from .spec_types import (
     AdaptRange,
     Resources,
     SecretRef,
     Volume,
     VolumeType,
-    _identifiers,
-    _Model,
-    _split_pair,
     check_adapt,
     check_workers,
     flag,
     split_names,
 )
 from .units import (
-    DNS_SUBDOMAIN,
-    ENV_NAME,
     check_cron,
-    check_label,
     check_location,
-    check_name,
     parse_duration,
 )
 
@@ -59,7 +53,9 @@ __all__ = [
     "NotebookSpec",
     "PodSpec",
     "Resources",
+    "RevisionChange",
     "SecretRef",
+    "ServeSpec",
     "Spec",
     "TrainSpec",
     "Volume",
@@ -73,158 +69,8 @@ __all__ = [
     "split_names",
 ]
 
-Kind = Literal["pod", "dask", "train", "notebook"]
-KINDS: tuple[str, ...] = ("pod", "dask", "train", "notebook")
-BackendName = Literal["local", "kubernetes"]
-#: flag extra of a list of names given comma-separated (``--send a,b``): see :func:`split_names`
-SPLIT: dict[str, Any] = {"x-split": ","}
-
-
-class CommonSpec(_Model):
-    """Fields every kind has."""
-
-    name: str | None = Field(
-        None, json_schema_extra=flag("--name", help="workload name (RFC 1123, ≤ 40 chars)")
-    )
-    image: str | None = Field(None, json_schema_extra=flag("--image", help="container image (Kubernetes)"))
-    env: dict[str, str] = Field(
-        default_factory=dict,
-        json_schema_extra=flag("--env", help="environment variable K=V (repeatable)", metavar="K=V"),
-    )
-    secrets: list[SecretRef] = Field(
-        default_factory=list,
-        json_schema_extra=flag(
-            "--secret", help="env from a secret key, ENV=SECRET:KEY (repeatable)", metavar="ENV=SECRET:KEY"
-        ),
-    )
-    volumes: list[Volume] = Field(
-        default_factory=list,
-        json_schema_extra=flag(
-            "--volume", help="TYPE[/NAME]:MOUNT[:ro], e.g. pvc/data:/data (repeatable)", metavar="VOL"
-        ),
-    )
-    resources: Resources = Field(default_factory=Resources)
-    timeout: float | None = Field(
-        None, json_schema_extra=flag("--timeout", help="stop after this long, e.g. 90, 30s, 2h")
-    )
-    labels: dict[str, str] = Field(
-        default_factory=dict,
-        json_schema_extra=flag("--label", help="label K=V (repeatable)", metavar="K=V"),
-    )
-    profile: str | None = Field(
-        None, json_schema_extra=flag("--profile", help="named preset from the config")
-    )
-    backend: BackendName | None = Field(
-        None, json_schema_extra=flag("--backend", help="where to run: local or kubernetes")
-    )
-    queue: str | None = Field(None, json_schema_extra=flag("--queue", help="Kueue LocalQueue name"))
-    priority_class: str | None = Field(
-        None, json_schema_extra=flag("--priority-class", help="Kubernetes PriorityClass name")
-    )
-    node_selector: dict[str, str] = Field(
-        default_factory=dict,
-        json_schema_extra=flag("--node-selector", help="node label K=V (repeatable)", metavar="K=V"),
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _spec_size(cls, data: Any) -> Any:
-        if isinstance(data, Mapping):
-            limits.check_spec_size(data)
-        return data
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str | None) -> str | None:
-        return None if value is None else check_name(value)
-
-    @field_validator("env", "labels", "node_selector", mode="before")
-    @classmethod
-    def _pairs(cls, value: Any) -> Any:
-        if isinstance(value, (list, tuple)):
-            return dict(_split_pair(str(v), "=", "pair", "KEY=VALUE") for v in value)
-        return value
-
-    @field_validator("env")
-    @classmethod
-    def _env(cls, value: dict[str, str]) -> dict[str, str]:
-        for key in value:
-            if not ENV_NAME.match(key):
-                raise ValueError(
-                    f"environment variable name {key!r} must be letters, digits and '_', "
-                    "not starting with a digit"
-                )
-        limits.check_env(value)
-        return value
-
-    @field_validator("labels", "node_selector")
-    @classmethod
-    def _labels(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
-        for key, item in value.items():
-            check_label(key, item)
-        limits.check_labels(value, ours=info.field_name == "labels")
-        return value
-
-    @model_validator(mode="after")
-    def _env_once(self) -> CommonSpec:
-        limits.check_env_once(self.env, [ref.env for ref in self.secrets])
-        return self
-
-    @field_validator("queue", "priority_class")
-    @classmethod
-    def _k8s_name(cls, value: str | None) -> str | None:
-        if value is not None and (len(value) > 253 or not DNS_SUBDOMAIN.match(value)):
-            raise ValueError(f"{value!r} must be a Kubernetes object name like 'team-a'")
-        return value
-
-    @field_validator("timeout", mode="before")
-    @classmethod
-    def _timeout(cls, value: Any) -> Any:
-        return None if value is None else parse_duration(value)
-
-    @field_validator("image")
-    @classmethod
-    def _image(cls, value: str | None) -> str | None:
-        if value is not None and (not value or any(c.isspace() for c in value)):
-            raise ValueError(f"image {value!r} must be a reference like python:3.11 without spaces")
-        return value
-
-
-class CodeSpec(CommonSpec):
-    """Fields of kinds that run Python code: a cell body or a script, with inputs and results."""
-
-    code: str | None = Field(None, description="Python source to run (the cell body)")
-    script: str | None = Field(None, description="path of a Python script to run")
-    args: list[str] = Field(default_factory=list, description="arguments for the script")
-    send: list[str] = Field(
-        default_factory=list,
-        json_schema_extra=flag("--send", help="kernel variables to ship in, a,b", metavar="A,B", **SPLIT),
-    )
-    get: list[str] = Field(
-        default_factory=list,
-        json_schema_extra=flag(
-            "--get", help="variables to bring back after success, c,d", metavar="C,D", **SPLIT
-        ),
-    )
-
-    @field_validator("send", "get", mode="before")
-    @classmethod
-    def _names(cls, value: Any) -> Any:
-        return _identifiers(value, "variable")
-
-    @field_validator("code")
-    @classmethod
-    def _code_size(cls, value: str | None) -> str | None:
-        limits.check_code(value)
-        return value
-
-    @model_validator(mode="after")
-    def _one_source(self) -> CodeSpec:
-        if (self.code is None) == (self.script is None):
-            raise ValueError("give exactly one of code (a cell body) or script (a .py path)")
-        if self.script is not None and not self.script.endswith(".py"):
-            raise ValueError(f"script {self.script!r} must be a .py file")
-        return self
+Kind = Literal["pod", "dask", "train", "notebook", "serve"]
+KINDS: tuple[str, ...] = ("pod", "dask", "train", "notebook", "serve")
 
 
 class PodSpec(CodeSpec):
@@ -333,12 +179,14 @@ class NotebookSpec(CommonSpec):
         return None if value is None else check_location(value)
 
 
-Spec = Annotated[PodSpec | DaskSpec | TrainSpec | NotebookSpec, Field(discriminator="kind")]
+AnySpec = PodSpec | DaskSpec | TrainSpec | NotebookSpec | ServeSpec
+Spec = Annotated[AnySpec, Field(discriminator="kind")]
 MODELS: dict[str, type[CommonSpec]] = {
     "pod": PodSpec,
     "dask": DaskSpec,
     "train": TrainSpec,
     "notebook": NotebookSpec,
+    "serve": ServeSpec,
 }
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(Spec)
 
@@ -348,9 +196,9 @@ def _local(loc: tuple[int | str, ...], kind: str | None) -> tuple[int | str, ...
     return loc[1:] if loc and loc[0] == kind else loc
 
 
-def _where(loc: tuple[int | str, ...], kind: str | None) -> str:
+def _where(loc: tuple[int | str, ...], kind: str | None, model: Any = None) -> str:
     """The flag (or dotted field path) a validation error points at."""
-    model: Any = MODELS.get(kind or "")
+    model = model or MODELS.get(kind or "")
     loc = _local(loc, kind)
     parts = [p for p in loc if isinstance(p, str)]
     path = ".".join(parts)
@@ -378,11 +226,12 @@ _RANGE_ERRORS = {
 }
 
 
-def spec_error(exc: ValidationError, kind: str | None) -> SpecError:
-    """One-line :class:`SpecError` from a pydantic error: the field, the bad value, the fix."""
+def spec_error(exc: ValidationError, kind: str | None, model: type[BaseModel] | None = None) -> SpecError:
+    """One-line :class:`SpecError` from a pydantic error: the field, the bad value, the fix
+    (``model``: the model that was validated, when it is not ``kind``'s spec)."""
     errors = exc.errors(include_url=False)
     first = errors[0]
-    where = _where(tuple(first["loc"]), kind)
+    where = _where(tuple(first["loc"]), kind, model)
     message = str(first["msg"]).removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = "is not a field of this kind"
@@ -400,7 +249,7 @@ def spec_error(exc: ValidationError, kind: str | None) -> SpecError:
     )
 
 
-def parse_spec(data: Mapping[str, Any]) -> PodSpec | DaskSpec | TrainSpec | NotebookSpec:
+def parse_spec(data: Mapping[str, Any]) -> AnySpec:
     """Validate a spec dict (``kind`` chooses the model).
 
     Raises:
@@ -411,10 +260,12 @@ def parse_spec(data: Mapping[str, Any]) -> PodSpec | DaskSpec | TrainSpec | Note
         raise SpecError(
             f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}",
             value=kind,
-            hint="set kind: pod, dask, train or notebook",
+            hint="set kind: pod, dask, train, notebook or serve",
         )
     try:
-        result: PodSpec | DaskSpec | TrainSpec | NotebookSpec = _ADAPTER.validate_python(dict(data))
+        result: PodSpec | DaskSpec | TrainSpec | NotebookSpec | ServeSpec = _ADAPTER.validate_python(
+            dict(data)
+        )
     except ValidationError as exc:
         raise spec_error(exc, str(kind)) from None
     return result

@@ -20,7 +20,7 @@ from ..errors import BackendUnavailable
 
 if TYPE_CHECKING:
     from ..config import Settings
-    from ..spec import CommonSpec
+    from ..spec import CommonSpec, RevisionChange
     from ..store import Store, Workload
 
 
@@ -89,6 +89,42 @@ class DaskControl(Protocol):
     def scale(self, workload: Workload, workers: int) -> Workload: ...
 
     def adapt(self, workload: Workload, minimum: int, maximum: int) -> Workload: ...
+
+
+class Serving(Protocol):
+    """Endpoints of ``serve`` workloads: revisions, rollouts, traffic, and requests to them.
+
+    Rollouts return at once; :meth:`rollout_state` says how far they got. Revisions are
+    numbered from 1; an undo makes a new revision with the old one's contents (as
+    ``kubectl rollout undo`` does).
+    """
+
+    def rollout(self, workload: Workload, change: RevisionChange, payload: Payload) -> Workload:
+        """Start the next revision: the current one changed by ``change`` (new code, if any,
+        in ``payload``); with ``change.canary`` only that percent of requests go to it."""
+
+    def promote(self, workload: Workload) -> Workload:
+        """Send every request to the canary revision; the previous one is drained and stopped."""
+
+    def undo(self, workload: Workload, to_revision: int | None) -> Workload:
+        """Go back to ``to_revision`` (default: the one before the current) as a new revision."""
+
+    def rollout_state(self, workload: Workload) -> dict[str, Any]:
+        """``{"generation", "phase": progressing|complete|failed, "message", "revision",
+        "canary", "traffic": {revision: percent}, "ready", "desired"}``."""
+
+    def history(self, workload: Workload) -> list[dict[str, Any]]:
+        """The revisions, oldest first: ``{"revision", "created", "cause", "model_uri", "image"}``."""
+
+    def scale_endpoint(
+        self, workload: Workload, replicas: int | None, autoscale: tuple[int, int] | None
+    ) -> Workload:
+        """Set a fixed replica count, or let load scale replicas between the bounds."""
+
+    def request(
+        self, workload: Workload, method: str, path: str, body: bytes | None, timeout: float
+    ) -> tuple[int, bytes]:
+        """One HTTP request to the endpoint (path like ``/v2/models/m/infer``): status and body."""
 
 
 class Discovery(Protocol):

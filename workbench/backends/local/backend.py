@@ -29,10 +29,11 @@ from ...errors import BackendUnavailable, Conflict, NotFound, PermissionDenied, 
 from ...private import create_private, exposed, make_private, private_dir, write_private
 from ...runtime import guard, procs
 from ...runtime import results as sealed
-from ...spec import CommonSpec, NotebookSpec
+from ...spec import CommonSpec, NotebookSpec, RevisionChange
 from ...store import ACTIVE, CANCELLED, FAILED, PENDING, Store, Workload
 from ...units import format_bytes, parse_bytes
-from ..base import OK, Check, DaskControl, Diagnosis, Payload, Probing
+from ..base import OK, Check, DaskControl, Diagnosis, Payload, Probing, Serving
+from . import serve
 from .gpus import allocate, check_request, detect_gpus
 from .kinds import Plan, plan_for
 
@@ -105,7 +106,7 @@ class LocalBackend:
     """Runs workloads as processes on this machine."""
 
     name = "local"
-    abilities: ClassVar[frozenset[type]] = frozenset({DaskControl, Diagnosis, Probing})
+    abilities: ClassVar[frozenset[type]] = frozenset({DaskControl, Diagnosis, Probing, Serving})
 
     def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
@@ -368,6 +369,36 @@ class LocalBackend:
         from . import dask
 
         return dask.adapt(self.store, self.refresh(workload), self.host_gpus, minimum, maximum)
+
+    # -- endpoints (serve) -------------------------------------------------------------------
+    def rollout(self, workload: Workload, change: RevisionChange, payload: Payload) -> Workload:
+        serve.rollout(self.refresh(workload), change, payload)
+        return self.store.get(workload.id)
+
+    def promote(self, workload: Workload) -> Workload:
+        serve.promote(self.refresh(workload))
+        return self.store.get(workload.id)
+
+    def undo(self, workload: Workload, to_revision: int | None) -> Workload:
+        serve.undo(self.refresh(workload), to_revision)
+        return self.store.get(workload.id)
+
+    def scale_endpoint(
+        self, workload: Workload, replicas: int | None, autoscale: tuple[int, int] | None
+    ) -> Workload:
+        serve.scale(self.refresh(workload), replicas, autoscale)
+        return self.store.get(workload.id)
+
+    def rollout_state(self, workload: Workload) -> dict[str, Any]:
+        return serve.state(self.refresh(workload))
+
+    def history(self, workload: Workload) -> list[dict[str, Any]]:
+        return serve.history(workload)
+
+    def request(
+        self, workload: Workload, method: str, path: str, body: bytes | None, timeout: float
+    ) -> tuple[int, bytes]:
+        return serve.request(self.store, workload, method, path, body, timeout)
 
     # -- doctor and the sidebar -------------------------------------------------------------
     @staticmethod

@@ -11,7 +11,7 @@ from typing import Any
 from ...config import folder_problem
 from ...errors import SpecError
 from ...runtime.publish import run_location
-from ...spec import CodeSpec, CommonSpec, DaskSpec, NotebookSpec, PodSpec, TrainSpec
+from ...spec import CodeSpec, CommonSpec, DaskSpec, NotebookSpec, PodSpec, ServeSpec, TrainSpec
 from ...units import parse_bytes
 from ..base import Payload
 from .gpus import check_capacity
@@ -37,20 +37,23 @@ class Plan:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+def write_code(folder: Path, payload: Payload, script: str | None, meta: dict[str, Any]) -> None:
+    """Write a cell or script, its ``--send`` inputs and ``meta.json`` into ``folder``."""
+    if payload.code is not None:
+        entry, argv0 = "cell.py", "cell"
+        (folder / entry).write_text(payload.code)
+    else:
+        entry = Path(payload.script_name or "script.py").name
+        argv0 = script or entry
+        (folder / entry).write_bytes(payload.script or b"")
+    if payload.inputs is not None:
+        (folder / "inputs.pkl").write_bytes(payload.inputs)
+    (folder / "meta.json").write_text(json.dumps({"entry": entry, "argv0": argv0, **meta}))
+
+
 def _stage_code(spec: CodeSpec, payload: Payload) -> Callable[[Path], None]:
     def stage(run_dir: Path) -> None:
-        folder = run_dir / "payload"
-        if payload.code is not None:
-            entry, argv0 = "cell.py", "cell"
-            (folder / entry).write_text(payload.code)
-        else:
-            entry = Path(payload.script_name or "script.py").name
-            argv0 = spec.script or entry
-            (folder / entry).write_bytes(payload.script or b"")
-        if payload.inputs is not None:
-            (folder / "inputs.pkl").write_bytes(payload.inputs)
-        meta = {"entry": entry, "argv0": argv0, "args": spec.args, "get": spec.get}
-        (folder / "meta.json").write_text(json.dumps(meta))
+        write_code(run_dir / "payload", payload, spec.script, {"args": spec.args, "get": spec.get})
 
     return stage
 
@@ -174,6 +177,17 @@ def plan_for(workload_id: str, spec: CommonSpec, payload: Payload) -> Plan:
             _stage_train(spec, payload),
             group_memory_limit=False,
         )
+    if isinstance(spec, ServeSpec):
+        from .serve import stage_endpoint
+
+        most = spec.autoscale.maximum if spec.autoscale else spec.replicas
+        return Plan(  # memory is per replica: the group of all replicas is not limited as one
+            spec.resources.gpus * most,
+            "workbench.runtime.serve_router",
+            stage_endpoint(workload_id, spec, payload, _stage_code(spec, payload)),
+            group_memory_limit=False,
+            info={"model_name": spec.served_name(workload_id), "revision": 1, "generation": 1},
+        )
     if isinstance(spec, NotebookSpec):
         if spec.schedule is not None:
             raise SpecError(
@@ -196,5 +210,5 @@ def plan_for(workload_id: str, spec: CommonSpec, payload: Payload) -> Plan:
     raise SpecError(
         f"the local backend cannot run {kind!r} workloads yet",
         value=kind,
-        hint="run a pod, dask, train or notebook workload",
+        hint="run a pod, dask, train, notebook or serve workload",
     )
