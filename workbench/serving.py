@@ -123,14 +123,16 @@ class EndpointOperations:
         backend, workload = self._serving(name)
         payload = change_payload(change, inputs or {}, cwd=cwd)
         backend.rollout(workload, change, payload)
-        return self.rollout_status(workload.id, wait=wait, timeout=timeout)
+        return self.rollout_status(workload.id, wait=wait, timeout=timeout, check=wait)
 
-    def rollout_status(self, name: str, *, wait: bool = True, timeout: float | None = None) -> dict[str, Any]:
+    def rollout_status(
+        self, name: str, *, wait: bool = True, timeout: float | None = None, check: bool = True
+    ) -> dict[str, Any]:
         """Where the endpoint's latest change stands (``phase``: progressing, complete or
         failed); with ``wait``, once it is complete or failed.
 
         Raises:
-            WorkloadFailed: the latest revision failed, or the endpoint ended.
+            WorkloadFailed: (with ``check``) the latest revision failed, or the endpoint ended.
             Timeout: still progressing after ``timeout`` seconds.
         """
         backend, workload = self._serving(name)
@@ -138,7 +140,7 @@ class EndpointOperations:
         pause = 0.02
         while True:
             state = backend.rollout_state(self.store.find(workload.id))
-            if state["phase"] == "failed":
+            if state["phase"] == "failed" and check:
                 raise WorkloadFailed(
                     f"{workload.id} rollout failed: {state.get('message') or 'no reason recorded'}",
                     workload_id=workload.id,
@@ -146,7 +148,7 @@ class EndpointOperations:
                     hint=f"`workbench logs {workload.id}` shows the model server's output; "
                     f"`workbench rollout undo {workload.id}` goes back",
                 )
-            if state["phase"] == "complete" or not wait:
+            if state["phase"] in ("complete", "failed") or not wait:
                 return state
             if deadline is not None and time.monotonic() >= deadline:
                 raise Timeout(
@@ -177,13 +179,13 @@ class EndpointOperations:
             )
         backend, workload = self._serving(name)
         backend.undo(workload, to_revision)
-        return self.rollout_status(workload.id, wait=wait, timeout=timeout)
+        return self.rollout_status(workload.id, wait=wait, timeout=timeout, check=wait)
 
     def promote(self, name: str, *, wait: bool = True, timeout: float | None = None) -> dict[str, Any]:
         """Send every request to the canary; the previous revision is drained and stopped."""
         backend, workload = self._serving(name)
         backend.promote(workload)
-        return self.rollout_status(workload.id, wait=wait, timeout=timeout)
+        return self.rollout_status(workload.id, wait=wait, timeout=timeout, check=wait)
 
     def scale_endpoint(
         self, name: str, replicas: int | None = None, autoscale: str | tuple[int, int] | None = None

@@ -4,7 +4,16 @@
 import type { ServerConnection } from '@jupyterlab/services';
 
 import { requestAPI, send } from './handler';
-import type { IBackends, IJSONSchema, IProfile, IWorkload, Kind } from './types';
+import type {
+  IBackends,
+  IJSONSchema,
+  IProfile,
+  IRevision,
+  IRolloutState,
+  IWorkload,
+  Kind,
+  RolloutRequest
+} from './types';
 
 export interface IListQuery {
   kind?: Kind;
@@ -55,6 +64,41 @@ export class WorkbenchAPI {
 
   scale(name: string, request: { workers: number } | { adapt: string }): Promise<IWorkload> {
     return requestAPI<IWorkload>(`workloads/${encodeURIComponent(name)}/scale`, {
+      method: 'POST',
+      body: request,
+      settings: this.settings
+    });
+  }
+
+  /** Ship a new revision of an endpoint, undo its last rollout or promote its canary. */
+  rollout(name: string, request: RolloutRequest): Promise<IRolloutState> {
+    return requestAPI<IRolloutState>(`workloads/${encodeURIComponent(name)}/rollout`, {
+      method: 'POST',
+      body: request,
+      settings: this.settings
+    });
+  }
+
+  rolloutState(name: string): Promise<IRolloutState> {
+    return requestAPI<IRolloutState>(`workloads/${encodeURIComponent(name)}/rollout`, {
+      settings: this.settings
+    });
+  }
+
+  async revisions(name: string): Promise<IRevision[]> {
+    const reply = await requestAPI<{ revisions: IRevision[] }>(
+      `workloads/${encodeURIComponent(name)}/revisions`,
+      { settings: this.settings }
+    );
+    return reply.revisions;
+  }
+
+  /** A fixed number of replicas, or autoscaling between "MIN:MAX". */
+  scaleEndpoint(
+    name: string,
+    request: { replicas: number } | { autoscale: string }
+  ): Promise<IWorkload> {
+    return requestAPI<IWorkload>(`workloads/${encodeURIComponent(name)}/endpoint-scale`, {
       method: 'POST',
       body: request,
       settings: this.settings

@@ -12,7 +12,7 @@ import {
 } from '@jupyterlab/apputils';
 import type { IFileBrowserFactory } from '@jupyterlab/filebrowser';
 
-import { dashboardLink, effectiveSpec, isActive, kindNoun } from './format';
+import { dashboardLink, effectiveSpec, endpointView, isActive, kindNoun } from './format';
 import { APIError, errorMessage } from './handler';
 import { type ILaunchDeps, launchAndTrack, launchDialog } from './launch';
 import { createLogsWidget, type LogView } from './logs';
@@ -33,7 +33,14 @@ export namespace CommandIDs {
   export const remove = 'workbench:delete';
   export const scale = 'workbench:scale';
   export const dashboard = 'workbench:dashboard';
+  export const launchServe = 'workbench:launch-serve';
+  export const undoRollout = 'workbench:rollout-undo';
+  export const promoteCanary = 'workbench:rollout-promote';
+  export const scaleEndpoint = 'workbench:scale-endpoint';
 }
+
+/** The most replicas an endpoint keeps (the server's limit). */
+const MAX_REPLICAS = 100;
 
 /** The commands the palette lists, in "Workbench" order. */
 export const PALETTE_COMMANDS = [
@@ -42,6 +49,7 @@ export const PALETTE_COMMANDS = [
   CommandIDs.launchDask,
   CommandIDs.launchTrain,
   CommandIDs.runNotebook,
+  CommandIDs.launchServe,
   CommandIDs.refresh
 ];
 
@@ -112,7 +120,10 @@ async function confirmDelete(name: string, active: boolean): Promise<boolean> {
 function addLaunchCommand(deps: ICommandDeps, id: string, kind: Kind, label: string): void {
   deps.app.commands.addCommand(id, {
     label,
-    caption: `Launch a ${kindNoun(kind)} from a form`,
+    caption:
+      kind === 'serve'
+        ? 'Serve a model behind an endpoint, from a form'
+        : `Launch a ${kindNoun(kind)} from a form`,
     execute: () => launchDialog(kind, deps)
   });
 }
@@ -133,6 +144,7 @@ export function registerCommands(deps: ICommandDeps): void {
   addLaunchCommand(deps, CommandIDs.launchPod, 'pod', 'Workbench: Launch pod…');
   addLaunchCommand(deps, CommandIDs.launchDask, 'dask', 'Workbench: Launch Dask cluster…');
   addLaunchCommand(deps, CommandIDs.launchTrain, 'train', 'Workbench: Launch training job…');
+  addLaunchCommand(deps, CommandIDs.launchServe, 'serve', 'Workbench: Serve a model…');
   add(CommandIDs.runNotebook, {
     label: 'Workbench: Run notebook as batch job…',
     execute: () => launchDialog('notebook', deps, { notebook: selectedNotebooks(deps)[0] ?? '' })
@@ -201,5 +213,54 @@ export function registerCommands(deps: ICommandDeps): void {
         window.open(link, '_blank', 'noopener');
       }
     }
+  });
+  registerEndpointCommands(deps);
+}
+
+/** Row actions of model endpoints: undo the last rollout, promote a canary, scale replicas. */
+function registerEndpointCommands(deps: ICommandDeps): void {
+  const { app, api, model, sync } = deps;
+  const add = app.commands.addCommand.bind(app.commands);
+  add(CommandIDs.undoRollout, {
+    label: args => `Undo the last rollout of ${String(args['name'] ?? 'an endpoint')}`,
+    execute: args =>
+      attempt(`Undo the rollout of ${nameOf(args)}`, async () => {
+        const name = nameOf(args);
+        await api.rollout(name, { action: 'undo' });
+        Notification.info(`Undoing the last rollout of ${name}`, { autoClose: 3000 });
+        void sync.fetchOne(name);
+      })
+  });
+  add(CommandIDs.promoteCanary, {
+    label: args => `Promote the canary of ${String(args['name'] ?? 'an endpoint')}`,
+    execute: args =>
+      attempt(`Promote the canary of ${nameOf(args)}`, async () => {
+        const name = nameOf(args);
+        await api.rollout(name, { action: 'promote' });
+        Notification.info(`Sending every request of ${name} to its canary`, { autoClose: 3000 });
+        void sync.fetchOne(name);
+      })
+  });
+  add(CommandIDs.scaleEndpoint, {
+    label: args => `Scale the replicas of ${String(args['name'] ?? 'an endpoint')}`,
+    execute: args =>
+      attempt(`Scale ${nameOf(args)}`, async () => {
+        const name = nameOf(args);
+        const workload = model.get(name);
+        const view = workload ? endpointView(workload) : null;
+        const result = await InputDialog.getNumber({
+          title: `Scale ${name} to how many replicas?`,
+          value: view?.replicas || workload?.spec.replicas || 1
+        });
+        if (!result.button.accept || result.value === null) {
+          return;
+        }
+        const replicas = Math.round(result.value);
+        if (!(replicas >= 1 && replicas <= MAX_REPLICAS)) {
+          throw new Error(`an endpoint keeps 1 to ${MAX_REPLICAS} replicas, not ${result.value}`);
+        }
+        model.upsert(await api.scaleEndpoint(name, { replicas }));
+        Notification.info(`Scaling ${name} to ${replicas} replicas`, { autoClose: 3000 });
+      })
   });
 }

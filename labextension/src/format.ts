@@ -7,7 +7,8 @@ const KIND_LABELS: { [K in Kind]: [string, string, string] } = {
   pod: ['Pod', 'Pods', 'pod'],
   dask: ['Dask cluster', 'Dask clusters', 'Dask cluster'],
   train: ['Training job', 'Training jobs', 'training job'],
-  notebook: ['Notebook run', 'Notebook runs', 'notebook run']
+  notebook: ['Notebook run', 'Notebook runs', 'notebook run'],
+  serve: ['Model endpoint', 'Model endpoints', 'model endpoint']
 };
 
 /** "Pod" / "Pods", "Dask cluster" / "Dask clusters", … */
@@ -20,6 +21,16 @@ export function kindLabel(kind: Kind, plural = false): string {
 export function kindNoun(kind: Kind): string {
   const labels = KIND_LABELS[kind];
   return labels ? labels[2] : kind;
+}
+
+/** The launch menu's entry for a kind: "Pod", …, "Serve a model…". */
+export function launchLabel(kind: Kind): string {
+  return kind === 'serve' ? 'Serve a model…' : kindLabel(kind);
+}
+
+/** The launch dialog's title: "Launch pod", …, "Serve a model". */
+export function launchTitle(kind: Kind): string {
+  return kind === 'serve' ? 'Serve a model' : `Launch ${kindNoun(kind)}`;
 }
 
 export function isFinal(status: Status): boolean {
@@ -166,4 +177,113 @@ export function dashboardLink(workload: IWorkload, baseUrl = '/'): string | null
     }
   }
   return null;
+}
+
+/** What a serve row shows, read defensively from the record's info (the router writes it). */
+export interface IEndpointView {
+  /** The endpoint's address when it is an http(s) URL, else null. */
+  url: string | null;
+  revision: number | null;
+  /** The revision taking a share of the traffic while another has the rest. */
+  canary: number | null;
+  /** Percent of the requests the canary gets. */
+  canaryPercent: number | null;
+  ready: number | null;
+  /** Replicas wanted, all revisions together (a canary's included). */
+  desired: number | null;
+  /** Replicas wanted per revision: the serving revision's count (what scaling sets). */
+  replicas: number | null;
+  rps: number | null;
+  phase: string | null;
+  message: string;
+}
+
+function count(value: unknown): number | null {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : null;
+}
+
+/** Only links the page may open: http or https, never javascript: and the like. */
+export function safeURL(value: unknown): string | null {
+  if (typeof value !== 'string' || !/^https?:\/\/[^\s]+$/i.test(value)) {
+    return null;
+  }
+  return value;
+}
+
+/** The endpoint fields of a serve workload's info; null for other kinds. */
+export function endpointView(workload: IWorkload): IEndpointView | null {
+  if (workload.kind !== 'serve') {
+    return null;
+  }
+  const info = workload.info ?? {};
+  const traffic = info['traffic'];
+  const canary = count(info['canary']) || null;
+  let canaryPercent: number | null = null;
+  if (canary !== null && typeof traffic === 'object' && traffic !== null) {
+    canaryPercent = count((traffic as { [key: string]: unknown })[String(canary)]);
+  }
+  const revision = count(info['revision']);
+  const revisions = Array.isArray(info['revisions']) ? (info['revisions'] as unknown[]) : [];
+  const serving = revisions.find(
+    r => typeof r === 'object' && r !== null && (r as { revision?: unknown }).revision === revision
+  ) as { desired?: unknown } | undefined;
+  const rollout = info['rollout'];
+  const state =
+    typeof rollout === 'object' && rollout !== null ? (rollout as { [key: string]: unknown }) : {};
+  return {
+    url: safeURL(info['url']),
+    revision,
+    canary,
+    canaryPercent,
+    ready: count(info['ready']),
+    desired: count(info['desired']),
+    replicas: count(serving?.desired) ?? count(info['desired']),
+    rps: count(info['rps']),
+    phase: typeof state['phase'] === 'string' ? state['phase'] : null,
+    message: typeof state['message'] === 'string' ? state['message'] : ''
+  };
+}
+
+/** "revision 2", "revision 2 · canary 3 at 20%"; "" before the first revision serves. */
+export function formatRevision(view: IEndpointView): string {
+  if (view.revision === null) {
+    return '';
+  }
+  const text = `revision ${view.revision}`;
+  if (view.canary === null) {
+    return text;
+  }
+  const share = view.canaryPercent === null ? '' : ` at ${view.canaryPercent}%`;
+  return `${text} · canary ${view.canary}${share}`;
+}
+
+/** "1/2 ready"; "" when the router has not said yet. */
+export function formatReplicas(view: IEndpointView): string {
+  if (view.ready === null || view.desired === null) {
+    return '';
+  }
+  return `${view.ready}/${view.desired} ready`;
+}
+
+/** Requests per second: "0 req/s", "2.5 req/s", "37 req/s", "1.2k req/s". */
+export function formatRate(rps: number | null): string {
+  if (rps === null) {
+    return '';
+  }
+  if (rps >= 1000) {
+    return `${(rps / 1000).toFixed(1)}k req/s`;
+  }
+  if (rps >= 10) {
+    return `${Math.round(rps)} req/s`;
+  }
+  const rounded = Math.round(rps * 10) / 10;
+  return `${rounded} req/s`;
+}
+
+/** "rolling out", "rollout failed" while the endpoint's latest change is not complete. */
+export function rolloutLabel(view: IEndpointView): string {
+  if (view.phase === 'progressing') {
+    return 'rolling out';
+  }
+  return view.phase === 'failed' ? 'rollout failed' : '';
 }

@@ -1,6 +1,6 @@
 /**
- * jupyter-ml-workbench: the Workbench sidebar, launch forms, file-browser
- * "Run as batch job…" and notifications.
+ * jupyter-ml-workbench: the Workbench sidebar (model endpoints included), launch forms,
+ * file-browser "Run as batch job…" and notifications.
  */
 import { ILabShell, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
@@ -30,7 +30,8 @@ function addMenus(app: JupyterFrontEnd, palette: ICommandPalette | null): void {
 
 const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
-  description: 'Launch and follow pods, Dask clusters, training jobs and notebook runs.',
+  description:
+    'Launch and follow pods, Dask clusters, training jobs, notebook runs and model endpoints.',
   autoStart: true,
   requires: [ILabShell],
   optional: [ICommandPalette, ISettingRegistry, IFileBrowserFactory],

@@ -9,7 +9,7 @@ import validator from '@rjsf/validator-ajv8';
 import React from 'react';
 
 import type { WorkbenchAPI } from './api';
-import { kindNoun } from './format';
+import { kindNoun, launchTitle } from './format';
 import { APIError, errorMessage } from './handler';
 import type { WorkloadModel } from './model';
 import { notifyError } from './notify';
@@ -132,16 +132,19 @@ export async function launchDialog(
   try {
     sources = await loadSources(deps.api, kind);
   } catch (error) {
-    notifyError(`Launch ${kindNoun(kind)}`, errorMessage(error));
+    notifyError(launchTitle(kind), errorMessage(error));
     return null;
   }
   let data = initialData(deps.preferences, given);
   let error: string | null = null;
   for (;;) {
     const result = await showDialog<FormData>({
-      title: `Launch ${kindNoun(kind)}`,
+      title: launchTitle(kind),
       body: new LaunchForm(kind, sources, data, error),
-      buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Launch' })],
+      buttons: [
+        Dialog.cancelButton(),
+        Dialog.okButton({ label: kind === 'serve' ? 'Serve' : 'Launch' })
+      ],
       focusNodeSelector: 'input, textarea'
     });
     if (!result.button.accept || !result.value) {
@@ -155,7 +158,7 @@ export async function launchDialog(
         error = failure.detail;
         continue;
       }
-      notifyError(`Launch ${kindNoun(kind)}`, errorMessage(failure));
+      notifyError(launchTitle(kind), errorMessage(failure));
       return null;
     }
   }

@@ -4,12 +4,14 @@
 import { ReactWidget } from '@jupyterlab/apputils';
 import {
   addIcon,
+  checkIcon,
   closeIcon,
   launchIcon,
   LabIcon,
   listIcon,
   refreshIcon,
-  stopIcon
+  stopIcon,
+  undoIcon
 } from '@jupyterlab/ui-components';
 import type { CommandRegistry } from '@lumino/commands';
 import React, { useEffect, useReducer, useState } from 'react';
@@ -19,10 +21,17 @@ import {
   ageOf,
   dashboardLink,
   effectiveSpec,
+  endpointView,
   formatAge,
+  formatRate,
+  formatReplicas,
+  formatRevision,
+  type IEndpointView,
   isActive,
   kindLabel,
+  launchLabel,
   resourceSummary,
+  rolloutLabel,
   statusLabel
 } from './format';
 import { workbenchIcon } from './icons';
@@ -73,10 +82,62 @@ function IconButton(props: { icon: LabIcon; label: string; onClick: () => void }
   );
 }
 
+/** A long endpoint address (a Kubernetes service proxy) ends in "…", not a wider row. */
+const URL_STYLE: React.CSSProperties = {
+  color: 'var(--jp-content-link-color)',
+  minWidth: 0,
+  overflow: 'hidden',
+  textOverflow: 'ellipsis',
+  whiteSpace: 'nowrap'
+};
+
+/** A serve row's endpoint: its URL, revision (and canary), replicas and request rate. */
+function EndpointLines(props: { view: IEndpointView }): JSX.Element {
+  const { view } = props;
+  const rollout = rolloutLabel(view);
+  return (
+    <>
+      {view.url && (
+        <div className="jp-WorkbenchPanel-line jp-WorkbenchPanel-endpoint">
+          <a
+            className="jp-WorkbenchPanel-url"
+            href={view.url}
+            target="_blank"
+            rel="noopener noreferrer"
+            title="the endpoint (Open Inference Protocol v2, KServe V1)"
+            style={URL_STYLE}
+          >
+            {view.url}
+          </a>
+        </div>
+      )}
+      <div className="jp-WorkbenchPanel-line jp-WorkbenchPanel-details">
+        <span className="jp-WorkbenchPanel-revision">{formatRevision(view)}</span>
+        <span className="jp-WorkbenchPanel-replicas" title="ready/desired replicas">
+          {formatReplicas(view)}
+        </span>
+        <span className="jp-WorkbenchPanel-rps" title="requests per second over the last 10 s">
+          {formatRate(view.rps)}
+        </span>
+        {rollout && (
+          <span
+            className={`jp-WorkbenchPanel-rollout jp-mod-${view.phase}`}
+            title={view.message || undefined}
+          >
+            {rollout}
+          </span>
+        )}
+      </div>
+    </>
+  );
+}
+
 function Row(props: { workload: IWorkload; now: number; commands: CommandRegistry }): JSX.Element {
   const { workload: w, commands } = props;
   const run = (id: string) => () => void commands.execute(id, { name: w.name });
   const dashboard = w.kind === 'dask' && isActive(w.status) ? dashboardLink(w) : null;
+  const endpoint = endpointView(w);
+  const serving = endpoint !== null && isActive(w.status);
   return (
     <li
       className="jp-WorkbenchPanel-row"
@@ -96,6 +157,7 @@ function Row(props: { workload: IWorkload; now: number; commands: CommandRegistr
         <span className="jp-WorkbenchPanel-resources">{resourceSummary(effectiveSpec(w))}</span>
         <span className="jp-WorkbenchPanel-backend">{w.backend}</span>
       </div>
+      {serving && <EndpointLines view={endpoint} />}
       <div className="jp-WorkbenchPanel-actions">
         <IconButton icon={listIcon} label="Logs" onClick={run(CommandIDs.logs)} />
         {isActive(w.status) && (
@@ -107,6 +169,27 @@ function Row(props: { workload: IWorkload; now: number; commands: CommandRegistr
         )}
         {w.kind === 'dask' && isActive(w.status) && (
           <IconButton icon={addIcon} label="Scale" onClick={run(CommandIDs.scale)} />
+        )}
+        {serving && (
+          <IconButton
+            icon={undoIcon}
+            label={`Undo rollout of ${w.name}`}
+            onClick={run(CommandIDs.undoRollout)}
+          />
+        )}
+        {serving && endpoint.canary !== null && (
+          <IconButton
+            icon={checkIcon}
+            label={`Promote canary of ${w.name}`}
+            onClick={run(CommandIDs.promoteCanary)}
+          />
+        )}
+        {serving && (
+          <IconButton
+            icon={addIcon}
+            label={`Scale replicas of ${w.name}`}
+            onClick={run(CommandIDs.scaleEndpoint)}
+          />
         )}
       </div>
     </li>
@@ -142,7 +225,8 @@ const LAUNCH_COMMANDS: { [K in Kind]: string } = {
   pod: CommandIDs.launchPod,
   dask: CommandIDs.launchDask,
   train: CommandIDs.launchTrain,
-  notebook: CommandIDs.runNotebook
+  notebook: CommandIDs.runNotebook,
+  serve: CommandIDs.launchServe
 };
 
 function Toolbar(props: {
@@ -176,7 +260,7 @@ function Toolbar(props: {
         <option value="">Launch…</option>
         {props.kinds.map(kind => (
           <option key={kind} value={kind}>
-            {kindLabel(kind)}
+            {launchLabel(kind)}
           </option>
         ))}
       </select>
@@ -216,7 +300,8 @@ export class WorkbenchPanel extends ReactWidget {
     this.id = 'workbench-panel';
     this.addClass('jp-WorkbenchPanel');
     this.title.icon = workbenchIcon;
-    this.title.caption = 'Workbench: pods, Dask clusters, training jobs, notebook runs';
+    this.title.caption =
+      'Workbench: pods, Dask clusters, training jobs, notebook runs, model endpoints';
   }
 
   protected render(): JSX.Element {

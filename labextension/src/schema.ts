@@ -33,14 +33,26 @@ export const BASIC_FIELDS: { [K in Kind]: string[] } = {
     'kernel',
     'resources',
     'timeout'
+  ],
+  serve: [
+    'name',
+    'profile',
+    'backend',
+    'code',
+    'script',
+    'model_uri',
+    'replicas',
+    'autoscale',
+    'resources',
+    'image'
   ]
 };
 
 /** Fields a kernel fills in (`--send`, `--get`) or the dialog sets itself. */
 const NEVER_SHOWN = new Set(['kind', 'send', 'get']);
 
-/** Durations the server parses from text ("30s", "2h"); the schema says number. */
-const DURATIONS = new Set(['timeout', 'idle_timeout']);
+/** Durations and sizes the server parses from text ("30s", "16Mi"); the schema says number. */
+const TEXT_NUMBERS = new Set(['timeout', 'idle_timeout', 'max_body']);
 
 export interface IFormSchemaOptions {
   /** Show every field, not only BASIC_FIELDS. */
@@ -89,7 +101,8 @@ export function inlineRefs(node: unknown, defs: Schema, depth = 0): unknown {
 }
 
 /**
- * One field made form-friendly: `anyOf: [X, null]` becomes X, `x-help` becomes the
+ * One field made form-friendly: `anyOf: [X, null]` becomes X (none of its inner fields
+ * required, since the whole field may stay empty), `x-help` becomes the
  * description, defaults move into the description (an untouched field is not sent,
  * so a profile or the server decides), pydantic/CLI extras are dropped.
  */
@@ -101,6 +114,9 @@ export function simplifyField(node: Schema, key?: string): Schema {
     if (options.length === 1 && isObject(options[0])) {
       const { anyOf: _drop, ...rest } = field;
       field = { ...options[0], ...rest };
+      // an optional object (autoscale MIN:MAX) left empty is not sent: its inner fields must
+      // not be `required`, or the empty inputs are :invalid and the dialog disables "Launch"
+      delete field['required'];
     }
   }
   const help = field['x-help'];
@@ -122,7 +138,7 @@ export function simplifyField(node: Schema, key?: string): Schema {
   if (key && typeof out['title'] !== 'string') {
     out['title'] = titleCase(key);
   }
-  if (key && DURATIONS.has(key) && out['type'] === 'number') {
+  if (key && TEXT_NUMBERS.has(key) && (out['type'] === 'number' || out['type'] === 'integer')) {
     out['type'] = 'string';
   }
   const properties = out['properties'];
@@ -240,8 +256,19 @@ export function uiSchema(kind: Kind, backends?: IBackends | null): Schema {
   if (kind === 'pod' || kind === 'train') {
     ui['code'] = { 'ui:widget': 'textarea', 'ui:options': { rows: 8 } };
   }
+  if (kind === 'serve') {
+    ui['code'] = {
+      'ui:widget': 'textarea',
+      'ui:options': { rows: 8 },
+      'ui:placeholder': SERVE_PLACEHOLDER
+    };
+  }
   return ui;
 }
+
+/** What a served cell looks like, shown in the empty code field. */
+export const SERVE_PLACEHOLDER =
+  'def predict(inputs):\n    return inputs  # or a kserve.Model subclass with load() and predict()';
 
 function isEmpty(value: unknown): boolean {
   if (value === null || value === undefined || value === '') {

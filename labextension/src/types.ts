@@ -4,7 +4,7 @@
  * Kept free of imports so the pure state code and its tests can use them.
  */
 
-export const KINDS = ['pod', 'dask', 'train', 'notebook'] as const;
+export const KINDS = ['pod', 'dask', 'train', 'notebook', 'serve'] as const;
 export type Kind = (typeof KINDS)[number];
 
 export const STATUSES = ['pending', 'running', 'succeeded', 'failed', 'cancelled'] as const;
@@ -35,6 +35,10 @@ export interface ISpec {
   nodes?: number | null;
   procs_per_node?: number | null;
   notebook?: string | null;
+  replicas?: number | null;
+  autoscale?: { minimum: number; maximum: number } | null;
+  model_name?: string | null;
+  model_uri?: string | null;
   [key: string]: unknown;
 }
 
@@ -60,6 +64,35 @@ export interface IWorkload {
   dashboard_url?: string | null;
   info?: { [key: string]: unknown } | null;
 }
+
+/** Where a rollout stands: `GET`/`POST workloads/{name}/rollout`. */
+export interface IRolloutState {
+  generation: number | null;
+  phase: 'progressing' | 'complete' | 'failed';
+  message: string;
+  revision: number | null;
+  canary: number | null;
+  /** Percent of the requests per revision number. */
+  traffic: { [revision: string]: number };
+  ready: number;
+  desired: number;
+}
+
+/** One revision of an endpoint, oldest first: `GET workloads/{name}/revisions`. */
+export interface IRevision {
+  revision: number;
+  created: number | null;
+  cause: string | null;
+  model_uri?: string | null;
+  image?: string | null;
+  state: string;
+}
+
+/** What a rollout request asks for. */
+export type RolloutRequest =
+  | { change: { [field: string]: unknown } }
+  | { action: 'undo'; to_revision?: number }
+  | { action: 'promote' };
 
 export type WorkloadAction = 'added' | 'changed' | 'removed';
 

@@ -176,7 +176,7 @@ def test_sidebar_launch_follow_logs_delete_and_cli(lab: Lab, page: sync_api.Page
     expect(palette).to_be_focused()
     palette.fill("Workbench:")
     items = page.locator(".lm-CommandPalette-item", has_text="Workbench:")
-    expect(items).to_have_count(6)
+    expect(items).to_have_count(7)
     page.locator(".lm-CommandPalette-item", has_text="Launch Dask cluster").click()
     expect(dialog.locator(".jp-Dialog-header")).to_contain_text("Launch Dask cluster")
     expect(dialog.locator("#root_workers")).to_be_visible()
@@ -255,3 +255,74 @@ def test_dask_row_scale_dashboard_cancel(lab: Lab, page: sync_api.Page, tmp_path
     confirm.locator(".jp-Dialog-footer button", has_text="Delete").click()
     expect(cluster).to_have_count(0, timeout=15_000)
     shot("dask-deleted")
+
+
+def test_serve_row_url_revision_canary_promote_undo_scale(
+    lab: Lab, page: sync_api.Page, tmp_path: Path, service: Service
+) -> None:
+    """A model served from its form: the row shows the endpoint, its revision and canary, and
+    offers promote, undo and scale; rollouts made elsewhere (here: the service) show by themselves."""
+    expect = sync_api.expect
+    shot = Shots(page, tmp_path / "screenshots")
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{lab.url}/lab?token={lab.token}")
+    tab = page.locator('.jp-SideBar .lm-TabBar-tab[data-id="workbench-panel"]')
+    expect(tab).to_be_visible(timeout=60_000)
+    tab.click()
+    panel = page.locator("#workbench-panel")
+    expect(panel.locator('.jp-WorkbenchPanel-section[data-kind="serve"] h3')).to_contain_text(
+        "Model endpoints"
+    )
+
+    launch = panel.locator('select[aria-label="Launch"]')
+    expect(launch.locator('option[value="serve"]')).to_have_text("Serve a model…")
+    launch.select_option("serve")
+    dialog = page.locator(".jp-Dialog")
+    expect(dialog.locator(".jp-Dialog-header")).to_contain_text("Serve a model")
+    code = dialog.locator("#root_code")
+    expect(code).to_have_attribute("placeholder", re.compile("def predict"))
+    dialog.locator("#root_name").fill("sidebar-model")
+    code.fill("def predict(inputs):\n    return inputs\n")
+    shot("serve-form")
+    dialog.locator(".jp-Dialog-footer button", has_text="Serve").click()
+    expect(dialog).to_have_count(0)
+
+    model = row(page, "sidebar-model")
+    expect(model).to_have_attribute("data-status", "running", timeout=60_000)
+    url = model.locator("a.jp-WorkbenchPanel-url")
+    expect(url).to_have_text(re.compile(r"^http://127\.0\.0\.1:\d+$"), timeout=60_000)
+    assert url.get_attribute("href") == service.get("sidebar-model").info["url"]
+    expect(model.locator(".jp-WorkbenchPanel-revision")).to_have_text("revision 1", timeout=60_000)
+    expect(model.locator(".jp-WorkbenchPanel-replicas")).to_have_text("1/1 ready")
+    expect(model.locator(".jp-WorkbenchPanel-rps")).to_have_text(re.compile(r"req/s$"))
+    promote = model.locator('button[aria-label="Promote canary of sidebar-model"]')
+    expect(promote).to_have_count(0)
+    shot("serving")
+
+    # a canary rolled out from elsewhere shows in the row, with a button to promote it
+    service.rollout("sidebar-model", {"code": "def predict(inputs):\n    return inputs * 2\n", "canary": 50})
+    revision = model.locator(".jp-WorkbenchPanel-revision")
+    expect(revision).to_have_text("revision 1 · canary 2 at 50%", timeout=60_000)
+    shot("canary")
+    promote.click()
+    expect(revision).to_have_text("revision 2", timeout=60_000)
+    expect(promote).to_have_count(0)
+
+    model.locator('button[aria-label="Undo rollout of sidebar-model"]').click()
+    expect(revision).to_have_text("revision 3", timeout=60_000)
+    assert service.predict("sidebar-model", [[1.0]]).tolist() == [[1.0]]
+    shot("undone")
+
+    model.locator('button[aria-label="Scale replicas of sidebar-model"]').click()
+    expect(dialog.locator(".jp-Dialog-header")).to_contain_text("Scale sidebar-model")
+    dialog.locator("input").fill("2")
+    dialog.locator(".jp-Dialog-footer button", has_text="OK").click()
+    expect(model.locator(".jp-WorkbenchPanel-replicas")).to_have_text("2/2 ready", timeout=60_000)
+    shot("scaled")
+
+    model.locator('button[aria-label="Cancel"]').click()
+    expect(model).to_have_attribute("data-status", "cancelled", timeout=60_000)
+    expect(model.locator('button[aria-label="Undo rollout of sidebar-model"]')).to_have_count(0)
+    expect(url).to_have_count(0)  # a stopped endpoint's address is no longer offered
+    assert errors == []

@@ -9,6 +9,11 @@ REST API under ``<base_url>/workbench/api/``::
     POST   workloads/NAME/cancel              record
     GET    workloads/NAME/logs?follow=        text/plain, streamed while following
     POST   workloads/NAME/scale               {"workers": N} | {"adapt": "MIN:MAX"} → record
+    GET    workloads/NAME/rollout             an endpoint's rollout state (phase, revision, canary, …)
+    POST   workloads/NAME/rollout             {"change": {...}} | {"action": "undo", "to_revision": N}
+                                              | {"action": "promote"} → the rollout state, at once
+    GET    workloads/NAME/revisions           {"revisions": [...]}, oldest first
+    POST   workloads/NAME/endpoint-scale      {"replicas": N} | {"autoscale": "MIN:MAX"} → record
     GET    schemas | schemas/KIND | profiles | backends
 
 A request body is a JSON object of at most 4 MiB nesting at most 32 levels
@@ -29,6 +34,7 @@ from jupyter_server.serverapp import ServerApp
 from traitlets import Float, Int, List, TraitError, Type, Unicode, validate
 
 from ..service import Service
+from .endpoints import EndpointScaleHandler, RevisionsHandler, RolloutHandler
 from .meta import BackendsHandler, ProfilesHandler, SchemaHandler, SchemasHandler
 from .paths import SCHEME_NAME
 from .probe import Answer, CachedProbe, probe
@@ -138,6 +144,9 @@ class WorkbenchApp(ExtensionApp):
                 (f"{API}/workloads/{NAME}/cancel", CancelHandler),
                 (f"{API}/workloads/{NAME}/logs", LogsHandler),
                 (f"{API}/workloads/{NAME}/scale", ScaleHandler),
+                (f"{API}/workloads/{NAME}/rollout", RolloutHandler),
+                (f"{API}/workloads/{NAME}/revisions", RevisionsHandler),
+                (f"{API}/workloads/{NAME}/endpoint-scale", EndpointScaleHandler),
                 (f"{API}/schemas", SchemasHandler),
                 (rf"{API}/schemas/(?P<kind>[^/]+)", SchemaHandler),
                 (f"{API}/profiles", ProfilesHandler),

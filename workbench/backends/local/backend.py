@@ -32,7 +32,7 @@ from ...runtime import results as sealed
 from ...spec import CommonSpec, NotebookSpec, RevisionChange
 from ...store import ACTIVE, CANCELLED, FAILED, PENDING, Store, Workload
 from ...units import format_bytes, parse_bytes
-from ..base import OK, Check, DaskControl, Diagnosis, Payload, Probing, Serving
+from ..base import INFO, OK, Check, DaskControl, Diagnosis, Payload, Probing, Serving
 from . import serve
 from .gpus import allocate, check_request, detect_gpus
 from .kinds import Plan, plan_for
@@ -403,8 +403,15 @@ class LocalBackend:
     # -- doctor and the sidebar -------------------------------------------------------------
     @staticmethod
     def diagnose(settings: Settings, *, required: bool) -> list[Check]:
+        import importlib.metadata
+
         gpus = list(settings.local_gpus) if settings.local_gpus is not None else detect_gpus()
-        return [Check(OK, "local GPUs", ", ".join(gpus) or "none")]
+        try:
+            server = Check(OK, "model server", f"kserve {importlib.metadata.version('kserve')}")
+        except importlib.metadata.PackageNotFoundError:
+            missing = "kserve is not installed: pip install 'jupyter-ml-workbench[serve]'"
+            server = Check(INFO, "model server", missing)
+        return [Check(OK, "local GPUs", ", ".join(gpus) or "none"), server]
 
     @staticmethod
     def probe(settings: Settings, timeout: float) -> dict[str, Any]:

@@ -178,7 +178,9 @@ def plan_for(workload_id: str, spec: CommonSpec, payload: Payload) -> Plan:
             group_memory_limit=False,
         )
     if isinstance(spec, ServeSpec):
-        from .serve import stage_endpoint
+        from .serve import check_model_server, stage_endpoint
+
+        check_model_server()
 
         most = spec.autoscale.maximum if spec.autoscale else spec.replicas
         return Plan(  # memory is per replica: the group of all replicas is not limited as one

@@ -34,6 +34,22 @@ _LOCK = "desired.lock"
 FIRST_PAYLOAD = "payload"
 
 
+def check_model_server() -> None:
+    """The model server (KServe's, the ``serve`` extra) must be installed to serve locally.
+
+    Raises:
+        BackendUnavailable: it is not, with the command that installs it.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("kserve") is None:
+        raise BackendUnavailable(
+            "serving a model locally needs KServe's model server, which is not installed here",
+            value="kserve",
+            hint="pip install 'jupyter-ml-workbench[serve]'",
+        )
+
+
 def _model_uri(uri: str | None, cwd: str | None) -> str | None:
     """A path is made absolute where it was given; a URL stays as it is."""
     if uri is None or "://" in uri:
