@@ -89,8 +89,8 @@ def import_kserve() -> types.ModuleType:
             for name in names:
                 setattr(package, name, getattr(module, name))
         # as kserve's __init__ binds them: the modules, not the subpackages of the same name
-        package.constants = importlib.import_module("kserve.constants.constants")
-        package.utils = importlib.import_module("kserve.utils.utils")
+        for name in ("constants", "utils"):
+            setattr(package, name, importlib.import_module(f"kserve.{name}.{name}"))
     except BaseException:
         del sys.modules["kserve"]
         raise
@@ -168,14 +168,16 @@ def _run_code(payload: Path, meta: Mapping[str, Any], entry: str, shown: str) ->
 
 def _model_class(namespace: Mapping[str, Any], shown: str) -> type[Any] | None:
     """The one kserve model class the code defines (not imports), or ``None``."""
-    from kserve.model import BaseKServeModel  # type: ignore[import-untyped]
+    from kserve.model import BaseKServeModel
 
     defined = [
         value
         for value in namespace.values()
         if isinstance(value, type) and issubclass(value, BaseKServeModel) and value.__module__ == RUN_NAME
     ]
-    leaves = [cls for cls in defined if not any(other is not cls and issubclass(other, cls) for other in defined)]
+    leaves = [
+        cls for cls in defined if not any(other is not cls and issubclass(other, cls) for other in defined)
+    ]
     if len(leaves) > 1:
         names = ", ".join(cls.__name__ for cls in leaves)
         raise LoadError(f"{shown} defines {len(leaves)} models ({names}): serve one per workload")
@@ -206,8 +208,8 @@ def _last_line(text: str) -> str:
 
 def v2_datatype(dtype: np.dtype[Any]) -> str:
     """The Open Inference Protocol datatype of a numpy dtype: FP32, FP64, INT64, BOOL, BYTES..."""
-    from kserve.errors import InferenceError  # type: ignore[import-untyped]
-    from kserve.utils.numpy_codec import from_np_dtype  # type: ignore[import-untyped]
+    from kserve.errors import InferenceError
+    from kserve.utils.numpy_codec import from_np_dtype
 
     datatype = from_np_dtype(dtype)
     if datatype is None:
@@ -246,7 +248,7 @@ def _function_model_class() -> type[Any]:
     """The kserve.Model class that serves a plain ``predict(inputs)`` function (made once kserve is in)."""
     from kserve.errors import InvalidInput
     from kserve.model import Model
-    from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse  # type: ignore[import-untyped]
+    from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
     def v1_inputs(payload: Any) -> Any:
         if not isinstance(payload, dict) or not ({"instances", "inputs"} & payload.keys()):

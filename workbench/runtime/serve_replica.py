@@ -23,6 +23,7 @@ SIGTERM stops accepting connections, lets in-flight requests finish (at most 30 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import io
 import json
@@ -74,7 +75,9 @@ class BodyLimit:
         length = _content_length(scope)
         if length is not None:
             if length > self.max_body:
-                await self._refuse(receive, send, drain=length <= _DRAIN_LIMIT)
+                # a client waiting for "100 Continue" has sent nothing yet: answer it at once
+                waiting = (_header(scope, b"expect") or b"").lower() == b"100-continue"
+                await self._refuse(receive, send, drain=length <= _DRAIN_LIMIT and not waiting)
             else:
                 await self.app(scope, receive, send)
             return
@@ -124,12 +127,17 @@ class BodyLimit:
 
 
 def _content_length(scope: Scope) -> int | None:
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
+    value = _header(scope, b"content-length")
+    try:
+        return None if value is None else int(value)
+    except ValueError:
+        return None
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
     return None
 
 
@@ -137,15 +145,15 @@ def build_app(model: Any, max_body: int) -> BodyLimit:
     """KServe's REST application serving ``model``, behind the body limit. Once per process."""
     import_kserve()
     from fastapi.exceptions import RequestValidationError
-    from kserve import context  # type: ignore[import-untyped]
-    from kserve.errors import InvalidInput, ModelNotFound  # type: ignore[import-untyped]
-    from kserve.model_repository import ModelRepository  # type: ignore[import-untyped]
-    from kserve.model_server import app  # type: ignore[import-untyped]
-    from kserve.predictor_config import PredictorConfig  # type: ignore[import-untyped]
-    from kserve.protocol.model_repository_extension import (  # type: ignore[import-untyped]
+    from kserve import context
+    from kserve.errors import InvalidInput, ModelNotFound
+    from kserve.model_repository import ModelRepository
+    from kserve.model_server import app
+    from kserve.predictor_config import PredictorConfig
+    from kserve.protocol.model_repository_extension import (
         ModelRepositoryExtension,
     )
-    from kserve.protocol.rest.server import RESTServer  # type: ignore[import-untyped]
+    from kserve.protocol.rest.server import RESTServer
     from starlette.exceptions import HTTPException
 
     repository = ModelRepository()
@@ -176,10 +184,8 @@ class _LoggedOnce:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
+        with contextlib.suppress(Exception):  # logged by kserve's generic handler, which also answered
             await self.app(scope, receive, send)
-        except Exception:  # noqa: S110 - logged by kserve's generic handler, which also answered
-            pass
 
 
 async def _client_error(status: int, _request: Request, exc: Exception) -> Response:
@@ -192,8 +198,8 @@ async def _invalid_request(_request: Request, exc: Exception) -> Response:
     """A body FastAPI could not parse into KServe's request model (not JSON, fields missing)."""
     from starlette.responses import JSONResponse
 
-    errors = getattr(exc, "errors", list)()[:3]
-    found = "; ".join(f"{'.'.join(str(part) for part in e.get('loc', ()))}: {e.get('msg', '')}" for e in errors)
+    errors: list[dict[str, Any]] = list(getattr(exc, "errors", list)())[:3]
+    found = "; ".join(f"{'.'.join(map(str, e.get('loc', ())))}: {e.get('msg', '')}" for e in errors)
     return JSONResponse({"error": f"invalid request: {found or exc}"}, status_code=400)
 
 
@@ -214,10 +220,10 @@ def _checked_dataplane_class() -> type[Any]:
     so data that does not fill its shape becomes a 500 from inside the model; and errors in
     decoding a binary request surface as 500s too. Both are the client's: 400 here.
     """
-    from kserve.errors import InvalidInput  # type: ignore[import-untyped]
-    from kserve.protocol.dataplane import DataPlane  # type: ignore[import-untyped]
-    from kserve.protocol.infer_type import InferRequest  # type: ignore[import-untyped]
-    from kserve.utils.numpy_codec import to_np_dtype  # type: ignore[import-untyped]
+    from kserve.errors import InvalidInput
+    from kserve.protocol.dataplane import DataPlane
+    from kserve.protocol.infer_type import InferRequest
+    from kserve.utils.numpy_codec import to_np_dtype
 
     def check(request: Any) -> None:
         for tensor in request.inputs:
@@ -259,10 +265,17 @@ def _count(data: list[Any]) -> int:
 
 
 def _configure_logging() -> None:
-    from kserve.logging import configure_logging  # type: ignore[import-untyped]
+    from kserve.logging import configure_logging
 
     configure_logging()  # kserve's format for its own and uvicorn's lines, on stderr
     logging.getLogger("kserve.trace").setLevel(logging.WARNING)  # else a timing line per request
+
+
+def _stop_loading(signum: int, _frame: object) -> None:
+    """SIGTERM before the server runs: leave now (as process 1 in a pod, it would be ignored)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(128 + signum)
 
 
 def _stopped(_signum: int, _frame: object) -> None:
@@ -278,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default=os.environ.get(HOST_ENV) or "0.0.0.0")  # noqa: S104 - a pod's port
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _stop_loading)
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(line_buffering=True)  # the code's prints reach the log as they happen
     payload: Path = args.revision_dir
