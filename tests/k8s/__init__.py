@@ -14,8 +14,14 @@ Test-side controls on :class:`Emulator` (safe to call while requests are in flig
 ``set_nodes``, ``add_crd``, ``bad_images``, ``deny``/``denied``, ``inject``/``clear_faults``,
 ``requests``/``reset_requests``/``count``, ``compact_history``/``history_limit``,
 ``pids``/``live_pids``/``pod_dir``/``pvc_dir``, ``get``, ``add_controller``, ``image_entrypoints``,
-``fire_cronjob`` (a CronJob's next run now; ``cronjobs.clock`` is the CronJob controller's clock).
-Builders and waits for tests: :mod:`tests.k8s.helpers`.
+``fire_cronjob`` (a CronJob's next run now; ``cronjobs.clock`` is the CronJob controller's clock),
+``probe_scale`` (multiplies probes' delays and periods; the ``fast_probes`` fixture sets 0.1).
+Deployments and ReplicaSets roll out as the real controllers do (deployments.py, rollout.py,
+replicasets.py); each pod gets a loopback IP of its own and is probed over HTTP (probes.py);
+Services get Endpoints/EndpointSlices of their pods and the API server's service proxy
+(services.py, proxy.py); HPAs and PDBs are stored (apps.py); KServe's InferenceService exists
+only after :func:`tests.k8s.kserve.install_kserve`. Builders and waits for tests:
+:mod:`tests.k8s.helpers`, and :mod:`tests.k8s.webapp` for Deployments and Services.
 """
 
 from .emulator import Emulator

@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from aiohttp import web
 
-from . import errors, protobuf, tables
+from . import errors, protobuf, scale, tables
 from .discovery import NOT_FOUND, access_review, discovery
 from .errors import ApiError, bad_request
 from .logs import serve_log
+from .proxy import PROXY_PATH
 from .resources import ResourceType
 from .selectors import parse_field_selector, parse_label_selector
 from .store import Event, Obj, Watcher
@@ -56,6 +57,9 @@ class Api:
         self.em.log_request(request.method, request.path, query)
         target = None
         try:
+            if (proxied := PROXY_PATH.match(request.path)) is not None:
+                await self._inject(request, None, query)
+                return await self.em.proxy.handle(request, proxied)
             target = self._target(request, query)
             await self._inject(request, target, query)
             if target is None:
@@ -178,6 +182,10 @@ class Api:
             return await self._watch(request, t, query)
         if t.verb == "list":
             return self._json(self._list_body(t, query, accept))
+        if t.subresource == "scale":
+            body = await self._body(request) if request.method != "GET" else None
+            ctype, name = request.content_type or "", t.name or ""
+            return self._json(scale.serve(cluster, rt, ns, name, request.method, ctype, body, dry))
         if t.verb == "get" and t.subresource == "log":
             return await serve_log(self.em.kubelet, request, cluster.get(rt, ns, t.name or ""), query)
         if t.verb == "get":

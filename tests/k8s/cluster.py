@@ -145,6 +145,7 @@ class Cluster:
                 if field in old["metadata"]:
                     merged[field] = old["metadata"][field]
             new["metadata"] = merged
+            validation.update_defaults(rt, new)
         return self._write(rt, old, new, dry_run=dry_run)
 
     def patch(

@@ -13,14 +13,12 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import re
 import shutil
 import tempfile
 import threading
 import traceback
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,25 +28,21 @@ from .api import Api
 from .cluster import NAMESPACES, Cluster
 from .controllers import JobController
 from .cronjobs import CronJobController
+from .deployments import DeploymentController
+from .faults import Fault, RequestLog
 from .kubelet import Kubelet
+from .probes import Prober
+from .proxy import ServiceProxy
+from .replicasets import ReplicaSetController
 from .resources import Registry, crd_document
 from .scheduler import DEFAULT_NODES, NODES, Scheduler, node_object
+from .services import EndpointsController
 from .store import Obj, Store
 
 T = TypeVar("T")
 
 
-@dataclass
-class Fault:
-    method: str | None
-    path: re.Pattern[str]
-    status: int | None
-    times: int | None
-    delay: float
-    message: str | None
-
-
-class Emulator:
+class Emulator(RequestLog):
     def __init__(
         self,
         *,
@@ -57,6 +51,7 @@ class Emulator:
         user: str = "system:serviceaccount:default:workbench",
         root: str | Path | None = None,
         tick: float = 0.05,
+        probe_scale: float = 1.0,
     ) -> None:
         self.version = version
         self.user = user
@@ -72,6 +67,8 @@ class Emulator:
         #: image → ENTRYPOINT, for containers that give no command
         self.image_entrypoints: dict[str, list[str]] = {}
         self.restart_delay = 0.2
+        #: multiplies probes' initialDelaySeconds and periodSeconds (0.1: ten times faster)
+        self.probe_scale = probe_scale
         #: (verb, group, resource) triples that RBAC denies; "*" matches anything
         self.denied: set[tuple[str, str, str]] = set()
         self.internal_errors: list[str] = []
@@ -90,6 +87,13 @@ class Emulator:
         self.jobs = JobController(self.cluster, jobs_rt, pods_rt)
         #: its ``clock`` may be replaced by a test; see also :meth:`fire_cronjob`
         self.cronjobs = CronJobController(self.cluster, cronjobs_rt, jobs_rt)
+        rs_rt, deploy_rt = (self.registry.find("apps", "v1", p) for p in ("replicasets", "deployments"))
+        assert rs_rt is not None and deploy_rt is not None
+        self.deployments = DeploymentController(self.cluster, deploy_rt, rs_rt)
+        self.replicasets = ReplicaSetController(self.cluster, rs_rt, pods_rt)
+        self.endpoints = EndpointsController(self.cluster)
+        self.prober = Prober(self)
+        self.proxy = ServiceProxy(self)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -150,6 +154,11 @@ class Emulator:
                     break
                 await asyncio.sleep(0)
 
+    def wake(self) -> None:
+        """Run the control loop now (call on the loop's thread)."""
+        if self._wake is not None:
+            self._wake.set()
+
     def add_controller(self, reconcile: Callable[[Emulator], None]) -> None:
         """Run ``reconcile(emulator)`` on every pass of the control loop (on the loop's thread).
 
@@ -165,6 +174,10 @@ class Emulator:
             self.kubelet.sync,
             self.cronjobs.sync,
             self.jobs.sync,
+            self.deployments.sync,
+            self.replicasets.sync,
+            self.endpoints.sync,
+            self.prober.sync,
             self.cluster.collect_garbage,
             *extra,
         ):
@@ -190,6 +203,8 @@ class Emulator:
     async def _shutdown(self) -> None:
         self.closing = True
         self.store.close_watchers()
+        await self.prober.close()
+        await self.proxy.close()
         if self._controllers is not None:
             self._controllers.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -220,64 +235,6 @@ class Emulator:
             return result
 
         return asyncio.run_coroutine_threadsafe(run(), loop).result(timeout=30)
-
-    # request log and faults --------------------------------------------------------------
-
-    def log_request(self, method: str, path: str, query: dict[str, str]) -> None:
-        with self._lock:
-            self._requests.append((method, path, query))
-
-    @property
-    def requests(self) -> list[tuple[str, str, dict[str, str]]]:
-        """Every request served so far: (method, path, query)."""
-        with self._lock:
-            return list(self._requests)
-
-    def reset_requests(self) -> None:
-        with self._lock:
-            self._requests.clear()
-
-    def count(self, method: str | None = None, path: str | None = None) -> int:
-        """How many logged requests match ``method`` and the regex ``path`` (searched)."""
-        return sum(
-            1
-            for m, p, _ in self.requests
-            if (method is None or m == method.upper()) and (path is None or re.search(path, p))
-        )
-
-    def inject(
-        self,
-        method: str | None = None,
-        path: str = ".*",
-        status: int | None = 500,
-        times: int | None = 1,
-        delay: float = 0.0,
-        message: str | None = None,
-    ) -> None:
-        """Answer the next ``times`` matching requests (None: all) with ``status``.
-
-        ``path`` is a regex searched in the URL path. With ``status=None`` the request is only
-        delayed by ``delay`` seconds and then served normally.
-        """
-        with self._lock:
-            self._faults.append(
-                Fault(method.upper() if method else None, re.compile(path), status, times, delay, message)
-            )
-
-    def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
-
-    def take_fault(self, method: str, path: str) -> Fault | None:
-        with self._lock:
-            for fault in self._faults:
-                if fault.method in (None, method) and fault.path.search(path):
-                    if fault.times is not None:
-                        fault.times -= 1
-                        if fault.times <= 0:
-                            self._faults.remove(fault)
-                    return fault
-        return None
 
     def deny(self, verb: str, resource: str, group: str = "") -> None:
         """Make RBAC deny ``verb`` on ``resource`` (e.g. "pods/log") of ``group`` ("*" = any)."""

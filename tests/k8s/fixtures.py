@@ -6,7 +6,8 @@ Use them from any test directory by importing the fixtures into that directory's
     from tests.k8s.fixtures import k8s, k8s_client, kubeconfig  # noqa: F401
 
 ``k8s`` is a started :class:`~tests.k8s.emulator.Emulator` (one per test, stopped afterwards;
-the test errors if the emulator itself hit an internal error). ``k8s_client`` is a
+the test errors if the emulator itself hit an internal error); ``fast_probes`` is the same
+emulator with ``probe_scale = 0.1`` (readiness/liveness probes ten times faster). ``k8s_client`` is a
 ``kubernetes.client.ApiClient`` for it, ``kubeconfig`` the path of a kubeconfig file whose
 context ``emulator`` (namespace ``default``) points at it.
 """
@@ -86,6 +87,13 @@ def k8s() -> Iterator[Emulator]:
         emulator.stop()
     if emulator.internal_errors:
         pytest.fail("the Kubernetes emulator hit internal errors:\n" + "\n".join(emulator.internal_errors))
+
+
+@pytest.fixture
+def fast_probes(k8s: Emulator) -> Emulator:
+    """The ``k8s`` emulator with probes ten times faster (a 1 s period takes 0.1 s)."""
+    k8s.probe_scale = 0.1
+    return k8s
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from .podfs import (
     process_env,
     translator,
 )
+from .podips import PodIPs
 from .podstatus import TERMINAL, Container, PodRun, pod_status
 from .resources import ResourceType
 from .store import Obj
@@ -34,6 +35,7 @@ class Kubelet:
         self.root = root
         self.em = emulator
         self.runs: dict[str, PodRun] = {}
+        self.ips = PodIPs()
         cluster.pod_deleted.append(self.on_deleted)
 
     # lifecycle ---------------------------------------------------------------------------
@@ -57,6 +59,7 @@ class Kubelet:
                     spec.get("restartPolicy", "Always"),
                     started=now(),
                     started_mono=time.monotonic(),
+                    ip="127.0.0.1" if spec.get("hostNetwork") else self.ips.take(),
                 )
             self._advance(run, pod)
         for run in list(self.runs.values()):
@@ -69,6 +72,7 @@ class Kubelet:
             self.cluster.event(pod, reason, message, type_=type_)
 
     def _prepare(self, run: PodRun, pod: Obj) -> None:
+        pod = {**pod, "status": {**(pod.get("status") or {}), "podIP": run.ip, "podIPs": [{"ip": run.ip}]}}
         rootfs = build_rootfs(self.cluster.store, pod, run.dir, self.em.pvc_root)
         for c in run.containers:
             image = str(c.spec.get("image", ""))
@@ -118,6 +122,7 @@ class Kubelet:
             None,
         )
         c.restart_at = None
+        c.readiness = c.startup = None
         with open(log, "ab") as out:
             try:
                 c.proc = subprocess.Popen(
@@ -253,8 +258,11 @@ class Kubelet:
         for c in run.containers:
             if c.running:
                 self.cluster.event(pod, "Killing", f"Stopping container {c.name}")
-        self._signal(run, signal.SIGKILL if grace <= 0 else signal.SIGTERM)
         run.kill_at = time.monotonic() + grace
+        if grace <= 0:
+            self._signal(run, signal.SIGKILL)
+        elif not self.em.prober.pre_stop(run, grace):  # the prober sends SIGTERM after the hooks
+            self._signal(run, signal.SIGTERM)
 
     def _reap(self, run: PodRun) -> None:
         for c in run.containers:

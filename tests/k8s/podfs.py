@@ -44,7 +44,8 @@ def field_ref(pod: Obj, path: str) -> str:
         "metadata.uid": meta.get("uid"),
         "spec.nodeName": (pod.get("spec") or {}).get("nodeName"),
         "spec.serviceAccountName": (pod.get("spec") or {}).get("serviceAccountName"),
-        "status.podIP": "127.0.0.1",
+        "status.podIP": (pod.get("status") or {}).get("podIP") or "127.0.0.1",
+        "status.podIPs": (pod.get("status") or {}).get("podIP") or "127.0.0.1",
         "status.hostIP": "127.0.0.1",
     }
     return str(simple.get(path) or "")

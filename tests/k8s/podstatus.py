@@ -32,10 +32,21 @@ class Container:
     last: Obj | None = None
     waiting: tuple[str, str] = ("ContainerCreating", "")
     restart_at: float | None = None
+    #: the probes' verdicts on the current run of the container (None: none yet); see probes.py
+    readiness: bool | None = None
+    startup: bool | None = None
 
     @property
     def running(self) -> bool:
         return self.proc is not None and self.exit_code is None
+
+    @property
+    def started_ok(self) -> bool:
+        return self.running and ("startupProbe" not in self.spec or bool(self.startup))
+
+    @property
+    def ready(self) -> bool:
+        return self.started_ok and ("readinessProbe" not in self.spec or bool(self.readiness))
 
     def terminated(self) -> Obj:
         state: Obj = {
@@ -69,6 +80,8 @@ class PodRun:
     gone: bool = False
     kill_at: float | None = None
     deadline_hit: bool = False
+    #: the pod's IP: a loopback address of its own (127.0.0.1 with hostNetwork)
+    ip: str = "127.0.0.1"
 
     @property
     def containers(self) -> list[Container]:
@@ -122,8 +135,8 @@ def container_status(run: PodRun, c: Container) -> Obj:
         "name": c.name,
         "image": image,
         "imageID": f"emulator://{image}",
-        "ready": c.running,
-        "started": c.running,
+        "ready": c.ready,
+        "started": c.started_ok,
         "restartCount": c.restarts,
         "state": state,
         "lastState": {"terminated": c.last} if c.last else {},
@@ -143,7 +156,7 @@ def pod_status(run: PodRun, old: Obj) -> Obj:
         "qosClass": old.get("qosClass", "BestEffort"),
     }
     if run.prepared:
-        status.update({"podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}]})
+        status.update({"podIP": run.ip, "podIPs": [{"ip": run.ip}]})
     status["startTime"] = run.started or old.get("startTime") or now()
     if run.deadline_hit:
         status.update(
@@ -152,9 +165,9 @@ def pod_status(run: PodRun, old: Obj) -> Obj:
                 "message": "Pod was active on the node longer than the specified deadline",
             }
         )
-    all_ready = current_phase == "Running" and all(c.running for c in run.main)
+    all_ready = current_phase == "Running" and all(c.ready for c in run.main)
     inited = all(c.exit_code == 0 for c in run.init)
-    unready = [c.name for c in run.main if not c.running]
+    unready = [c.name for c in run.main if not c.ready]
     incomplete = [c.name for c in run.init if c.exit_code != 0]
     done_reason = "PodCompleted" if current_phase in TERMINAL else "ContainersNotReady"
     wanted = [

@@ -78,6 +78,43 @@ BUILTINS: tuple[ResourceType, ...] = (
         subresources=("status",),
         categories=("all",),
     ),
+    _core("endpoints", "Endpoints", short_names=("ep",)),
+    ResourceType(
+        "apps",
+        "v1",
+        "deployments",
+        "Deployment",
+        short_names=("deploy",),
+        subresources=("status", "scale"),
+        categories=("all",),
+    ),
+    ResourceType(
+        "apps",
+        "v1",
+        "replicasets",
+        "ReplicaSet",
+        short_names=("rs",),
+        subresources=("status", "scale"),
+        categories=("all",),
+    ),
+    ResourceType("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice"),
+    ResourceType(
+        "autoscaling",
+        "v2",
+        "horizontalpodautoscalers",
+        "HorizontalPodAutoscaler",
+        short_names=("hpa",),
+        subresources=("status",),
+        categories=("all",),
+    ),
+    ResourceType(
+        "policy",
+        "v1",
+        "poddisruptionbudgets",
+        "PodDisruptionBudget",
+        short_names=("pdb",),
+        subresources=("status",),
+    ),
     ResourceType("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", short_names=("netpol",)),
     ResourceType("rbac.authorization.k8s.io", "v1", "roles", "Role"),
     ResourceType("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
@@ -197,15 +234,16 @@ class Registry:
             resources.append(entry)
             for sub in rt.subresources:
                 verbs = ["get"] if sub == "log" else ["get", "patch", "update"]
-                resources.append(
-                    {
-                        "name": f"{rt.plural}/{sub}",
-                        "singularName": "",
-                        "namespaced": rt.namespaced,
-                        "kind": rt.kind,
-                        "verbs": verbs,
-                    }
-                )
+                entry = {
+                    "name": f"{rt.plural}/{sub}",
+                    "singularName": "",
+                    "namespaced": rt.namespaced,
+                    "kind": rt.kind,
+                    "verbs": verbs,
+                }
+                if sub == "scale":
+                    entry.update(group="autoscaling", version="v1", kind="Scale")
+                resources.append(entry)
         doc: dict[str, Any] = {"kind": "APIResourceList", "groupVersion": f"{group}/{version}".lstrip("/")}
         if group:
             doc["apiVersion"] = "v1"

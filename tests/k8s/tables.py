@@ -104,6 +104,36 @@ def _namespace_cells(ns: Obj) -> list[Any]:
     return [ns["metadata"]["name"], (ns.get("status") or {}).get("phase", "Active"), age(ns)]
 
 
+def _deployment_cells(d: Obj) -> list[Any]:
+    spec, status = d.get("spec") or {}, d.get("status") or {}
+    want = spec.get("replicas", 1)
+    ready = f"{status.get('readyReplicas', 0)}/{want}"
+    return [
+        d["metadata"]["name"],
+        ready,
+        status.get("updatedReplicas", 0),
+        status.get("availableReplicas", 0),
+        age(d),
+    ]
+
+
+def _replicaset_cells(rs: Obj) -> list[Any]:
+    spec, status = rs.get("spec") or {}, rs.get("status") or {}
+    counts = [spec.get("replicas", 1), status.get("replicas", 0), status.get("readyReplicas", 0)]
+    return [rs["metadata"]["name"], *counts, age(rs)]
+
+
+def _endpoints_cells(ep: Obj) -> list[Any]:
+    found = [
+        f"{a['ip']}:{p['port']}"
+        for s in ep.get("subsets") or []
+        for p in s.get("ports") or []
+        for a in s.get("addresses") or []
+    ]
+    text = ",".join(found[:3]) + (f" + {len(found) - 3} more..." if len(found) > 3 else "")
+    return [ep["metadata"]["name"], text or "<none>", age(ep)]
+
+
 Column = tuple[str, str, int]  # name, type, priority
 LAYOUTS: dict[str, tuple[list[Column], Callable[[Obj], list[Any]]]] = {
     "pods": (
@@ -140,6 +170,30 @@ LAYOUTS: dict[str, tuple[list[Column], Callable[[Obj], list[Any]]]] = {
         _node_cells,
     ),
     "namespaces": ([("Name", "string", 0), ("Status", "string", 0), ("Age", "string", 0)], _namespace_cells),
+    "deployments": (
+        [
+            ("Name", "string", 0),
+            ("Ready", "string", 0),
+            ("Up-to-date", "integer", 0),
+            ("Available", "integer", 0),
+            ("Age", "string", 0),
+        ],
+        _deployment_cells,
+    ),
+    "replicasets": (
+        [
+            ("Name", "string", 0),
+            ("Desired", "integer", 0),
+            ("Current", "integer", 0),
+            ("Ready", "integer", 0),
+            ("Age", "string", 0),
+        ],
+        _replicaset_cells,
+    ),
+    "endpoints": (
+        [("Name", "string", 0), ("Endpoints", "string", 0), ("Age", "string", 0)],
+        _endpoints_cells,
+    ),
 }
 
 

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from croniter import croniter
 
+from . import apps
 from .errors import invalid
 from .resources import ResourceType
 from .selectors import DNS_LABEL, label_errors, name_errors
@@ -19,6 +20,7 @@ from .selectors import DNS_LABEL, label_errors, name_errors
 Obj = dict[str, Any]
 _CM_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 MAX_CONFIG_BYTES = 1024 * 1024
+APPS_KEYS = {apps.DEPLOYMENTS, apps.REPLICASETS, apps.HPAS, apps.PDBS}
 
 
 def _pod_spec_defaults(spec: Obj, *, in_template: bool = False) -> None:
@@ -95,6 +97,8 @@ def apply_defaults(rt: ResourceType, obj: Obj) -> None:
             port.setdefault("protocol", "TCP")
             port.setdefault("targetPort", port.get("port"))
         obj.setdefault("status", {"loadBalancer": {}})
+    elif rt.key in APPS_KEYS:
+        apps.defaults(rt.plural, obj, _pod_spec_defaults)
     elif rt.plural == "secrets":
         obj.setdefault("type", "Opaque")
         string_data = obj.pop("stringData", None) or {}
@@ -123,6 +127,12 @@ def apply_defaults(rt: ResourceType, obj: Obj) -> None:
                 },
             ],
         }
+
+
+def update_defaults(rt: ResourceType, obj: Obj) -> None:
+    """The defaulting an update gets too (for the kinds whose controllers compare templates)."""
+    if rt.key in APPS_KEYS:
+        apps.defaults(rt.plural, obj, _pod_spec_defaults)
 
 
 def _job_defaults(obj: Obj, spec: Obj) -> None:
@@ -236,6 +246,11 @@ def validate(rt: ResourceType, obj: Obj, old: Obj | None = None) -> None:
         template = ((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}
         errors += _cronjob_errors(obj)
         errors += _pod_spec_errors(template.get("spec") or {}, "spec.jobTemplate.spec.template.spec", "Job")
+    elif rt.key in APPS_KEYS:
+        template = (obj.get("spec") or {}).get("template")
+        if template is not None:
+            errors += _pod_spec_errors(template.get("spec") or {}, "spec.template.spec", rt.kind)
+        errors += apps.errors(rt.plural, obj, old)
     elif rt.plural == "customresourcedefinitions":
         spec = obj.get("spec") or {}
         expected = f"{(spec.get('names') or {}).get('plural')}.{spec.get('group')}"
