@@ -55,8 +55,10 @@ def build_parser() -> ArgumentParser:
 
     _notebook_parsers(sub)
     from .cli_serve import add_parsers as add_serve_parsers
+    from .cli_top import add_parser as add_top_parser
 
     add_serve_parsers(sub, OUTPUTS)
+    add_top_parser(sub)
 
     ls = sub.add_parser("ls", help="list workloads")
     ls.add_argument("-o", "--output", choices=OUTPUTS, default="table")
@@ -377,6 +379,8 @@ def _dispatch(args: argparse.Namespace, script_args: list[str]) -> int:
         for check in checks:
             print(f"[{check.level:>4}] {check.what.ljust(width)}  {check.detail}")
         return 1 if any(c.level == FAIL for c in checks) else 0
+    if getattr(args, "handler", None) is not None:  # a command of its own module (cli_top)
+        return int(args.handler(service, args))
     if args.command == "dask":
         return _dask(service, args)
     if args.command in ("serve", "rollout", "predict", "scale"):
@@ -408,7 +412,7 @@ def _dispatch(args: argparse.Namespace, script_args: list[str]) -> int:
             service.check(service.get(args.name))
     elif args.command == "describe":
         workload = service.get(args.name)
-        text = render.describe(workload) if args.output == "yaml" else render.as_json(workload.to_dict())
+        text = render.describe(workload, service.usage(workload.id), args.output)
         print(text, end="" if text.endswith("\n") else "\n")
     elif args.command == "wait":
         service.check(service.wait(args.name, timeout=args.timeout))

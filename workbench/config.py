@@ -172,6 +172,10 @@ class Settings(BaseSettings):
     )
     kill_grace: float = Field(5.0, description="seconds between SIGTERM and SIGKILL")
     poll_interval: float = Field(0.05, gt=0, le=5, description="longest wait between log reads")
+    usage_period: float = Field(
+        5.0, ge=0, description="seconds between resource samples of a local workload; 0 turns them off"
+    )
+    usage_history: float = Field(3600.0, gt=0, description="seconds of resource samples kept per workload")
     kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)
 
     @field_validator("home", mode="after")
@@ -195,10 +199,15 @@ class Settings(BaseSettings):
             return [str(v) for v in value]
         return value
 
-    @field_validator("kill_grace", mode="before")
+    @field_validator("kill_grace", "usage_history", mode="before")
     @classmethod
     def _grace(cls, value: Any) -> Any:
         return parse_duration(value)
+
+    @field_validator("usage_period", mode="before")
+    @classmethod
+    def _period(cls, value: Any) -> Any:  # 0 (off) is no duration
+        return 0.0 if str(value).strip() in ("0", "0.0", "off") else parse_duration(value)
 
     @classmethod
     def settings_customise_sources(

@@ -268,7 +268,8 @@ class WorkbenchMagics(Magics):
                 except KeyboardInterrupt:
                     pass
             elif command == "describe":
-                print(render.describe(service.get(name)), end="")
+                workload = service.get(name)
+                print(render.describe(workload, service.usage(workload.id)), end="")
             elif command == "cancel":
                 workload = service.cancel(name)
                 print(f"{workload.id} {workload.status}")

@@ -82,8 +82,11 @@ def as_yaml_docs(docs: Sequence[Any]) -> str:
     return result
 
 
-def describe(w: Workload) -> str:
-    """A readable YAML description of one workload."""
+def describe(w: Workload, usage: dict[str, Any] | None = None, output: str = "yaml") -> str:
+    """A readable YAML description of one workload (with a ``usage:`` block when ``usage``, the
+    service's resource report, is given); with ``output="json"`` its record, and the usage summary."""
+    if output == "json":
+        return as_json({**w.to_dict(), **({"usage": usage.get("summary")} if usage is not None else {})})
     data = w.to_dict()
     for key in ("created", "started", "ended"):
         if data[key]:
@@ -93,6 +96,10 @@ def describe(w: Workload) -> str:
         keys = ("url", "proxy_url", "model_name", "revision", "canary", "traffic", "ready", "desired", "rps",
                 "rollout", "revisions")  # fmt: skip
         data["endpoint"] = {k: w.info[k] for k in keys if w.info.get(k) is not None}
+    if usage is not None:
+        from .usage import describe_block
+
+        data["usage"] = describe_block(usage)
     order = [
         "name",
         "kind",
@@ -110,6 +117,7 @@ def describe(w: Workload) -> str:
         "pid",
         "supervisor_pid",
         "endpoint",
+        "usage",
         "spec",
     ]
     return as_yaml({k: data[k] for k in order if k in data})

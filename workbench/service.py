@@ -15,7 +15,7 @@ import secrets
 import shutil
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +176,16 @@ class Service(EndpointOperations):
             return self.backend(name)
         except BackendUnavailable:
             return None
+
+    def usage(self, name: str) -> dict[str, Any]:
+        """What a workload uses: ``{"summary", "history", "source", "note"}`` (:mod:`.usage`)."""
+        from .usage import report
+
+        return report(self.store, self.store.find(name))
+
+    def usage_summaries(self, workloads: Iterable[Workload]) -> dict[str, dict[str, Any]]:
+        """Workload id → usage summary, for those of ``workloads`` that have one (one query)."""
+        return self.store.usage_summaries(w.id for w in workloads)
 
     def logs(self, name: str, *, follow: bool = False) -> Iterator[str]:
         workload = self.store.find(name)

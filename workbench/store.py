@@ -30,6 +30,8 @@ from typing import Any
 from . import store_file as files
 from .errors import Conflict, NotFound
 from .store_file import StoreFile, guarded
+from .usage_store import SCHEMA as USAGE_SCHEMA
+from .usage_store import UsageStore
 
 PENDING = "pending"
 RUNNING = "running"
@@ -125,8 +127,10 @@ class Workload:
         return cls(**data)
 
 
-class Store:
+class Store(UsageStore):
     """The shared SQLite store; one object may be shared by threads (each gets a connection).
+
+    Resource usage (samples and summaries) comes from :class:`~workbench.usage_store.UsageStore`.
 
     Args:
         path: the database file; its folder is created when missing.
@@ -176,7 +180,7 @@ class Store:
                 if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                     db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")
-                db.executescript(_SCHEMA)
+                db.executescript(_SCHEMA + USAGE_SCHEMA)  # what is missing is made: old files too
                 present = {row[1] for row in db.execute("PRAGMA table_info(workloads)")}
                 for column, definition in _ADDED_COLUMNS.items():
                     if column not in present:
@@ -325,6 +329,7 @@ class Store:
                 [data[c] for c in _COLUMNS],
             )
             db.execute("DELETE FROM result_keys WHERE id = ?", (workload.id,))
+            self.forget_usage(db, workload.id)  # left by an earlier workload of this name
             if results_key is not None:
                 db.execute("INSERT INTO result_keys (id, key) VALUES (?, ?)", (workload.id, results_key))
         return workload
@@ -406,4 +411,5 @@ class Store:
     def delete(self, workload_id: str) -> None:
         with self.transaction() as db:
             db.execute("DELETE FROM result_keys WHERE id = ?", (workload_id,))
+            self.forget_usage(db, workload_id)
             db.execute("DELETE FROM workloads WHERE id = ?", (workload_id,))

@@ -5,7 +5,8 @@ ID``), it reads ``launch.json`` from the run directory, starts the command in a 
 group (and in the workload's cgroup, where there is one) with its output appended to
 ``logs/output.log``, and records pid, start, exit code, end and a one-line reason in the
 store. It enforces the timeout and the memory limit (like a pod's OOM kill) and turns a
-SIGTERM into a graceful stop of the whole process group (SIGTERM, grace, SIGKILL).
+SIGTERM into a graceful stop of the whole process group (SIGTERM, grace, SIGKILL). While the
+workload runs, a thread samples its resource usage into the store (:mod:`.usage`).
 
 It survives failing writes: when the disk fills up (ENOSPC from the store, say, because the
 workload filled the disk holding its run directory) it gives back the room it set aside at
@@ -29,7 +30,7 @@ from typing import Any
 from ..errors import NotFound
 from ..private import WORKLOAD_UMASK
 from ..store import CANCELLED, FAILED, PENDING, RUNNING, SUCCEEDED, Store
-from . import FINAL_MESSAGE, cgroup, disk, procs
+from . import FINAL_MESSAGE, cgroup, disk, procs, usage
 from .guard import Report
 from .results import KEY_ENV
 
@@ -97,6 +98,7 @@ class Supervisor:
         self.report_fd = report_fd
         record = store.get(workload_id)
         self.run_dir = Path(record.run_dir)
+        self.granted = bool(record.gpus)
         self.launch: dict[str, Any] = json.loads((self.run_dir / "launch.json").read_text())
         self.log_path = self.run_dir / "logs" / "output.log"
         self.stop_reason: str | None = None
@@ -196,7 +198,12 @@ class Supervisor:
             procs.kill_group(pgid)  # cancelled before it started
             proc.wait()
             return 0
-        code = self._watch(proc, pgid)
+        sampler = usage.start(self.store, self.id, self.launch, env, granted=self.granted, group=group)
+        try:
+            code = self._watch(proc, pgid)
+        finally:
+            if sampler is not None:
+                sampler.stop()
         self.stop_all(pgid)
         return self._record(code)
 

@@ -1,4 +1,8 @@
-"""REST handlers for workloads: list, launch, describe, cancel, delete, logs, scale."""
+"""REST handlers for workloads: list, launch, describe, cancel, delete, logs, scale.
+
+Each record carries ``usage``: its resource usage summary (peaks, averages, last sample), or
+null when it has none; a listing reads every summary in one query.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +28,16 @@ if TYPE_CHECKING:
 STATUSES = (*ACTIVE, *FINAL)
 
 
+def with_usage(service: Service, workloads: list[Workload]) -> list[dict[str, Any]]:
+    """The REST records of ``workloads``, each with its ``usage`` summary (null when none)."""
+    summaries = service.usage_summaries(workloads)
+    return [{**record(w), "usage": summaries.get(w.id)} for w in workloads]
+
+
+def one_with_usage(service: Service, workload: Workload) -> dict[str, Any]:
+    return with_usage(service, [workload])[0]
+
+
 class WorkloadsHandler(WorkbenchHandler):
     """``GET workloads?kind=&status=&backend=`` and ``POST workloads`` (a spec)."""
 
@@ -38,8 +52,8 @@ class WorkloadsHandler(WorkbenchHandler):
         for value in status or ():
             if value not in STATUSES:
                 raise SpecError(f"unknown status {value!r}; choose from {', '.join(STATUSES)}", value=value)
-        workloads = await self.call(lambda s: s.list(kind=kind, status=status, backend=backend))
-        self.reply({"workloads": [record(w) for w in workloads]})
+        records = await self.call(lambda s: with_usage(s, s.list(kind=kind, status=status, backend=backend)))
+        self.reply({"workloads": records})
 
     @web.authenticated
     @authorized
@@ -48,7 +62,7 @@ class WorkloadsHandler(WorkbenchHandler):
         spec = confine_spec(self.json_object(), root, self.workbench.allowed_output_schemes)
         workload = await self.call(lambda s: s.launch(spec, cwd=str(root)))
         self.set_header("Location", url_path_join(self.base_url, "workbench/api/workloads", workload.id))
-        self.reply(record(workload), status=201)
+        self.reply({**record(workload), "usage": None}, status=201)
 
 
 class WorkloadHandler(WorkbenchHandler):
@@ -57,8 +71,7 @@ class WorkloadHandler(WorkbenchHandler):
     @web.authenticated
     @authorized
     async def get(self, name: str) -> None:
-        workload = await self.call(lambda s: s.get(name))
-        self.reply(record(workload))
+        self.reply(await self.call(lambda s: one_with_usage(s, s.get(name))))
 
     @web.authenticated
     @authorized
@@ -75,8 +88,7 @@ class CancelHandler(WorkbenchHandler):
     @web.authenticated
     @authorized
     async def post(self, name: str) -> None:
-        workload = await self.call(lambda s: s.cancel(name))
-        self.reply(record(workload))
+        self.reply(await self.call(lambda s: one_with_usage(s, s.cancel(name))))
 
 
 class LogsHandler(WorkbenchHandler):
@@ -137,8 +149,7 @@ class ScaleHandler(WorkbenchHandler):
     @authorized
     async def post(self, name: str) -> None:
         how, value = _scale_request(self.json_object())
-        workload = await self.call(lambda s: _scale(s, name, how, value))
-        self.reply(record(workload))
+        self.reply(await self.call(lambda s: one_with_usage(s, _scale(s, name, how, value))))
 
 
 def _scale(service: Service, name: str, how: str, value: int | AdaptRange) -> Workload:

@@ -251,6 +251,8 @@ class LocalBackend:
             "secrets": [ref.model_dump() for ref in spec.secrets],
             "timeout": spec.timeout,
             "kill_grace": self.settings.kill_grace,
+            "usage_period": self.settings.usage_period,
+            "usage_history": self.settings.usage_history,
         }
         if spec.resources.memory and plan.group_memory_limit:
             limit = parse_bytes(spec.resources.memory)
