@@ -41,6 +41,7 @@ RUNTIME_PACKAGES = (
     "pydantic-settings",
     "dask[distributed]",
     "torch",
+    "kserve",  # serve replicas
 )
 KEPT_OUT_OF_CONTEXT = (".venv", "build", "node_modules", ".git", "tests", "benchmarks")
 

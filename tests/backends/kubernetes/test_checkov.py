@@ -3,9 +3,10 @@
 The CLI prints each kind's manifests (``workbench ... --backend kubernetes --dry-run -o yaml``,
 no cluster needed): a pod, a Dask cluster with an autoscaler, a training job as an Indexed
 Job and as a Kubeflow PyTorchJob, a notebook run with ``--output`` on a ``--volume``, and a
-scheduled notebook (a CronJob). checkov knows no custom resource, so the pods the Dask
-operator and the training operator will make from the DaskCluster's and the PyTorchJob's
-templates are written out too (as Deployments and Jobs). One checkov run scans them all;
+scheduled notebook (a CronJob), an endpoint (Deployment, Service, HPA, PDB) and a KServe
+InferenceService. checkov knows no custom resource, so the pods the Dask operator, the
+training operator and KServe will make from the DaskCluster's, the PyTorchJob's and the
+InferenceService's templates are written out too (as Deployments and Jobs). One checkov run scans them all;
 no check may fail except CKV_K8S_43 (an image pinned by tag rather than by digest: the
 default image is published by version tag), which is reported once. The objects go to a
 namespace of their own, as an admin configures it: in ``default`` checkov also reports
@@ -37,7 +38,7 @@ CHECKOV = Path(os.environ.get("WORKBENCH_CHECKOV") or ROOT / ".venv-checkov" / "
 IMAGE_BY_TAG = "CKV_K8S_43"
 #: a namespace of its own, as an admin sets kubernetes.namespace (CIS 5.7.4: not "default")
 NAMESPACE = "ml-team"
-CUSTOM_KINDS = ("DaskCluster", "PyTorchJob")
+CUSTOM_KINDS = ("DaskCluster", "PyTorchJob", "InferenceService")
 
 # file name -> the CLI arguments that print it
 DRY_RUNS: dict[str, list[str]] = {
@@ -53,12 +54,21 @@ DRY_RUNS: dict[str, list[str]] = {
         "notebook", "run", "nb.ipynb", "--name", "nb-nightly", "--schedule", "0 3 * * *",
         "--output", "s3://bucket/runs",
     ],
+    "serve": ["serve", "model.py", "--name", "serve-1", "--autoscale", "2:4"],
+    "serve-kserve": ["serve", "model.py", "--name", "serve-ks", "--operator", "kserve", "--replicas", "2"],
 }  # fmt: skip
 
 
 def _project(folder: Path) -> None:
     (folder / "train.py").write_text("print('training')\n")
+    (folder / "model.py").write_text("def predict(inputs):\n    return inputs\n")
     write_notebook(folder / "nb.ipynb", "print(alpha)", parameters="alpha = 1")
+
+
+#: InferenceService predictor fields that are KServe's, not the pod's
+_PREDICTOR_ONLY = (
+    "minReplicas", "maxReplicas", "scaleMetric", "scaleTarget", "labels", "annotations", "deploymentStrategy",
+)  # fmt: skip
 
 
 def _operator_objects(doc: dict[str, Any]) -> list[dict[str, Any]]:
@@ -68,6 +78,10 @@ def _operator_objects(doc: dict[str, Any]) -> list[dict[str, Any]]:
     meta, spec = doc["metadata"], doc["spec"]
     if doc["kind"] == "DaskCluster":
         parts = {"scheduler": spec["scheduler"], "worker": spec["worker"]}
+        kind, api = "Deployment", "apps/v1"
+    elif doc["kind"] == "InferenceService":  # KServe runs the predictor's pod spec in a Deployment
+        pod = {k: v for k, v in spec["predictor"].items() if k not in _PREDICTOR_ONLY}
+        parts = {"predictor": {"metadata": {"labels": spec["predictor"]["labels"]}, "spec": pod}}
         kind, api = "Deployment", "apps/v1"
     else:
         parts = {role.lower(): replica["template"] for role, replica in spec["pytorchReplicaSpecs"].items()}

@@ -46,13 +46,14 @@ def kinds(folder: Path) -> dict[str, dict[str, Any]]:
         },
         "notebook": {**notebook, "name": "nb-1"},
         "schedule": {**notebook, "name": "nb-2", "schedule": "0 3 * * *"},
+        "serve": {"kind": "serve", "code": "def predict(x):\n    return x\n", "name": "ep-1", "replicas": 2},
     }
 
 
 # -- the NetworkPolicy of every kind -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("case", ["pod", "dask", "train", "kubeflow", "notebook", "schedule"])
+@pytest.mark.parametrize("case", ["pod", "dask", "train", "kubeflow", "notebook", "schedule", "serve"])
 def test_every_kind_has_a_network_policy_first_admitting_only_its_own_pods(
     service: Service, tmp_path: Path, case: str
 ) -> None:
@@ -76,6 +77,11 @@ def test_every_kind_has_a_network_policy_first_admitting_only_its_own_pods(
                 {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "dask-operator"}}},
             ],
             "ports": [{"protocol": "TCP", "port": 8786}, {"protocol": "TCP", "port": 8787}],
+        }
+    elif case == "serve":  # the clients reach the model server's port only
+        assert ingress[1] == {
+            "from": [{"podSelector": {"matchLabels": CLIENT}}],
+            "ports": [{"protocol": "TCP", "port": 8080}],
         }
     else:
         assert len(ingress) == 1

@@ -1,4 +1,5 @@
-"""What the backend asks of the API server: RBAC coverage, doctor, watches, the request budget."""
+"""What the backend asks of the API server: RBAC coverage (every kind, endpoints included), doctor,
+watches, the request budget."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import yaml
 from tests.k8s.dask_operator import GROUP, install_dask_operator
 from tests.k8s.emulator import Emulator
 from tests.k8s.fixtures import run_kubectl
+from tests.k8s.kserve import install_kserve
 from tests.k8s.pytorch_operator import install_pytorch_operator
 from workbench.backends.kubernetes.settings import CLUSTER_PERMISSIONS, NAMESPACED_PERMISSIONS
 from workbench.backends.kubernetes.tracker import Tracker
@@ -20,8 +22,10 @@ from workbench.service import Service
 
 _PATH = re.compile(
     r"^/(?:api/v1|apis/(?P<group>[^/]+)/[^/]+)(?:/namespaces/[^/]+)?/(?P<resource>[^/]+)"
-    r"(?:/(?P<name>[^/]+)(?:/(?P<sub>[^/]+))?)?$"
+    r"(?:/(?P<name>[^/]+)(?:/(?P<sub>proxy)(?:/.*)?|/(?P<other>[^/]+))?)?$"
 )
+#: API discovery (which resources a group serves) needs no RBAC rule: every user may ask
+_DISCOVERY = re.compile(r"^/(version|api|apis(/[^/]+/[^/]+)?)$")
 
 
 def permissions_used(requests: list[tuple[str, str, dict[str, str]]]) -> set[tuple[str, str, str]]:
@@ -30,13 +34,16 @@ def permissions_used(requests: list[tuple[str, str, dict[str, str]]]) -> set[tup
     for method, path, query in requests:
         match = _PATH.match(path)
         if not match:
-            assert path == "/version", path  # the only non-resource request
+            assert _DISCOVERY.match(path), path  # the only non-resource requests
             continue
-        group, resource, name, sub = match["group"] or "", match["resource"], match["name"], match["sub"]
+        group, resource, name = match["group"] or "", match["resource"], match["name"]
+        sub = match["sub"] or match["other"]
         if sub:
             resource = f"{resource}/{sub}"
         if method == "GET":
             verb = "watch" if query.get("watch") in ("true", "1") else ("get" if name else "list")
+        elif sub == "proxy" and method in ("HEAD", "OPTIONS"):
+            verb = "get"
         else:
             verb = {
                 "POST": "create",
@@ -49,6 +56,9 @@ def permissions_used(requests: list[tuple[str, str, dict[str, str]]]) -> set[tup
 
 
 CRONJOB_CHANGES = {("create", "batch", "cronjobs"), ("delete", "batch", "cronjobs")}
+#: what only endpoints (serve workloads) use
+SERVE_GROUPS = ("apps", "autoscaling", "policy", "serving.kserve.io")
+SERVE_ONLY = {("get", "", "configmaps"), ("list", "", "configmaps")}
 
 
 def granted(table: tuple[tuple[str, str, tuple[str, ...]], ...]) -> set[tuple[str, str, str]]:
@@ -112,6 +122,31 @@ def notebook_flow(kube: Service, k8s: Emulator, folder: Path) -> None:
         kube.delete(name)
 
 
+def serve_flow(kube: Service, k8s: Emulator) -> None:
+    """Every endpoint operation, on a Deployment and on a KServe InferenceService."""
+    k8s.probe_scale = 0.1
+    kube.launch({"kind": "serve", "code": "def predict(x):\n    return x\n", "name": "ep"})
+    kube.rollout_status("ep", timeout=120)
+    kube.predict("ep", [[1.0]])
+    kube.endpoint_request("ep", "GET", "/v2/health/ready")
+    kube.rollout("ep", {"env": {"LEVEL": "2"}}, timeout=120)
+    kube.scale_endpoint("ep", autoscale="1:2")
+    kube.scale_endpoint("ep", replicas=1)
+    kube.undo("ep", timeout=120)
+    kube.rollout_history("ep")
+    "".join(kube.logs("ep"))
+    kube.cancel("ep")
+    kube.delete("ep")
+    install_kserve(k8s, controller=False)  # stored only: no pod runs
+    kube.launch(
+        {"kind": "serve", "code": "def predict(x):\n    return x\n", "name": "ks", "operator": "kserve"}
+    )
+    kube.rollout_status("ks", wait=False)
+    kube.scale_endpoint("ks", replicas=2)
+    kube.cancel("ks")
+    kube.delete("ks")
+
+
 def test_the_rbac_role_covers_every_verb_used_and_nothing_more(
     kube: Service, k8s: Emulator, tmp_path: Path
 ) -> None:
@@ -132,7 +167,9 @@ def test_the_rbac_role_covers_every_verb_used_and_nothing_more(
     others = {
         p
         for p in granted(NAMESPACED_PERMISSIONS)
-        if p[1] in (GROUP, "kubeflow.org") or p[2] == "services" or p in CRONJOB_CHANGES
+        if p[1] in (GROUP, "kubeflow.org", *SERVE_GROUPS)
+        or p[2] in ("services", "services/proxy")
+        or p in CRONJOB_CHANGES | SERVE_ONLY
     }
     assert used == granted(NAMESPACED_PERMISSIONS) - others | {("list", "", "nodes")}
     assert granted(CLUSTER_PERMISSIONS) >= {("list", "", "nodes")}
@@ -150,7 +187,11 @@ def test_the_rbac_role_covers_every_verb_used_and_nothing_more(
     notebook_flow(kube, k8s, tmp_path)
     notebook_used = permissions_used(k8s.requests)
     assert notebook_used >= CRONJOB_CHANGES
-    assert used | dask_used | train_used | notebook_used == granted(NAMESPACED_PERMISSIONS) | {
+    k8s.reset_requests()
+    serve_flow(kube, k8s)
+    serve_used = permissions_used(k8s.requests)
+    assert serve_used >= {p for p in others if p[1] in SERVE_GROUPS or p[2] == "services/proxy"} | SERVE_ONLY
+    assert used | dask_used | train_used | notebook_used | serve_used == granted(NAMESPACED_PERMISSIONS) | {
         ("list", "", "nodes")
     }
 

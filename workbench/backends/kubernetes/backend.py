@@ -2,7 +2,8 @@
 
 A dask workload is a DaskCluster of the dask-kubernetes operator (:mod:`.dask`); a train
 workload is a headless Service and an Indexed Job, or a Kubeflow PyTorchJob (:mod:`.train`);
-a notebook workload is a papermill Job, or a CronJob for a schedule (:mod:`.notebook`).
+a notebook workload is a papermill Job, or a CronJob for a schedule (:mod:`.notebook`); a
+serve workload is a Deployment behind a Service, or a KServe InferenceService (:mod:`.serve`).
 This class dispatches to them by kind.
 
 The cluster is the source of truth; the store is a cache of it, so the kernel, the CLI
@@ -24,10 +25,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ...config import Settings
 from ...errors import Conflict, NotFound, WorkbenchError
 from ...private import make_private, private_dir
-from ...spec import CodeSpec, CommonSpec, DaskSpec, NotebookSpec, TrainSpec
+from ...spec import CodeSpec, CommonSpec, DaskSpec, NotebookSpec, ServeSpec, TrainSpec
 from ...store import ACTIVE, CANCELLED, FAILED, PENDING, SUCCEEDED, Store, Workload
-from ..base import Check, DaskControl, Diagnosis, Discovery, Manifests, Payload, Probing
+from ..base import Check, DaskControl, Diagnosis, Discovery, Manifests, Payload, Probing, Serving
 from .build import LATEST_VERSION, SPEC_ANNOTATION, build_manifests, kube_settings, payload_parts
+from .endpoint_ability import EndpointAbility
 from .logs import MarkerFilter, results_secret_name, sealed_results
 from .manifests import container_resources
 from .preflight import check_fits
@@ -54,11 +56,13 @@ if TYPE_CHECKING:
     from .train import TrainJobs
 
 
-class KubernetesBackend:
+class KubernetesBackend(EndpointAbility):
     """Runs workloads on the cluster of the configured kubeconfig context (or in-cluster)."""
 
     name = "kubernetes"
-    abilities: ClassVar[frozenset[type]] = frozenset({DaskControl, Discovery, Manifests, Diagnosis, Probing})
+    abilities: ClassVar[frozenset[type]] = frozenset(
+        {DaskControl, Discovery, Manifests, Diagnosis, Probing, Serving}
+    )
 
     def __init__(self, settings: Settings, store: Store, client: Any = None) -> None:
         self.settings = settings
@@ -131,6 +135,8 @@ class KubernetesBackend:
             return self.train.submit(workload_id, spec, payload, docs)
         if isinstance(spec, NotebookSpec):
             return self.notebook.submit(workload_id, spec, payload, docs)
+        if isinstance(spec, ServeSpec):
+            return self.serve.submit(workload_id, spec, payload, docs)
         job = docs[-1]
         pod_spec = job["spec"]["template"]["spec"]
         requests = container_resources(spec.resources, self.kube).get("limits", {})
@@ -226,6 +232,8 @@ class KubernetesBackend:
             return self.train.refresh(workload)
         if workload.kind == "notebook":
             return self.notebook.refresh(workload)
+        if workload.kind == "serve":
+            return self.serve.refresh(workload)
         return self.record(workload, self.observe_job(workload.id), lambda: self._last_line(workload.id))
 
     def observe_job(self, workload_id: str) -> Observed | None:
@@ -297,53 +305,16 @@ class KubernetesBackend:
             yield from self.train.logs(workload, follow=follow)
         elif workload.kind == "notebook":
             yield from self.notebook.logs(workload, follow=follow)
+        elif workload.kind == "serve":
+            yield from self.serve.logs(workload, follow=follow)
         else:
             yield from self.pod_logs(workload, follow=follow)
 
     def pod_logs(self, workload: Workload, *, follow: bool = False) -> Iterator[str]:
         """The output of a one-pod Job's newest started pod; with ``follow``, until it ends."""
-        marker = self.marker(workload.id)
-        if not follow:
-            pods = self.pods(workload.id)
-            started = [p for p in pods if not _waiting(p)]
-            if started:
-                data = b"".join(self.client.logs(started[-1]["metadata"]["name"]))
-                yield marker.feed(data.decode("utf-8", "replace")) + marker.close()
-            return
-        yield from self._follow(workload.id, marker)
+        from .job_logs import job_pod_logs
 
-    def _follow(self, workload_id: str, marker: MarkerFilter) -> Iterator[str]:
-        streamed: set[str] = set()
-        said = ""
-        while True:
-            record = self.refresh(self.store.get(workload_id))
-            pods = [p for p in self.pods(workload_id) if p["metadata"]["name"] not in streamed]
-            ready = [p for p in pods if not _waiting(p)]
-            if ready:
-                pod = ready[0]["metadata"]["name"]
-                streamed.add(pod)
-                for chunk in self.client.logs(pod, follow=True):
-                    text = marker.feed(chunk.decode("utf-8", "replace"))
-                    if text:
-                        yield text
-                continue
-            if record.done:
-                tail = marker.close()
-                if tail:
-                    yield tail
-                return
-            if record.status == PENDING and record.message and record.message != said:
-                said = record.message
-                yield f"[workbench] {workload_id} pending: {said}\n"
-
-            def changed(said: str = said) -> bool:
-                current = self.pods(workload_id, fresh=False)
-                if any(p["metadata"]["name"] not in streamed and not _waiting(p) for p in current):
-                    return True
-                seen = observe(self.job(workload_id, fresh=False), current)
-                return seen is None or seen.status not in ACTIVE or seen.message != said
-
-            self.tracker.wait(changed, timeout=2.0)
+        yield from job_pod_logs(self, workload, follow=follow)
 
     def marker(self, workload_id: str) -> MarkerFilter:
         """A filter that hides the workload's sealed results line from what users see."""
@@ -369,8 +340,8 @@ class KubernetesBackend:
         if workload.kind == "train":
             self.train.delete_objects(workload)
             return
-        if workload.kind == "notebook":
-            self.notebook.delete_objects(workload)
+        if workload.kind in ("notebook", "serve"):
+            (self.notebook if workload.kind == "notebook" else self.serve).delete_objects(workload)
             return
         self.client.delete("Job", workload.id)
         self.client.delete("ConfigMap", f"{workload.id}-payload")
@@ -424,8 +395,3 @@ class KubernetesBackend:
 
     def adapt(self, workload: Workload, minimum: int, maximum: int) -> Workload:
         return self.dask.adapt(workload, minimum, maximum)
-
-
-def _waiting(pod: dict[str, Any]) -> bool:
-    """True while the pod's container has not started (nothing to stream yet)."""
-    return pod.get("status", {}).get("phase") not in ("Running", "Succeeded", "Failed")

@@ -15,7 +15,7 @@ from typing import Any
 
 from ...config import Settings
 from ...errors import SpecError
-from ...spec import CodeSpec, CommonSpec, DaskSpec, NotebookSpec, PodSpec, TrainSpec
+from ...spec import CodeSpec, CommonSpec, DaskSpec, NotebookSpec, PodSpec, ServeSpec, TrainSpec
 from ..base import Payload
 from .dask_manifests import DASHBOARD_PORT, SCHEDULER_PORT, build_dask_manifests
 from .hardening import MIN_UID, check_workload, network_policy
@@ -23,6 +23,7 @@ from .logs import with_results_key
 from .manifests import build_pod_manifests
 from .notebook_manifests import build_notebook_manifests
 from .policy import check_manifest
+from .serve_manifests import build_serve_manifests, serve_network_policy
 from .settings import KubeSettings, Toleration, workload_labels
 from .train_manifests import build_train_manifests
 
@@ -78,7 +79,12 @@ def build_manifests(
     kind = str(getattr(spec, "kind", "pod"))
     labels = workload_labels(workload_id, kind, settings.owner, spec.labels)
     ports = (SCHEDULER_PORT, DASHBOARD_PORT) if isinstance(spec, DaskSpec) else ()
-    docs = [network_policy(workload_id, labels, kube, client_ports=ports), *docs]
+    policy = (
+        serve_network_policy(workload_id, labels, kube, kserve=spec.operator == "kserve")
+        if isinstance(spec, ServeSpec)
+        else network_policy(workload_id, labels, kube, client_ports=ports)
+    )
+    docs = [policy, *docs]
     refuse_unsafe(docs)
     return docs
 
@@ -124,11 +130,25 @@ def _kind_manifests(
         )
         docs[-1]["metadata"].setdefault("annotations", {})[SPEC_ANNOTATION] = spec.model_dump_json()
         return docs
+    if isinstance(spec, ServeSpec):
+        code, entry = payload_parts(spec, payload)
+        docs = build_serve_manifests(
+            workload_id,
+            spec,
+            code=code,
+            entry_name=entry,
+            inputs=payload.inputs,
+            owner=settings.owner,
+            settings=kube,
+        )
+        main = next(doc for doc in docs if doc["kind"] in ("Deployment", "InferenceService"))
+        main["metadata"]["annotations"][SPEC_ANNOTATION] = spec.model_dump_json(exclude={"code"})
+        return docs
     if not isinstance(spec, (PodSpec, TrainSpec)):
         raise SpecError(
             f"the kubernetes backend cannot run {getattr(spec, 'kind', '?')!r} workloads yet",
             value=getattr(spec, "kind", None),
-            hint="run a pod, dask, train or notebook workload",
+            hint="run a pod, dask, train, notebook or serve workload",
         )
     code, entry = payload_parts(spec, payload)
     build = build_train_manifests if isinstance(spec, TrainSpec) else build_pod_manifests

@@ -54,3 +54,5 @@ def discover(backend: KubernetesBackend) -> None:
         backend.insert_pending(workload_id, spec, Payload(), "", info, created=created, owner=owner)
     if "dask" in backend.__dict__:  # the Dask half was used: it watches DaskClusters
         backend.dask.discover(known)
+    if "serve" in backend.__dict__:  # the endpoint half was used: it watches Deployments
+        backend.serve.discover(known)

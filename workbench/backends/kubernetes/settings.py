@@ -32,7 +32,8 @@ _RESERVED_LABELS = frozenset(
 CONFIGMAP_HARD_LIMIT = 1024 * 1024
 #: Everything the backend does in the workloads' namespace: the Role `workbench rbac` prints.
 NAMESPACED_PERMISSIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("", "configmaps", ("create", "delete", "patch")),
+    # a serve revision's ConfigMap is read back (get) to change it; unused ones are listed and removed
+    ("", "configmaps", ("create", "delete", "get", "list", "patch")),
     # the per-launch key that seals --get results (created, owned by the Job, deleted)
     ("", "secrets", ("create", "delete", "patch")),
     ("", "pods", ("list", "watch")),
@@ -49,6 +50,15 @@ NAMESPACED_PERMISSIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("kubernetes.dask.org", "daskautoscalers", ("create", "delete", "patch")),
     ("kubernetes.dask.org", "daskclusters", ("create", "delete", "list", "patch", "watch")),
     ("kubernetes.dask.org", "daskworkergroups", ("patch",)),
+    # serve workloads: Deployments (rollouts, undo from their ReplicaSets), autoscaling, disruption
+    # budgets, and requests to the endpoint through the API server (GET health, POST infer)
+    ("apps", "deployments", ("create", "delete", "list", "patch", "watch")),
+    ("apps", "replicasets", ("list", "watch")),
+    ("autoscaling", "horizontalpodautoscalers", ("create", "delete", "patch")),
+    ("policy", "poddisruptionbudgets", ("create", "delete")),
+    ("", "services/proxy", ("create", "get")),
+    # serve workloads with --operator kserve: KServe's InferenceServices
+    ("serving.kserve.io", "inferenceservices", ("create", "delete", "list", "patch", "watch")),
 )
 #: Optional, cluster-wide: reading node capacity for the preflight check and `workbench doctor`.
 CLUSTER_PERMISSIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
