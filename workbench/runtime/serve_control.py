@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import math
 import os
 import time
@@ -26,26 +25,14 @@ from typing import Any
 
 import aiohttp
 
-from .serve_processes import ReplicaProcess, free_port, read_meta, say
-from .serve_proxy import Pool, ProxyApp, Replica
+from .serve_processes import DESIRED, Replica, ReplicaProcess, free_port, load_desired, read_meta, say
+from .serve_proxy import Pool, ProxyApp
 
 PROGRESS_DEADLINE = 120.0
 WINDOW = 10.0  # seconds of samples behind the request rate and the autoscaler
 SAMPLE_EVERY = 0.25
 DRAIN_LIMIT = 60.0  # seconds a draining replica may keep requests before it is stopped anyway
 SCALE_DOWN_DELAY = 10.0  # seconds after a scaling step before replicas are removed
-DESIRED = "desired.json"
-
-
-def load_desired(run_dir: Path) -> dict[str, Any]:
-    """``RUN_DIR/desired.json``; OSError or ValueError when it is missing or malformed."""
-    desired = json.loads((run_dir / DESIRED).read_text())
-    if not isinstance(desired, dict) or not isinstance(desired.get("revisions"), list):
-        raise ValueError("no list of revisions")
-    for item in desired["revisions"]:
-        int(item["revision"])
-        int(item.get("traffic", 0))
-    return desired
 
 
 def _stamp(path: Path) -> tuple[int, int, int] | None:
@@ -78,7 +65,13 @@ class Revision:
 class Controller:
     """Reconciles replicas and the pool's routes against ``RUN_DIR/desired.json``."""
 
-    def __init__(self, run_dir: Path, app: ProxyApp, desired: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        app: ProxyApp,
+        desired: dict[str, Any],
+        early: dict[int, list[ReplicaProcess]] | None = None,
+    ) -> None:
         self.run_dir = run_dir
         self.app = app
         self.pool: Pool = app.pool
@@ -94,6 +87,8 @@ class Controller:
         self._probe: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.processes: set[ReplicaProcess] = set()  # every replica process not known to be gone
+        self.early = early or {}  # replicas started before the event loop, by revision
+        self.processes.update(p for group in self.early.values() for p in group)
 
     # -- desired state -------------------------------------------------------------------------
 
@@ -154,6 +149,10 @@ class Controller:
         while not self.stopping:
             self._check_desired()
             self.reconcile()
+            for group in self.early.values():  # started for revisions no longer desired
+                for process in group:
+                    self._spawn(process.stop())
+            self.early.clear()
             self.wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), 0.5)
@@ -234,19 +233,24 @@ class Controller:
         if not (payload / "meta.json").is_file():
             self._fail(rev, f"revision {number} has no meta.json in {payload.name}")
             return
-        for _ in range(rev.target):
+        early = self.early.pop(number, [])
+        for process in early:
+            self._start_replica(rev, process)
+        for _ in range(rev.target - len(early)):
             self._start_replica(rev)
 
-    def _start_replica(self, rev: Revision) -> None:
-        replica = ReplicaProcess(rev.number, rev.next_index, free_port())
-        rev.next_index += 1
+    def _start_replica(self, rev: Revision, replica: ReplicaProcess | None = None) -> None:
+        if replica is None:
+            replica = ReplicaProcess(rev.number, rev.next_index, free_port())
+            replica.spawn(rev.payload, rev.env)
+        rev.next_index = max(rev.next_index, replica.index) + 1
         rev.replicas.append(replica)
         self.processes.add(replica)
         self._spawn(self._run_replica(rev, replica))
 
     async def _run_replica(self, rev: Revision, replica: ReplicaProcess) -> None:
-        await replica.start(rev.payload, rev.env, lambda r: self._on_exit(rev, r))
-        if replica.exited:
+        self._spawn(replica.attach(lambda r: self._on_exit(rev, r)))
+        if replica.proc is None:
             return
         deadline = replica.started + float(self.desired.get("progress_deadline") or PROGRESS_DEADLINE)
         assert self._probe is not None

@@ -5,19 +5,23 @@ revision by its traffic weight (smooth weighted round robin, so a 20 % canary ge
 request in five) and, within it, the replica with the fewest requests in flight, and forwards
 method, path, query, headers and body through one shared :class:`aiohttp.ClientSession` (pooled
 keep-alive connections). The answer goes back as the replica gave it, plus the header
-``x-workbench-revision``. Nothing is logged per request. The controller (:mod:`.serve_control`)
-owns which replicas are routable; it changes :class:`Pool` in place.
+``x-workbench-revision``. A request that no replica answered (refused, or its pooled connection
+closed before the answer) is sent once more to the next pick, then gets 502; no ready replica
+gives 503. Nothing is logged per request. The controller (:mod:`.serve_control`) owns which
+replicas are routable; it changes :class:`Pool` in place.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 from yarl import URL
+
+from .serve_processes import Replica
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -33,22 +37,9 @@ _HOP = frozenset(
 #: Answers up to this size are read at once; larger (or unsized) ones are streamed through.
 _READ_ONCE = 4 * 2**20
 REVISION_HEADER = b"x-workbench-revision"
+_IDENTITY = ("Accept-Encoding", "identity")
 #: How much of a refused body is still read before the 413; past it the connection closes.
 _DRAIN_LIMIT = 64 * 2**20
-
-
-@dataclass(eq=False)
-class Replica:
-    """One ready replica as the proxy sees it."""
-
-    revision: int
-    name: str  # "r2.0", as in the log prefixes
-    port: int
-    inflight: int = 0
-    base: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.base = f"http://127.0.0.1:{self.port}"
 
 
 @dataclass(eq=False)
@@ -57,7 +48,6 @@ class _Route:
     weight: int
     replicas: list[Replica]  # shared with the controller: it adds and removes ready replicas
     current: int = 0
-    header: bytes = b""
 
 
 class Pool:
@@ -72,7 +62,7 @@ class Pool:
         old = {route.revision: route for route in self._routes}
         new = []
         for revision, weight, replicas in routes:
-            route = _Route(revision, weight, replicas, header=str(revision).encode())
+            route = _Route(revision, weight, replicas)
             if revision in old:
                 route.current = old[revision].current
             new.append(route)
@@ -138,7 +128,6 @@ class ProxyApp:
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
             auto_decompress=False,
             cookie_jar=aiohttp.DummyCookieJar(),
-            skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent", "Content-Type"),
             trust_env=False,
         )
 
@@ -153,14 +142,22 @@ class ProxyApp:
             return
         headers: list[tuple[str, str]] = []
         length = -1
+        encodings = False
         for key, value in scope["headers"]:
             if key in _HOP:
                 if key == b"content-length":
                     length = int(value) if value.isdigit() else -1
                 continue
+            if key == b"accept-encoding":
+                encodings = True
             headers.append((key.decode("latin-1"), value.decode("latin-1")))
+        if not encodings:  # else aiohttp asks for gzip, which this client did not
+            headers.append(_IDENTITY)
         limit = self.max_body
-        body, complete = (None, False) if length > limit else await _read_body(receive, limit)
+        try:
+            body, complete = (None, False) if length > limit else await _read_body(receive, limit)
+        except _Gone:
+            return
         if body is None:
             # what the client still sends is read and dropped (up to a point), or it could meet
             # a closed connection before it reads the answer
@@ -213,11 +210,11 @@ class ProxyApp:
                 raise _NotSent(str(exc) or type(exc).__name__) from None
             async with resp:
                 out = [(k, v) for k, v in resp.raw_headers if k.lower() not in _HOP]
-                out.append((REVISION_HEADER, str(replica.revision).encode()))
+                out.append((REVISION_HEADER, replica.header))
                 size = resp.content_length
                 if size is not None and size <= _READ_ONCE:
                     data = await resp.read()
-                    out.append((b"content-length", str(len(data)).encode()))
+                    out.append((b"content-length", str(size if method == "HEAD" else len(data)).encode()))
                     started = True
                     await send({"type": "http.response.start", "status": resp.status, "headers": out})
                     await send({"type": "http.response.body", "body": data})
@@ -239,6 +236,10 @@ class ProxyApp:
             replica.inflight -= 1
 
 
+class _Gone(Exception):
+    """The client disconnected before its request was complete."""
+
+
 class _NotSent(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -246,8 +247,13 @@ class _NotSent(Exception):
 
 
 async def _read_body(receive: Receive, limit: int) -> tuple[bytes | None, bool]:
-    """The whole request body, or None once it passes ``limit`` bytes; and whether it all came."""
+    """The whole request body, or None once it passes ``limit`` bytes; and whether it all came.
+
+    Raises _Gone when the client leaves before its body is complete (nothing is forwarded then).
+    """
     message = await receive()
+    if message["type"] != "http.request":
+        raise _Gone
     body: bytes = message.get("body", b"")
     more = message.get("more_body", False)
     if not more:
@@ -256,6 +262,8 @@ async def _read_body(receive: Receive, limit: int) -> tuple[bytes | None, bool]:
     size = len(body)
     while more:
         message = await receive()
+        if message["type"] != "http.request":
+            raise _Gone
         chunk = message.get("body", b"")
         more = message.get("more_body", False)
         size += len(chunk)
