@@ -68,6 +68,17 @@ def from_v2(output: Mapping[str, Any]) -> Any:
     return data.reshape(output.get("shape") or data.shape)
 
 
+def _call(
+    backend: Serving, workload: Workload, method: str, path: str, body: Any, timeout: float
+) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    status, raw = backend.request(workload, method, path, data, timeout)
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, raw.decode("utf-8", "replace")
+
+
 class EndpointOperations:
     """Endpoint operations of :class:`~workbench.service.Service` (``serve`` workloads)."""
 
@@ -141,12 +152,16 @@ class EndpointOperations:
         while True:
             state = backend.rollout_state(self.store.find(workload.id))
             if state["phase"] == "failed" and check:
+                # nothing ever served (no revision has traffic): the endpoint fails as a whole
+                ended = self.store.find(workload.id).done or not state.get("revision")
+                undo = f"the previous revision keeps serving; `workbench rollout undo {workload.id}` drops it"
                 raise WorkloadFailed(
-                    f"{workload.id} rollout failed: {state.get('message') or 'no reason recorded'}",
+                    f"{workload.id} {'failed' if ended else 'rollout failed'}: "
+                    f"{state.get('message') or 'no reason recorded'}",
                     workload_id=workload.id,
                     detail=state.get("message"),
                     hint=f"`workbench logs {workload.id}` shows the model server's output; "
-                    f"`workbench rollout undo {workload.id}` goes back",
+                    + ("fix the model and serve it again" if ended else undo),
                 )
             if state["phase"] in ("complete", "failed") or not wait:
                 return state
@@ -220,12 +235,7 @@ class EndpointOperations:
         """One request to endpoint ``name`` (``body`` sent as JSON); the status and the
         decoded JSON answer (raw text when it is not JSON)."""
         backend, workload = self._serving(name)
-        data = None if body is None else json.dumps(body).encode()
-        status, raw = backend.request(workload, method, path, data, timeout)
-        try:
-            return status, json.loads(raw)
-        except ValueError:
-            return status, raw.decode("utf-8", "replace")
+        return _call(backend, workload, method, path, body, timeout)
 
     def predict(self, name: str, inputs: Any, *, protocol: str = "v2", timeout: float = 60.0) -> Any:
         """The model's answer for ``inputs`` (an array, or a dict of named arrays), through the
@@ -239,19 +249,17 @@ class EndpointOperations:
             raise SpecError(
                 f"protocol {protocol!r} must be v1 or v2", value=protocol, hint="e.g. protocol='v2'"
             )
-        _, workload = self._serving(name)
+        backend, workload = self._serving(name)
         model = str(workload.info.get("model_name") or workload.spec.get("model_name") or workload.id)
         if protocol == "v1":
             import numpy as np
 
             body = {"instances": np.asarray(inputs).tolist()}
-            status, answer = self.endpoint_request(workload.id, "POST", f"/v1/models/{model}:predict", body,
-                                                   timeout=timeout)  # fmt: skip
+            status, answer = _call(backend, workload, "POST", f"/v1/models/{model}:predict", body, timeout)
         else:
             named = inputs if isinstance(inputs, Mapping) else {"input-0": inputs}
             body = {"inputs": [v2_tensor(str(k), v) for k, v in named.items()]}
-            status, answer = self.endpoint_request(workload.id, "POST", f"/v2/models/{model}/infer", body,
-                                                   timeout=timeout)  # fmt: skip
+            status, answer = _call(backend, workload, "POST", f"/v2/models/{model}/infer", body, timeout)
         if status >= 400:
             message = answer.get("error") if isinstance(answer, dict) else answer
             error = SpecError if status < 500 else BackendUnavailable

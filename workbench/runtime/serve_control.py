@@ -89,6 +89,11 @@ class Controller:
         self.processes: set[ReplicaProcess] = set()  # every replica process not known to be gone
         self.early = early or {}  # replicas started before the event loop, by revision
         self.processes.update(p for group in self.early.values() for p in group)
+        #: a revision has served since the start; until then, a failed one ends the endpoint
+        self.served = False
+        #: why the endpoint ends (its first revision failed); set once, then on_fatal is called
+        self.fatal: str | None = None
+        self.on_fatal: Any = None
 
     # -- desired state -------------------------------------------------------------------------
 
@@ -196,6 +201,7 @@ class Controller:
         for number, rev in list(self.revisions.items()):
             if rev.state == "starting" and len(rev.ready) >= rev.target:
                 rev.state, rev.message = "serving", ""
+                self.served = True
                 say(f"revision {number} ready ({len(rev.ready)} replicas)")
         # traffic moves only once every desired revision serves; until then the old split stays
         if all(self.revisions[n].state == "serving" for n in wanted):
@@ -299,6 +305,14 @@ class Controller:
             self._spawn(replica.stop())
         rev.replicas.clear()
         rev.ready.clear()
+        if (
+            not self.served
+            and self.fatal is None
+            and not any(r.state == "starting" for r in self.revisions.values())
+        ):  # nothing ever served: the endpoint fails with its model's error, as a pod would
+            self.fatal = f"revision {rev.number} failed: {why}"
+            if self.on_fatal is not None:
+                self.on_fatal()
         self.wake.set()
 
     def _drain(self, rev: Revision) -> None:

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import signal
 import socket
+import sys
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,7 @@ async def serve(
         controller.stopping = True  # no replacements, no rollouts from here on
         server.should_exit = True
 
+    controller.on_fatal = lambda: setattr(server, "should_exit", True)
     loop.add_signal_handler(signal.SIGHUP, controller.ask_reload)
     loop.add_signal_handler(signal.SIGTERM, stop)
     loop.add_signal_handler(signal.SIGINT, stop)
@@ -92,4 +94,7 @@ async def serve(
         writer.close()
         sock.close()
     say("stopped")
+    if controller.fatal:  # the last line of the output: the supervisor records it as the reason
+        print(controller.fatal, file=sys.stderr, flush=True)
+        return 1
     return 0

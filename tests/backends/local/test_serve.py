@@ -18,7 +18,8 @@ from ...conftest import assert_nothing_created
 
 def model(factor: float) -> str:
     """A plain predict function whose answers say which revision gave them."""
-    return f"import numpy as np\n\ndef predict(inputs):\n    return np.asarray(inputs, dtype='float32') * {factor}\n"
+    body = f"    return np.asarray(inputs, dtype='float32') * {factor}\n"
+    return "import numpy as np\n\ndef predict(inputs):\n" + body
 
 
 CLASS_MODEL = """
@@ -34,7 +35,10 @@ class Doubler(kserve.Model):
         return {"predictions": [[x * self.factor for x in row] for row in payload["instances"]]}
 """
 
-BROKEN = "def load(model_uri):\n    raise RuntimeError('weights are corrupt')\n\ndef predict(inputs):\n    return inputs\n"
+BROKEN = (
+    "def load(model_uri):\n    raise RuntimeError('weights are corrupt')\n\n"
+    "def predict(inputs):\n    return inputs\n"
+)
 X = np.array([[1.0, 2.0, 3.0]], dtype="float32")
 
 
@@ -62,7 +66,7 @@ def test_serve_predict_rollout_undo_canary_promote(service: Service) -> None:
     np.testing.assert_allclose(answer, X)
     # KServe V1
     np.testing.assert_allclose(service.predict(name, X.tolist(), protocol="v1"), X)
-    status, ready = service.endpoint_request(name, "GET", "/v2/health/ready")
+    status, _ = service.endpoint_request(name, "GET", "/v2/health/ready")
     assert status == 200
     status, meta = service.endpoint_request(name, "GET", f"/v2/models/{name}")
     assert status == 200 and meta["name"] == name
@@ -161,6 +165,15 @@ def test_no_request_fails_during_rollout_and_undo(service: Service) -> None:
     assert answered[0] > 50
 
 
+def test_an_endpoint_whose_first_revision_fails_fails(service: Service) -> None:
+    workload = service.launch({"kind": "serve", "code": BROKEN, "name": "broken"})
+    with pytest.raises(WorkloadFailed) as failed:
+        service.rollout_status(workload.id, timeout=120)
+    assert "broken failed: revision 1 failed: RuntimeError: weights are corrupt" in failed.value.one_line()
+    final = service.wait(workload.id, timeout=30)
+    assert final.status == "failed" and "weights are corrupt" in final.message
+
+
 @pytest.mark.parametrize(
     ("fields", "words"),
     [
@@ -170,7 +183,9 @@ def test_no_request_fails_during_rollout_and_undo(service: Service) -> None:
         ({"code": "def predict(:\n"}, ["line 1"]),
     ],
 )
-def test_bad_serve_specs_create_nothing(service: Service, fields: dict[str, object], words: list[str]) -> None:
+def test_bad_serve_specs_create_nothing(
+    service: Service, fields: dict[str, object], words: list[str]
+) -> None:
     with pytest.raises(SpecError) as info:
         service.launch({"kind": "serve", "code": model(1), **fields})
     for word in words:

@@ -310,12 +310,25 @@ def history(workload: Workload) -> list[dict[str, Any]]:
     return rows
 
 
+_CLIENT: Any = None
+
+
+def _client() -> Any:
+    """One keep-alive HTTP client per process for requests to local endpoints."""
+    global _CLIENT
+    if _CLIENT is None:
+        import httpx
+
+        _CLIENT = httpx.Client(limits=httpx.Limits(max_keepalive_connections=16))
+    return _CLIENT
+
+
 def request(
     store: Store, workload: Workload, method: str, path: str, body: bytes | None, timeout: float
 ) -> tuple[int, bytes]:
     import httpx
 
-    url = store.get(workload.id).info.get("url")
+    url = workload.info.get("url") or store.get(workload.id).info.get("url")
     if not url:
         raise BackendUnavailable(
             f"endpoint {workload.id} has no URL yet (it is {workload.status})",
@@ -324,7 +337,7 @@ def request(
         )
     headers = {"content-type": "application/json"} if body is not None else {}
     try:
-        answer = httpx.request(method, url + path, content=body, headers=headers, timeout=timeout)
+        answer = _client().request(method, url + path, content=body, headers=headers, timeout=timeout)
     except httpx.HTTPError as exc:
         raise BackendUnavailable(
             f"cannot reach endpoint {workload.id} at {url}: {exc}",
