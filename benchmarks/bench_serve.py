@@ -13,8 +13,9 @@ S1, S2 and S4 ratios are medians of the ratios of rounds run side by side, so th
 other work on a shared machine cancels out as far as it can.
 - S3: failed requests while a rollout to revision 2 and an undo to revision 1 run under steady
   load (8 clients, until both have completed and at least 2,000 requests were sent).
-- S4: process start to the first 200 answer of a predict request, 5 runs each, interleaved.
-  Until the service wiring exists this starts the router directly (not ``Service.launch``).
+- S4: ``Service.launch`` of the endpoint (what ``%%serve`` and ``workbench serve`` call: the
+  record, the run directory, the supervisor, the router, the replica) to the first 200 answer of
+  a predict request, against starting the bare replica process; 5 runs each, interleaved.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import Any
 import _common
 import aiohttp
 
+from workbench.service import Service
 from workbench.store import Store, Workload
 
 ROUNDS = 8  # S1 and S2 alternate short rounds (bare, router, router, bare, ...): the machine is shared
@@ -113,6 +115,20 @@ class Bench:
         raise _common.BenchError(f"generation {generation} did not complete: {self.info()}")
 
 
+class _Running:
+    """A launched endpoint, seen as a process for :func:`first_answer` (``poll``: None while it runs)."""
+
+    def __init__(self, service: Service, name: str) -> None:
+        self.service, self.name = service, name
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        workload = self.service.store.get(self.name)
+        if workload.done:
+            self.returncode = workload.exit_code if workload.exit_code is not None else -1
+        return self.returncode
+
+
 def stop(proc: subprocess.Popen[bytes]) -> None:
     proc.send_signal(signal.SIGTERM)
     try:
@@ -122,7 +138,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-async def first_answer(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> float:
+async def first_answer(url: str, proc: subprocess.Popen[bytes] | _Running, timeout: float = 60) -> float:
     """Seconds until a predict request first gets 200 (polled every 10 ms)."""
     started = time.perf_counter()
     async with aiohttp.ClientSession() as session:
@@ -246,14 +262,26 @@ def main() -> None:
             if bare.poll() is None:
                 stop(bare)
         s4: dict[str, list[float]] = {"bare": [], "router": []}
-        for _ in range(LAUNCHES):
+        service = Service()
+        for run in range(LAUNCHES):
             for name in ("bare", "router"):
                 port = free_port()
-                proc = bench.start_bare(port) if name == "bare" else bench.start_router(port)
+                if name == "bare":
+                    proc = bench.start_bare(port)
+                    try:
+                        s4[name].append(asyncio.run(first_answer(f"http://127.0.0.1:{port}", proc)))
+                    finally:
+                        stop(proc)
+                    continue
+                started = time.perf_counter()
+                spec = {"kind": "serve", "code": MODEL, "name": f"s4-{run}", "model_name": "m", "port": port}
+                workload = service.launch(spec)
                 try:
-                    s4[name].append(asyncio.run(first_answer(f"http://127.0.0.1:{port}", proc)))
+                    asyncio.run(first_answer(f"http://127.0.0.1:{port}", _Running(service, workload.id)))
+                    s4[name].append(time.perf_counter() - started)
                 finally:
-                    stop(proc)
+                    service.delete(workload.id, force=True)
+        service.close()
         bench.store.close()
     report(p50s, samples, rates, (sent, failed, seen), s4)
 
@@ -301,8 +329,8 @@ def report(
     up, up_bare = med(s4["router"]), med(s4["bare"])
     ratio = paired(s4["router"], s4["bare"])
     print(
-        f"S4 serve launch to the first ready answer: {_common.ms(up)} (router started directly, not yet "
-        f"Service.launch) (baseline: the bare replica process started the same way: {_common.ms(up_bare)}); "
+        f"S4 serve launch (Service.launch) to the first ready answer: {_common.ms(up)} "
+        f"(baseline: the bare replica process started by hand: {_common.ms(up_bare)}); "
         f"ratio {ratio:.2f}x (median of paired runs) target <= 1.5x: {_common.verdict(ratio, 1.5)}"
     )
     print(

@@ -8,7 +8,18 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "workbench"
-ADAPTERS = {"magics.py", "magics_serve.py", "cli.py", "cli_serve.py", "widgets.py", "options.py", "render.py"}
+ADAPTERS = {
+    "magics.py",
+    "magics_serve.py",
+    "widgets_watch.py",
+    "widgets_html.py",
+    "sweeps.py",
+    "cli.py",
+    "cli_serve.py",
+    "widgets.py",
+    "options.py",
+    "render.py",
+}
 FRONT_END_LIBS = {"IPython", "ipykernel", "tornado", "click", "ipywidgets", "jupyter_server"}
 
 

@@ -58,4 +58,5 @@ def test_errors_are_one_line(kernel: Kernel) -> None:
     reply = kernel.run("%rollout undo no-such-endpoint")
     assert reply.error is not None and "no-such-endpoint" in reply.error["traceback"][0]
     reply = kernel.run("%wb predict cell-model not_a_variable")
-    assert reply.error is not None and "neither a variable of this kernel nor JSON" in reply.error["traceback"][0]
+    assert reply.error is not None
+    assert "neither a variable of this kernel nor JSON" in reply.error["traceback"][0]

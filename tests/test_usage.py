@@ -150,14 +150,10 @@ def test_service_report_and_describe_block(service: Service) -> None:
     assert "no resource samples" in service.usage("quiet")["note"]
 
 
-def test_a_backend_without_a_source_says_so(service: Service) -> None:
+def test_a_finished_workload_without_samples_says_so(service: Service) -> None:
     service.store.insert(record("remote", backend="kubernetes", status="succeeded"))
-    report = service.usage("remote")
-    assert report == {
-        "summary": None,
-        "history": [],
-        "source": None,
-        "note": "no resource metrics for the kubernetes backend yet",
-    }
+    report = service.usage("remote")  # ended before anything read its PodMetrics: no call is made
+    note = "no PodMetrics were read while it ran"
+    assert report == {"summary": None, "history": [], "source": "metrics.k8s.io", "note": note}
     block = yaml.safe_load(render.describe(service.store.get("remote"), report))["usage"]
-    assert block == {"source": None, "note": "no resource metrics for the kubernetes backend yet"}
+    assert block == {"source": "metrics.k8s.io", "note": note}

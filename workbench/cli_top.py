@@ -1,8 +1,9 @@
 """``workbench top [NAME]``: what running workloads use, like ``kubectl top pod``.
 
 CPU is written in cores as kubectl does (``980m`` is 0.98 of a core, over the last sample's
-period), memory is the resident memory of the workload's whole process tree, GPU the granted
-GPUs' utilisation and memory in use; PEAK MEM is the highest memory sampled so far.
+period), memory is the resident memory of the workload's whole process tree (on Kubernetes, its
+pods' memory as metrics.k8s.io reports it, read now), GPU the granted GPUs' utilisation and
+memory in use; PEAK MEM is the highest memory sampled so far.
 """
 
 from __future__ import annotations
@@ -45,39 +46,36 @@ def _row(workload: Workload, summary: dict[str, Any] | None) -> tuple[str, ...]:
     )
 
 
-def _entry(workload: Workload, summary: dict[str, Any] | None) -> dict[str, Any]:
-    source = usage.SOURCES.get(workload.backend)
-    note = None if source else f"no resource metrics for the {workload.backend} backend yet"
+def _entry(workload: Workload, report: dict[str, Any]) -> dict[str, Any]:
     return {
         "name": workload.id,
         "kind": workload.kind,
         "backend": workload.backend,
         "status": workload.status,
-        "summary": summary,
-        "source": source,
-        "note": note,
+        "summary": report["summary"],
+        "source": report["source"],
+        "note": report["note"],
     }
 
 
 def run(service: Service, args: argparse.Namespace) -> int:
-    """Print the table (or JSON); notes on backends without metrics go to stderr."""
-    if args.name:
-        workload = service.get(args.name)
-        report = service.usage(workload.id)
-        workloads, summaries = [workload], {workload.id: report["summary"]}
-    else:
-        workloads = service.list(status=["running"])
-        summaries = service.usage_summaries(workloads)
+    """Print the table (or JSON); each reason some have no figures goes to stderr, once."""
+    workloads = [service.get(args.name)] if args.name else service.list(status=["running"])
+    reports = {w.id: service.usage(w.id) for w in workloads}  # metrics APIs are read here
     if args.output == "json":
-        entries = [_entry(w, summaries.get(w.id)) for w in workloads]
+        entries = [_entry(w, reports[w.id]) for w in workloads]
         if args.name:
-            entries[0].update(history=report["history"], note=report["note"])
+            entries[0]["history"] = reports[workloads[0].id]["history"]
         print(render.as_json(entries))
         return 0
     if not workloads:
         print("workbench: no running workloads", file=sys.stderr)
         return 0
-    print(render.columns([COLUMNS, *(_row(w, summaries.get(w.id)) for w in workloads)]))
-    for backend in sorted({w.backend for w in workloads if usage.SOURCES.get(w.backend) is None}):
-        print(f"workbench: no resource metrics for the {backend} backend yet", file=sys.stderr)
+    print(render.columns([COLUMNS, *(_row(w, reports[w.id]["summary"]) for w in workloads)]))
+    notes: dict[str, list[str]] = {}
+    for workload in workloads:
+        if reports[workload.id]["note"]:
+            notes.setdefault(reports[workload.id]["note"], []).append(workload.id)
+    for note, names in notes.items():
+        print(f"workbench: {note} ({', '.join(names)})", file=sys.stderr)
     return 0

@@ -93,6 +93,12 @@ class WorkbenchMagics(Magics):
             self._service = Service()
         return self._service
 
+    def _show(self, workload: Workload) -> None:
+        """The launch's live widget, where the front end renders widgets (workbench.widgets)."""
+        from .widgets import show_workload
+
+        show_workload(self.service, workload)
+
     def _fail(self, exc: Exception) -> WorkbenchCellError:
         from .errors import WorkbenchError
 
@@ -132,6 +138,7 @@ class WorkbenchMagics(Magics):
             return
         except WorkbenchError as exc:
             raise self._fail(exc) from None
+        self._show(workload)
         if args.detach:
             print(f"{workload.id} launched; `%wb logs {workload.id}` to follow")
             return
@@ -182,6 +189,7 @@ class WorkbenchMagics(Magics):
             return
         except WorkbenchError as exc:
             raise self._fail(exc) from None
+        self._show(workload)
         if workload.spec.get("schedule"):  # runs until cancelled: never wait for it here
             print(
                 f"{workload.id} scheduled {workload.spec['schedule']!r}; `%wb logs {workload.id}` shows "
@@ -223,6 +231,7 @@ class WorkbenchMagics(Magics):
             return None
         except WorkbenchError as exc:
             raise self._fail(exc) from None
+        self._show(workload)
         workers = len(client.scheduler_info().get("workers", {}))
         scope = (
             "kept after the kernel ends" if workload.spec.get("keep") else "closed when the kernel shuts down"

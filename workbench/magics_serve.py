@@ -106,6 +106,9 @@ class ServeMagics(Magics):
             return
         except WorkbenchError as exc:
             raise _one_line(exc) from None
+        from .widgets import show_workload
+
+        show_workload(service, workload)
         if args.detach:
             print(f"{workload.id} launched; `%rollout status {workload.id}` waits until it serves")
             return

@@ -181,7 +181,8 @@ class Service(EndpointOperations):
         """What a workload uses: ``{"summary", "history", "source", "note"}`` (:mod:`.usage`)."""
         from .usage import report
 
-        return report(self.store, self.store.find(name))
+        workload = self.store.find(name)
+        return report(self.store, workload, self._reachable(workload.backend))
 
     def usage_summaries(self, workloads: Iterable[Workload]) -> dict[str, dict[str, Any]]:
         """Workload id → usage summary, for those of ``workloads`` that have one (one query)."""

@@ -2,24 +2,34 @@
 records and the widgets show, and how its figures are written for people.
 
 Local workloads are sampled by their supervisor (:mod:`workbench.runtime.usage`) into the
-store (:mod:`workbench.usage_store`); other backends have no source here yet and say so.
+store (:mod:`workbench.usage_store`). A backend with the ``Metering`` ability (Kubernetes: the
+cluster's ``metrics.k8s.io``) is asked instead, and records what it reads in the same store.
 """
 
 from __future__ import annotations
 
 import itertools
 import statistics
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .store import Store, Workload
 from .units import format_bytes
 
+if TYPE_CHECKING:
+    from .backends.base import Backend
+
 #: Where each backend's figures come from (None: no source yet).
-SOURCES: dict[str, str | None] = {"local": "psutil"}
+SOURCES: dict[str, str | None] = {"local": "psutil", "kubernetes": "metrics.k8s.io"}
 
 
-def report(store: Store, workload: Workload) -> dict[str, Any]:
-    """``{"summary": {...} | None, "history": [...], "source": ..., "note": str | None}``."""
+def report(store: Store, workload: Workload, backend: Backend | None = None) -> dict[str, Any]:
+    """``{"summary": {...} | None, "history": [...], "source": ..., "note": str | None}``: from
+    ``backend`` when it has the ``Metering`` ability, else what the store holds."""
+    from .backends.base import Metering, ability
+
+    metering: Metering | None = ability(backend, Metering)
+    if metering is not None:
+        return metering.usage(workload)
     source = SOURCES.get(workload.backend)
     if source is None:
         return {
@@ -83,8 +93,9 @@ def describe_block(usage: dict[str, Any]) -> dict[str, Any]:
         "(100% = one core)",
         "memory": f"peak {size(summary['peak_rss_bytes'])}, avg {size(summary['avg_rss_bytes'])}",
         "cpu_seconds": round(summary["cpu_seconds"], 2),
-        "threads": summary["threads"],
     }
+    if usage.get("source") == "psutil":  # metrics APIs count no threads
+        block["threads"] = summary["threads"]
     if summary.get("peak_gpu_util") is not None or summary.get("peak_gpu_memory_bytes") is not None:
         block["gpu"] = (
             f"peak {percent(summary.get('peak_gpu_util'))}, "

@@ -10,6 +10,7 @@ import type {
   IProfile,
   IRevision,
   IRolloutState,
+  IUsageReport,
   IWorkload,
   Kind,
   RolloutRequest
@@ -66,6 +67,14 @@ export class WorkbenchAPI {
     return requestAPI<IWorkload>(`workloads/${encodeURIComponent(name)}/scale`, {
       method: 'POST',
       body: request,
+      settings: this.settings
+    });
+  }
+
+  /** Resource usage: the summary and the samples kept (only those after `since`, when given). */
+  usage(name: string, since?: number): Promise<IUsageReport> {
+    return requestAPI<IUsageReport>(`workloads/${encodeURIComponent(name)}/usage`, {
+      query: since === undefined ? {} : { since },
       settings: this.settings
     });
   }

@@ -11,14 +11,26 @@ import {
   showDialog
 } from '@jupyterlab/apputils';
 import type { IFileBrowserFactory } from '@jupyterlab/filebrowser';
+import type { IFrame } from '@jupyterlab/ui-components';
 
-import { dashboardLink, effectiveSpec, endpointView, isActive, kindNoun } from './format';
+import { createDaskPlotWidget } from './dask';
+import {
+  dashboardLink,
+  daskPlot,
+  daskPlotLink,
+  effectiveSpec,
+  endpointView,
+  isActive,
+  kindNoun
+} from './format';
 import { APIError, errorMessage } from './handler';
 import { type ILaunchDeps, launchAndTrack, launchDialog } from './launch';
 import { createLogsWidget, type LogView } from './logs';
 import { notifyError } from './notify';
 import type { WorkloadSync } from './sync';
 import type { Kind } from './types';
+import type { UsageTracker } from './usage';
+import { createUsageWidget, type UsageView } from './usageview';
 
 export namespace CommandIDs {
   export const open = 'workbench:open';
@@ -37,6 +49,8 @@ export namespace CommandIDs {
   export const undoRollout = 'workbench:rollout-undo';
   export const promoteCanary = 'workbench:rollout-promote';
   export const scaleEndpoint = 'workbench:scale-endpoint';
+  export const usage = 'workbench:usage';
+  export const daskPlot = 'workbench:dask-plot';
 }
 
 /** The most replicas an endpoint keeps (the server's limit). */
@@ -58,6 +72,7 @@ export interface ICommandDeps extends ILaunchDeps {
   sync: WorkloadSync;
   panelId: string;
   browsers: IFileBrowserFactory | null;
+  tracker: UsageTracker;
 }
 
 type Args = { [key: string]: unknown };
@@ -215,6 +230,60 @@ export function registerCommands(deps: ICommandDeps): void {
     }
   });
   registerEndpointCommands(deps);
+  registerUsageCommands(deps);
+}
+
+/** Open a main-area tab once per id; later calls bring it to the front. */
+function openTab(deps: ICommandDeps, id: string, create: () => MainAreaWidget): void {
+  const shell = deps.app.shell;
+  for (const widget of shell.widgets('main')) {
+    if (widget.id === id) {
+      shell.activateById(id);
+      return;
+    }
+  }
+  const widget = create();
+  shell.add(widget, 'main');
+  shell.activateById(widget.id);
+}
+
+/** A workload's usage plots, and a Dask cluster's own dashboard plots, in main-area tabs. */
+function registerUsageCommands(deps: ICommandDeps): void {
+  const { app, api, model, tracker } = deps;
+  app.commands.addCommand(CommandIDs.usage, {
+    label: args => `Resource usage of ${String(args['name'] ?? 'a workload')}`,
+    execute: args => {
+      const name = nameOf(args);
+      openTab(deps, `workbench-usage-${name}`, (): MainAreaWidget<UsageView> =>
+        createUsageWidget(name, tracker, model)
+      );
+    }
+  });
+  app.commands.addCommand(CommandIDs.daskPlot, {
+    label: args =>
+      `${daskPlot(args['plot'])?.label ?? 'Dashboard plot'} of ${String(args['name'] ?? 'a Dask cluster')}`,
+    isEnabled: args => {
+      const workload = typeof args['name'] === 'string' ? model.get(args['name']) : undefined;
+      const plot = daskPlot(args['plot']);
+      return !!workload && !!plot && !!daskPlotLink(workload, plot, api.settings.baseUrl);
+    },
+    execute: args => {
+      const name = nameOf(args);
+      const plot = daskPlot(args['plot']);
+      const workload = model.get(name);
+      const url = workload && plot ? daskPlotLink(workload, plot, api.settings.baseUrl) : null;
+      if (!plot || !url) {
+        notifyError(
+          `Open a dashboard plot of ${name}`,
+          'the cluster has no dashboard address (yet)'
+        );
+        return;
+      }
+      openTab(deps, `workbench-dask-${name}-${plot.id}`, (): MainAreaWidget<IFrame> =>
+        createDaskPlotWidget(name, plot, url)
+      );
+    }
+  });
 }
 
 /** Row actions of model endpoints: undo the last rollout, promote a canary, scale replicas. */

@@ -179,6 +179,47 @@ export function dashboardLink(workload: IWorkload, baseUrl = '/'): string | null
   return null;
 }
 
+/**
+ * A Dask cluster's own dashboard plots: the bokeh documents `distributed` serves next to the
+ * dashboard's `/status` page, framed in Lab tabs (see dask.ts).
+ */
+export interface IDaskPlot {
+  id: string;
+  label: string;
+  /** The bokeh document's path on the dashboard. */
+  path: string;
+}
+
+export const DASK_PLOTS: readonly IDaskPlot[] = [
+  { id: 'task-stream', label: 'Task stream', path: 'individual-task-stream' },
+  { id: 'progress', label: 'Progress', path: 'individual-progress' },
+  { id: 'workers-memory', label: 'Workers memory', path: 'individual-workers-memory' }
+];
+
+export function daskPlot(id: unknown): IDaskPlot | undefined {
+  return DASK_PLOTS.find(plot => plot.id === id);
+}
+
+/** The dashboard's root: its address without the page (`/status`) or a trailing slash. */
+export function dashboardRoot(link: string): string {
+  return link.replace(/[?#].*$/, '').replace(/\/(status\/?)?$/, '');
+}
+
+/**
+ * Where one plot of a running cluster's dashboard is; null without a dashboard or with an
+ * address the page must not frame (only http(s) URLs and paths on this server).
+ */
+export function daskPlotLink(workload: IWorkload, plot: IDaskPlot, baseUrl = '/'): string | null {
+  if (workload.kind !== 'dask' || workload.status !== 'running') {
+    return null;
+  }
+  const link = dashboardLink(workload, baseUrl);
+  if (!link || !(/^https?:\/\/[^\s]+$/i.test(link) || /^\/[^\s/][^\s]*$/.test(link))) {
+    return null;
+  }
+  return `${dashboardRoot(link)}/${plot.path}`;
+}
+
 /** What a serve row shows, read defensively from the record's info (the router writes it). */
 export interface IEndpointView {
   /** The endpoint's address when it is an http(s) URL, else null. */

@@ -14,6 +14,7 @@ import { Notifier } from './notify';
 import { WorkbenchPanel } from './panel';
 import { Preferences } from './settings';
 import { WorkloadSync } from './sync';
+import { UsageTracker } from './usage';
 
 const PLUGIN_ID = 'jupyter-ml-workbench:plugin';
 
@@ -46,9 +47,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const model = new WorkloadModel();
     const sync = new WorkloadSync(api, model);
     const preferences = new Preferences();
-    const panel = new WorkbenchPanel({ model, sync, preferences, commands: app.commands });
+    const tracker = new UsageTracker(api, model);
+    const panel = new WorkbenchPanel({ model, sync, preferences, tracker, commands: app.commands });
     shell.add(panel, 'left', { rank: 600 });
-    registerCommands({ app, api, model, sync, preferences, browsers, panelId: panel.id });
+    registerCommands({ app, api, model, sync, preferences, browsers, tracker, panelId: panel.id });
     addMenus(app, palette);
     new Notifier(model, preferences, app.commands);
     sync.connect(app.serviceManager.events);

@@ -19,6 +19,11 @@ export interface ITransition {
   exitCode: number | null;
   /** Whether this page launched it. */
   launchedHere: boolean;
+  /** When it was launched, started (null: never ran) and ended, in epoch seconds. */
+  created: number;
+  started: number | null;
+  /** The record's end, else when the page learnt of it. */
+  ended: number;
 }
 
 /** What the caller should do after an event was applied. */
@@ -37,9 +42,18 @@ export interface ISection {
   workloads: IWorkload[];
 }
 
-/** Whether a finished workload deserves a notification under `mode`. */
-export function shouldNotify(transition: ITransition, mode: NotifyMode): boolean {
-  return mode === 'all' || (mode === 'mine' && transition.launchedHere);
+/** Seconds a finished workload ran: from its start (its launch if it never started) to its end. */
+export function runSeconds(transition: ITransition): number {
+  return Math.max(0, transition.ended - (transition.started ?? transition.created));
+}
+
+/**
+ * Whether a finished workload deserves a notification under `mode`: every one ("all") or
+ * those launched from this page ("mine"), that ran at least `minSeconds`.
+ */
+export function shouldNotify(transition: ITransition, mode: NotifyMode, minSeconds = 0): boolean {
+  const whose = mode === 'all' || (mode === 'mine' && transition.launchedHere);
+  return whose && runSeconds(transition) >= minSeconds;
 }
 
 /** Newest first; the name breaks ties so the order is stable. */
@@ -241,7 +255,10 @@ export class WorkloadModel {
         to: next.status,
         message: next.message,
         exitCode: next.exit_code,
-        launchedHere: this._launched.has(next.name)
+        launchedHere: this._launched.has(next.name),
+        created: next.created,
+        started: next.started ?? held.started ?? null,
+        ended: next.ended ?? this._now()
       };
       if (!transition.launchedHere) {
         this._early.set(next.name, transition);

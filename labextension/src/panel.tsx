@@ -14,12 +14,15 @@ import {
   undoIcon
 } from '@jupyterlab/ui-components';
 import type { CommandRegistry } from '@lumino/commands';
+import type { Message } from '@lumino/messaging';
 import React, { useEffect, useReducer, useState } from 'react';
 
 import { CommandIDs } from './commands';
 import {
   ageOf,
+  DASK_PLOTS,
   dashboardLink,
+  daskPlotLink,
   effectiveSpec,
   endpointView,
   formatAge,
@@ -34,11 +37,13 @@ import {
   rolloutLabel,
   statusLabel
 } from './format';
-import { workbenchIcon } from './icons';
+import { usageIcon, workbenchIcon } from './icons';
 import type { WorkloadModel } from './model';
 import type { Preferences } from './settings';
 import type { WorkloadSync } from './sync';
 import type { IWorkload, Kind } from './types';
+import type { UsageTracker } from './usage';
+import { RowUsage } from './usageview';
 
 /** How often the age column is redrawn (display only; nothing is fetched). */
 const AGE_TICK_MS = 5000;
@@ -47,6 +52,7 @@ interface IPanelProps {
   model: WorkloadModel;
   sync: WorkloadSync;
   preferences: Preferences;
+  tracker: UsageTracker;
   commands: CommandRegistry;
 }
 
@@ -54,19 +60,21 @@ interface IPanelProps {
 function useSignals(props: IPanelProps): void {
   const [, bump] = useReducer((n: number) => n + 1, 0);
   useEffect(() => {
-    const { model, sync, preferences } = props;
+    const { model, sync, preferences, tracker } = props;
     const onChange = (): void => bump();
     model.changed.connect(onChange);
     sync.errorChanged.connect(onChange);
     preferences.changed.connect(onChange);
+    tracker.changed.connect(onChange);
     const timer = window.setInterval(onChange, AGE_TICK_MS);
     return () => {
       model.changed.disconnect(onChange);
       sync.errorChanged.disconnect(onChange);
       preferences.changed.disconnect(onChange);
+      tracker.changed.disconnect(onChange);
       window.clearInterval(timer);
     };
-  }, [props.model, props.sync, props.preferences]);
+  }, [props.model, props.sync, props.preferences, props.tracker]);
 }
 
 function IconButton(props: { icon: LabIcon; label: string; onClick: () => void }): JSX.Element {
@@ -132,12 +140,45 @@ function EndpointLines(props: { view: IEndpointView }): JSX.Element {
   );
 }
 
-function Row(props: { workload: IWorkload; now: number; commands: CommandRegistry }): JSX.Element {
+/** A running Dask cluster's own dashboard plots, each opened in a Lab tab. */
+function DaskPlots(props: { workload: IWorkload; commands: CommandRegistry }): JSX.Element | null {
   const { workload: w, commands } = props;
+  const plots = DASK_PLOTS.filter(plot => daskPlotLink(w, plot));
+  if (!plots.length) {
+    return null;
+  }
+  return (
+    <div className="jp-WorkbenchPanel-line jp-WorkbenchPanel-daskPlots">
+      {plots.map(plot => (
+        <button
+          key={plot.id}
+          className="jp-WorkbenchPanel-link"
+          data-plot={plot.id}
+          title={`Open the ${plot.label.toLowerCase()} plot of ${w.name}'s dashboard in a tab`}
+          onClick={() =>
+            void commands.execute(CommandIDs.daskPlot, { name: w.name, plot: plot.id })
+          }
+        >
+          {plot.label}
+        </button>
+      ))}
+    </div>
+  );
+}
+
+function Row(props: {
+  workload: IWorkload;
+  now: number;
+  commands: CommandRegistry;
+  tracker: UsageTracker;
+}): JSX.Element {
+  const { workload: w, commands, tracker } = props;
   const run = (id: string) => () => void commands.execute(id, { name: w.name });
   const dashboard = w.kind === 'dask' && isActive(w.status) ? dashboardLink(w) : null;
   const endpoint = endpointView(w);
   const serving = endpoint !== null && isActive(w.status);
+  const running = w.status === 'running';
+  const hasUsage = running || !!tracker.summary(w);
   return (
     <li
       className="jp-WorkbenchPanel-row"
@@ -158,8 +199,11 @@ function Row(props: { workload: IWorkload; now: number; commands: CommandRegistr
         <span className="jp-WorkbenchPanel-backend">{w.backend}</span>
       </div>
       {serving && <EndpointLines view={endpoint} />}
+      {running && <RowUsage workload={w} tracker={tracker} onOpen={run(CommandIDs.usage)} />}
+      {running && w.kind === 'dask' && <DaskPlots workload={w} commands={commands} />}
       <div className="jp-WorkbenchPanel-actions">
         <IconButton icon={listIcon} label="Logs" onClick={run(CommandIDs.logs)} />
+        {hasUsage && <IconButton icon={usageIcon} label="Usage" onClick={run(CommandIDs.usage)} />}
         {isActive(w.status) && (
           <IconButton icon={stopIcon} label="Cancel" onClick={run(CommandIDs.cancel)} />
         )}
@@ -201,6 +245,7 @@ function Section(props: {
   workloads: IWorkload[];
   now: number;
   commands: CommandRegistry;
+  tracker: UsageTracker;
 }): JSX.Element {
   return (
     <section className="jp-WorkbenchPanel-section" data-kind={props.kind}>
@@ -211,7 +256,13 @@ function Section(props: {
       {props.workloads.length ? (
         <ul>
           {props.workloads.map(w => (
-            <Row key={w.name} workload={w} now={props.now} commands={props.commands} />
+            <Row
+              key={w.name}
+              workload={w}
+              now={props.now}
+              commands={props.commands}
+              tracker={props.tracker}
+            />
           ))}
         </ul>
       ) : (
@@ -286,7 +337,13 @@ function PanelBody(props: IPanelProps): JSX.Element {
       {props.sync.error && <div className="jp-WorkbenchPanel-error">{props.sync.error}</div>}
       <div className="jp-WorkbenchPanel-sections">
         {props.model.sections(shown).map(section => (
-          <Section key={section.kind} {...section} now={now} commands={props.commands} />
+          <Section
+            key={section.kind}
+            {...section}
+            now={now}
+            commands={props.commands}
+            tracker={props.tracker}
+          />
         ))}
       </div>
     </>
@@ -306,5 +363,26 @@ export class WorkbenchPanel extends ReactWidget {
 
   protected render(): JSX.Element {
     return <PanelBody {...this._props} />;
+  }
+
+  // The usage of running rows is followed only while the panel is on screen.
+  protected onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    this._props.tracker.setRowsShown(true);
+  }
+
+  protected onAfterHide(msg: Message): void {
+    super.onAfterHide(msg);
+    this._props.tracker.setRowsShown(false);
+  }
+
+  protected onAfterAttach(msg: Message): void {
+    super.onAfterAttach(msg);
+    this._props.tracker.setRowsShown(this.isVisible);
+  }
+
+  protected onBeforeDetach(msg: Message): void {
+    this._props.tracker.setRowsShown(false);
+    super.onBeforeDetach(msg);
   }
 }

@@ -10,12 +10,15 @@ export interface IPreferences {
   /** "" lets the server choose. */
   defaultBackend: string;
   notify: NotifyMode;
+  /** Only runs that lasted at least this many seconds are notified. */
+  notifyAfter: number;
   kinds: Kind[];
 }
 
 export const DEFAULT_PREFERENCES: IPreferences = {
   defaultBackend: '',
-  notify: 'mine',
+  notify: 'all',
+  notifyAfter: 30,
   kinds: [...KINDS]
 };
 
@@ -24,12 +27,17 @@ export function readPreferences(composite: { [key: string]: unknown }): IPrefere
   const backend = composite['defaultBackend'];
   const notify = composite['notify'];
   const kinds = composite['kinds'];
+  const after = composite['notifyAfter'];
   return {
     defaultBackend: typeof backend === 'string' ? backend : DEFAULT_PREFERENCES.defaultBackend,
     notify:
       notify === 'off' || notify === 'mine' || notify === 'all'
         ? notify
         : DEFAULT_PREFERENCES.notify,
+    notifyAfter:
+      typeof after === 'number' && Number.isFinite(after) && after >= 0
+        ? after
+        : DEFAULT_PREFERENCES.notifyAfter,
     kinds: Array.isArray(kinds)
       ? KINDS.filter(kind => kinds.includes(kind))
       : [...DEFAULT_PREFERENCES.kinds]

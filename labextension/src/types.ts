@@ -63,6 +63,49 @@ export interface IWorkload {
   /** Set by the server for Dask clusters once their dashboard is reachable. */
   dashboard_url?: string | null;
   info?: { [key: string]: unknown } | null;
+  /** Resource usage: peaks, averages, last sample; null before the first sample. */
+  usage?: IUsageSummary | null;
+}
+
+/** A workload's resource usage summary (`usage` of a record); 100 percent = one core. */
+export interface IUsageSummary {
+  samples: number;
+  first_t: number;
+  last_t: number;
+  cpu_seconds: number;
+  cpu_percent: number;
+  peak_cpu_percent: number;
+  avg_cpu_percent: number;
+  rss_bytes: number;
+  peak_rss_bytes: number;
+  avg_rss_bytes: number;
+  threads: number;
+  gpu_util: number | null;
+  peak_gpu_util?: number | null;
+  gpu_memory_bytes: number | null;
+  peak_gpu_memory_bytes?: number | null;
+}
+
+/** One resource sample, over the period before `t` (epoch seconds). */
+export interface IUsageSample {
+  t: number;
+  cpu_seconds: number;
+  cpu_percent: number;
+  rss_bytes: number;
+  threads: number;
+  gpu_util: number | null;
+  gpu_memory_bytes: number | null;
+}
+
+/** `GET workloads/{name}/usage?since=`. */
+export interface IUsageReport {
+  summary: IUsageSummary | null;
+  /** Oldest first; only the samples after `since` when it was given. */
+  history: IUsageSample[];
+  /** Where the figures come from ("psutil", "metrics.k8s.io"); null: no source. */
+  source: string | null;
+  /** Why there are no figures, when there are none. */
+  note: string | null;
 }
 
 /** Where a rollout stands: `GET`/`POST workloads/{name}/rollout`. */

@@ -60,10 +60,11 @@ def write_json(path: Path, data: object) -> None:
 
 
 @contextmanager
-def start_lab(tmp_path: Path) -> Iterator[Lab]:
+def start_lab(tmp_path: Path, settings: dict[str, dict[str, object]] | None = None) -> Iterator[Lab]:
     """`jupyter lab` on a free loopback port, with the workbench server extension enabled.
 
-    It runs on the caller's WORKBENCH_HOME and WORKBENCH_CONFIG.
+    It runs on the caller's WORKBENCH_HOME and WORKBENCH_CONFIG. ``settings`` are overrides
+    of plugins' defaults (plugin id → settings), as an admin's ``overrides.json`` sets them.
     """
     assert BUILT.exists(), "the labextension is not built: run `make install`"
     port, token = free_port(), secrets.token_hex(16)
@@ -75,7 +76,10 @@ def start_lab(tmp_path: Path) -> Iterator[Lab]:
     app_settings = tmp_path / "lab-app-settings"
     write_json(
         app_settings / "overrides.json",
-        {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False}},
+        {
+            "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False},
+            **(settings or {}),
+        },
     )
     env = {
         **os.environ,  # WORKBENCH_HOME and WORKBENCH_CONFIG from tests/conftest.py

@@ -235,6 +235,18 @@ def test_dask_row_scale_dashboard_cancel(lab: Lab, page: sync_api.Page, tmp_path
     board.screenshot(path=str(tmp_path / "screenshots" / "dask-dashboard.png"))
     board.close()
 
+    # the dashboard's own plots open in Lab tabs, framed through the same proxy; bokeh draws
+    plots = cluster.locator(".jp-WorkbenchPanel-daskPlots button")
+    expect(plots).to_have_text(["Task stream", "Progress", "Workers memory"])
+    plots.filter(has_text="Task stream").click()
+    frame = page.locator(".jp-WorkbenchDaskPlot iframe")
+    expect(frame).to_have_attribute("src", re.compile(r"/proxy/\d+/individual-task-stream$"), timeout=15_000)
+    assert (frame.get_attribute("src") or "").startswith(f"{lab.url}/proxy/")
+    expect(page.frame_locator(".jp-WorkbenchDaskPlot iframe").locator("canvas").first).to_be_attached(
+        timeout=30_000
+    )
+    shot("dask-task-stream")
+
     # its logs: the scheduler's and workers' output, following while it runs
     cluster.locator('button[aria-label="Logs"]').click()
     expect(page.locator(".jp-WorkbenchLogs-text").last).to_contain_text(

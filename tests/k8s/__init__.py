@@ -20,7 +20,9 @@ Deployments and ReplicaSets roll out as the real controllers do (deployments.py,
 replicasets.py); each pod gets a loopback IP of its own and is probed over HTTP (probes.py);
 Services get Endpoints/EndpointSlices of their pods and the API server's service proxy
 (services.py, proxy.py); HPAs and PDBs are stored (apps.py); KServe's InferenceService exists
-only after :func:`tests.k8s.kserve.install_kserve`. Builders and waits for tests:
+only after :func:`tests.k8s.kserve.install_kserve`, and metrics.k8s.io (PodMetrics and NodeMetrics
+from the pods' real processes, as metrics-server serves them) only after
+:func:`tests.k8s.metrics.install_metrics`. Builders and waits for tests:
 :mod:`tests.k8s.helpers`, and :mod:`tests.k8s.webapp` for Deployments and Services.
 """
 

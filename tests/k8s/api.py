@@ -178,6 +178,8 @@ class Api:
         ns = t.namespace or ""
         dry = "dryRun" in query
         accept = request.headers.get("Accept", "")
+        if (computed := self.em.computed.get(rt.key)) is not None:  # an aggregated API
+            return self._json(computed(rt, t.verb, t.namespace, t.name, query))
         if t.verb == "watch":
             return await self._watch(request, t, query)
         if t.verb == "list":

@@ -73,6 +73,9 @@ class Emulator(RequestLog):
         self.denied: set[tuple[str, str, str]] = set()
         self.internal_errors: list[str] = []
         self.extra_controllers: list[Callable[[Emulator], None]] = []
+        #: (group, plural) → the answer to a request of a resource that is computed, not stored
+        #: (an aggregated API such as metrics.k8s.io): ``serve(rt, verb, namespace, name, query)``
+        self.computed: dict[tuple[str, str], Callable[..., dict[str, Any]]] = {}
         self.closing = False
         self.url = ""
         self._requests: list[tuple[str, str, dict[str, str]]] = []

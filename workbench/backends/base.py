@@ -159,6 +159,18 @@ class Probing(Protocol):
     def probe(self, settings: Settings, timeout: float) -> dict[str, Any]: ...
 
 
+class Metering(Protocol):
+    """What a workload uses, read from the backend's own source when asked (Kubernetes: the
+    ``metrics.k8s.io`` PodMetrics of its pods) and kept in the store's usage tables.
+
+    The answer is :meth:`workbench.service.Service.usage`'s: ``{"summary": {...} | None,
+    "history": [sample, ...], "source": str, "note": str | None}``, the note saying in one
+    line why there are no figures (e.g. the cluster serves no metrics API).
+    """
+
+    def usage(self, workload: Workload) -> dict[str, Any]: ...
+
+
 def ability(backend: Backend | type[Backend] | None, protocol: object) -> Any:
     """``backend`` (an instance, or a class for class-level abilities) when it declares the
     ability ``protocol`` (one of the Protocols above), else None; annotate the result with

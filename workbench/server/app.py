@@ -8,6 +8,7 @@ REST API under ``<base_url>/workbench/api/``::
     DELETE workloads/NAME?force=              204
     POST   workloads/NAME/cancel              record
     GET    workloads/NAME/logs?follow=        text/plain, streamed while following
+    GET    workloads/NAME/usage?since=        {"summary", "history": [sample, ...], "source", "note"}
     POST   workloads/NAME/scale               {"workers": N} | {"adapt": "MIN:MAX"} → record
     GET    workloads/NAME/rollout             an endpoint's rollout state (phase, revision, canary, …)
     POST   workloads/NAME/rollout             {"change": {...}} | {"action": "undo", "to_revision": N}
@@ -15,6 +16,9 @@ REST API under ``<base_url>/workbench/api/``::
     GET    workloads/NAME/revisions           {"revisions": [...]}, oldest first
     POST   workloads/NAME/endpoint-scale      {"replicas": N} | {"autoscale": "MIN:MAX"} → record
     GET    schemas | schemas/KIND | profiles | backends
+
+and ``GET <base_url>/workbench/metrics``: Prometheus metrics of the workloads (:mod:`.metrics`),
+authenticated as jupyter_server's ``/metrics`` is (``ServerApp.authenticate_prometheus``).
 
 A request body is a JSON object of at most 4 MiB nesting at most 32 levels
 (:mod:`workbench.spec_limits`); the files and run directories a spec names stay inside the
@@ -36,9 +40,11 @@ from traitlets import Float, Int, List, TraitError, Type, Unicode, validate
 from ..service import Service
 from .endpoints import EndpointScaleHandler, RevisionsHandler, RolloutHandler
 from .meta import BackendsHandler, ProfilesHandler, SchemaHandler, SchemasHandler
+from .metrics import MetricsHandler, WorkbenchMetrics
 from .paths import SCHEME_NAME
 from .probe import Answer, CachedProbe, probe
 from .runner import ServiceRunner
+from .usage_handlers import UsageHandler
 from .watcher import SCHEMA_ID, SCHEMA_PATH, ChangeWatcher
 from .workloads import CancelHandler, LogsHandler, ScaleHandler, WorkloadHandler, WorkloadsHandler
 
@@ -92,10 +98,12 @@ class WorkbenchApp(ExtensionApp):
     watcher: ChangeWatcher
     local_probe: CachedProbe
     kubernetes_probe: CachedProbe
+    metrics: WorkbenchMetrics
 
     def initialize_settings(self) -> None:
         self.runner = ServiceRunner(self.service_class, max_workers=self.max_threads)
         runner = self.runner
+        self.metrics = WorkbenchMetrics()
 
         def kubernetes_fallback(error: str) -> Answer:
             return {
@@ -143,6 +151,7 @@ class WorkbenchApp(ExtensionApp):
                 (f"{API}/workloads/{NAME}", WorkloadHandler),
                 (f"{API}/workloads/{NAME}/cancel", CancelHandler),
                 (f"{API}/workloads/{NAME}/logs", LogsHandler),
+                (f"{API}/workloads/{NAME}/usage", UsageHandler),
                 (f"{API}/workloads/{NAME}/scale", ScaleHandler),
                 (f"{API}/workloads/{NAME}/rollout", RolloutHandler),
                 (f"{API}/workloads/{NAME}/revisions", RevisionsHandler),
@@ -151,6 +160,7 @@ class WorkbenchApp(ExtensionApp):
                 (rf"{API}/schemas/(?P<kind>[^/]+)", SchemaHandler),
                 (f"{API}/profiles", ProfilesHandler),
                 (f"{API}/backends", BackendsHandler),
+                ("/workbench/metrics", MetricsHandler),
             ]
         )
 

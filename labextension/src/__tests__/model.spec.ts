@@ -148,7 +148,7 @@ describe('WorkloadModel events', () => {
 
 describe('WorkloadModel finished transitions', () => {
   it('reports each workload once as it reaches a final status', () => {
-    const { model, finished } = modelAt(0);
+    const { model, finished } = modelAt(1050);
     model.replaceAll([workload('a', { status: 'pending' })]);
     model.applyEvent(event('changed', 'a', 'running'));
     model.applyEvent(event('changed', 'a', 'failed', { message: 'exit 1', exit_code: 1 }));
@@ -161,9 +161,19 @@ describe('WorkloadModel finished transitions', () => {
         to: 'failed',
         message: 'exit 1',
         exitCode: 1,
-        launchedHere: false
+        launchedHere: false,
+        created: 1000,
+        started: 1001,
+        ended: 1050 // the event carries no end time: when the page learnt of it
       }
     ]);
+  });
+
+  it('takes the end time from the record when it has one', () => {
+    const { model, finished } = modelAt(5000);
+    model.replaceAll([workload('b', { status: 'running', started: null })]);
+    model.upsert(workload('b', { status: 'cancelled', started: null, ended: 1040 }));
+    expect(finished.map(t => [t.created, t.started, t.ended])).toEqual([[1000, null, 1040]]);
   });
 
   it('does not report workloads first seen already finished', () => {
@@ -210,7 +220,10 @@ describe('WorkloadModel finished transitions', () => {
       to: 'failed',
       message: '',
       exitCode: 1,
-      launchedHere: true
+      launchedHere: true,
+      created: 1000,
+      started: 1010,
+      ended: 1100
     };
     const theirs = { ...mine, launchedHere: false };
     expect([

@@ -157,6 +157,7 @@ def test_the_rbac_role_covers_every_verb_used_and_nothing_more(
     failing = kube.launch({"kind": "pod", "code": "raise SystemExit(2)"})
     kube.wait(failing.id, timeout=60)
     sleeper = kube.launch({"kind": "pod", "code": "import time\ntime.sleep(300)"})
+    kube.usage(sleeper.id)  # its PodMetrics (the emulator has no metrics.k8s.io: asked all the same)
     kube.cancel(sleeper.id)
     for name in (ok.id, failing.id, sleeper.id):
         kube.delete(name)

@@ -4,7 +4,8 @@ A dask workload is a DaskCluster of the dask-kubernetes operator (:mod:`.dask`);
 workload is a headless Service and an Indexed Job, or a Kubeflow PyTorchJob (:mod:`.train`);
 a notebook workload is a papermill Job, or a CronJob for a schedule (:mod:`.notebook`); a
 serve workload is a Deployment behind a Service, or a KServe InferenceService (:mod:`.serve`).
-This class dispatches to them by kind.
+This class dispatches to them by kind. What the pods use comes from the cluster's
+``metrics.k8s.io`` API when it has one (:mod:`.metering`).
 
 The cluster is the source of truth; the store is a cache of it, so the kernel, the CLI
 and the server see the same workloads and a workload launched elsewhere is found by its
@@ -27,11 +28,12 @@ from ...errors import Conflict, NotFound, WorkbenchError
 from ...private import make_private, private_dir
 from ...spec import CodeSpec, CommonSpec, DaskSpec, NotebookSpec, ServeSpec, TrainSpec
 from ...store import ACTIVE, CANCELLED, FAILED, PENDING, SUCCEEDED, Store, Workload
-from ..base import Check, DaskControl, Diagnosis, Discovery, Manifests, Payload, Probing, Serving
+from ..base import Check, DaskControl, Diagnosis, Discovery, Manifests, Metering, Payload, Probing, Serving
 from .build import LATEST_VERSION, SPEC_ANNOTATION, build_manifests, kube_settings, payload_parts
 from .endpoint_ability import EndpointAbility
 from .logs import MarkerFilter, results_secret_name, sealed_results
 from .manifests import container_resources
+from .metering import Metered
 from .preflight import check_fits
 from .settings import APP_NAME, ID_LABEL, MANAGED_BY_LABEL, KubeSettings
 from .status import Observed, observe
@@ -56,12 +58,12 @@ if TYPE_CHECKING:
     from .train import TrainJobs
 
 
-class KubernetesBackend(EndpointAbility):
+class KubernetesBackend(EndpointAbility, Metered):
     """Runs workloads on the cluster of the configured kubeconfig context (or in-cluster)."""
 
     name = "kubernetes"
     abilities: ClassVar[frozenset[type]] = frozenset(
-        {DaskControl, Discovery, Manifests, Diagnosis, Probing, Serving}
+        {DaskControl, Discovery, Manifests, Diagnosis, Metering, Probing, Serving}
     )
 
     def __init__(self, settings: Settings, store: Store, client: Any = None) -> None:

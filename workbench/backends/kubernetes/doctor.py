@@ -24,8 +24,10 @@ def _gpus(nodes: list[dict[str, Any]], resource: str) -> int:
 
 
 def diagnose(settings: Settings, *, required: bool) -> list[Check]:
-    """The API server, the permissions the backend uses, the optional CRDs, GPU capacity."""
+    """The API server, the permissions the backend uses, the optional CRDs, the resource
+    metrics API, GPU capacity."""
     from .client import KubeClient
+    from .metering import NO_API, available
 
     try:
         client = KubeClient(settings.kubernetes)
@@ -51,6 +53,15 @@ def diagnose(settings: Settings, *, required: bool) -> list[Check]:
     for crd, what in OPTIONAL_CRDS.items():
         found = client.crd_exists(crd)
         checks.append(Check(OK if found else INFO, what, "installed" if found else f"not found ({crd})"))
+    metrics = available(client)
+    if metrics:
+        checks.append(Check(OK, "resource metrics", "metrics.k8s.io is served (workbench top, describe)"))
+    elif metrics is False:
+        checks.append(Check(INFO, "resource metrics", NO_API))
+    else:
+        checks.append(
+            Check(WARN, "resource metrics", "metrics.k8s.io did not answer (is metrics-server up?)")
+        )
     nodes = client.nodes()
     if nodes is None:
         checks.append(

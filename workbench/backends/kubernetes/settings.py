@@ -59,6 +59,8 @@ NAMESPACED_PERMISSIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("", "services/proxy", ("create", "get")),
     # serve workloads with --operator kserve: KServe's InferenceServices
     ("serving.kserve.io", "inferenceservices", ("create", "delete", "list", "patch", "watch")),
+    # what the pods use (workbench top, describe): their PodMetrics, listed by label selector
+    ("metrics.k8s.io", "pods", ("list",)),
 )
 #: Optional, cluster-wide: reading node capacity for the preflight check and `workbench doctor`.
 CLUSTER_PERMISSIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
