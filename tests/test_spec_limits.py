@@ -32,6 +32,7 @@ BASE: dict[str, dict[str, Any]] = {
     "dask": {"kind": "dask"},
     "train": {"kind": "train", "code": "import torch"},
     "notebook": NOTEBOOK,
+    "serve": {"kind": "serve", "code": "def predict(inputs):\n    return inputs\n"},
 }
 
 

@@ -17,6 +17,7 @@ BASE: dict[str, dict[str, Any]] = {
     "dask": {"kind": "dask"},
     "train": {"kind": "train", "code": "import torch"},
     "notebook": {"kind": "notebook", "notebook": "analysis.ipynb"},
+    "serve": {"kind": "serve", "code": "def predict(inputs):\n    return inputs\n"},
 }
 
 RESERVED_ENV = [
