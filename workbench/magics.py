@@ -1,7 +1,8 @@
 """IPython magics: ``%%pod`` runs a cell as a workload; ``%wb`` manages workloads.
 
-Loading the extension registers the magics and nothing else: pydantic, the store and the
-backends load on the first magic call, so ``%load_ext workbench`` stays cheap.
+Loading the extension registers the magics and a display formatter for ``Workload`` (its live
+widget as a cell's value) and nothing else: pydantic, the store and the backends load on the
+first magic call, so ``%load_ext workbench`` stays cheap.
 """
 
 from __future__ import annotations
@@ -98,6 +99,16 @@ class WorkbenchMagics(Magics):
         from .widgets import show_workload
 
         show_workload(self.service, workload)
+
+    def workload_bundle(self, workload: Workload) -> dict[str, Any] | None:
+        """A ``Workload`` as a cell's value: its live widget, or None for IPython's usual text."""
+        from .widgets import wanted, workload_bundle
+
+        formatter = self.shell.display_formatter if self.shell is not None else None
+        if formatter is None or not wanted():
+            return None
+        text = formatter.formatters["text/plain"](workload)
+        return workload_bundle(self.service, workload, text)
 
     def _fail(self, exc: Exception) -> WorkbenchCellError:
         from .errors import WorkbenchError
@@ -313,5 +324,10 @@ class WorkbenchMagics(Magics):
 def load_ipython_extension(ipython: Any) -> None:
     from .magics_serve import ServeMagics
 
-    ipython.register_magics(WorkbenchMagics)
+    magics = WorkbenchMagics(ipython)  # type: ignore[no-untyped-call]
+    ipython.register_magics(magics)
     ipython.register_magics(ServeMagics)
+    # a Workload displayed (a cell's value) shows its widget where widgets render; a printer that
+    # returns None leaves IPython's usual text. By name: the store is not imported until it is used
+    formatter = ipython.display_formatter.mimebundle_formatter
+    formatter.for_type_by_name("workbench.store", "Workload", magics.workload_bundle)

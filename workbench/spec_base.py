@@ -18,6 +18,31 @@ BackendName = Literal["local", "kubernetes"]
 SPLIT: dict[str, Any] = {"x-split": ","}
 
 
+def pairs(value: Any) -> Any:
+    """``["K=V", …]`` (flags) as a mapping; anything else as it is, for the model to check."""
+    if isinstance(value, (list, tuple)):
+        return dict(_split_pair(str(v), "=", "pair", "KEY=VALUE") for v in value)
+    return value
+
+
+def checked_env(value: dict[str, str]) -> dict[str, str]:
+    """Environment variables with valid names, none reserved, within the size limits."""
+    for key in value:
+        if not ENV_NAME.match(key):
+            raise ValueError(
+                f"environment variable name {key!r} must be letters, digits and '_', "
+                "not starting with a digit"
+            )
+    limits.check_env(value)
+    return value
+
+
+def checked_image(value: str | None) -> str | None:
+    if value is not None and (not value or any(c.isspace() for c in value)):
+        raise ValueError(f"image {value!r} must be a reference like python:3.11 without spaces")
+    return value
+
+
 class CommonSpec(_Model):
     """Fields every kind has."""
 
@@ -79,21 +104,12 @@ class CommonSpec(_Model):
     @field_validator("env", "labels", "node_selector", mode="before")
     @classmethod
     def _pairs(cls, value: Any) -> Any:
-        if isinstance(value, (list, tuple)):
-            return dict(_split_pair(str(v), "=", "pair", "KEY=VALUE") for v in value)
-        return value
+        return pairs(value)
 
     @field_validator("env")
     @classmethod
     def _env(cls, value: dict[str, str]) -> dict[str, str]:
-        for key in value:
-            if not ENV_NAME.match(key):
-                raise ValueError(
-                    f"environment variable name {key!r} must be letters, digits and '_', "
-                    "not starting with a digit"
-                )
-        limits.check_env(value)
-        return value
+        return checked_env(value)
 
     @field_validator("labels", "node_selector")
     @classmethod
@@ -123,9 +139,7 @@ class CommonSpec(_Model):
     @field_validator("image")
     @classmethod
     def _image(cls, value: str | None) -> str | None:
-        if value is not None and (not value or any(c.isspace() for c in value)):
-            raise ValueError(f"image {value!r} must be a reference like python:3.11 without spaces")
-        return value
+        return checked_image(value)
 
 
 class CodeSpec(CommonSpec):

@@ -13,9 +13,9 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from . import spec_limits as limits
-from .spec_base import SPLIT, CodeSpec
-from .spec_types import AdaptRange, _identifiers, _Model, _split_pair, flag
-from .units import ENV_NAME, parse_quantity
+from .spec_base import SPLIT, CodeSpec, checked_env, checked_image, pairs
+from .spec_types import AdaptRange, _identifiers, _Model, flag
+from .units import parse_quantity
 
 #: a model name in ``/v2/models/{name}``: what KServe and Triton accept in a URL path segment
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -175,18 +175,12 @@ class RevisionChange(_Model):
     @field_validator("env", mode="before")
     @classmethod
     def _pairs(cls, value: Any) -> Any:
-        if isinstance(value, (list, tuple)):
-            return dict(_split_pair(str(v), "=", "pair", "KEY=VALUE") for v in value)
-        return value
+        return pairs(value)
 
     @field_validator("env")
     @classmethod
     def _env(cls, value: dict[str, str]) -> dict[str, str]:
-        for key in value:
-            if not ENV_NAME.match(key):
-                raise ValueError(f"environment variable name {key!r} must be letters, digits and '_'")
-        limits.check_env(value)
-        return value
+        return checked_env(value)
 
     @field_validator("code")
     @classmethod
@@ -202,9 +196,7 @@ class RevisionChange(_Model):
     @field_validator("image")
     @classmethod
     def _image(cls, value: str | None) -> str | None:
-        if value is not None and (not value or any(c.isspace() for c in value)):
-            raise ValueError(f"image {value!r} must be a reference like python:3.11 without spaces")
-        return value
+        return checked_image(value)
 
     @model_validator(mode="after")
     def _something(self) -> RevisionChange:

@@ -6,9 +6,11 @@ status and clock (the duration once it ends), what the record says of its parts 
 workers, endpoint replicas and revisions, training ranks), CPU, memory and GPU figures with
 sparklines of their history, and buttons: *Cancel* (the service cancels it), *Logs* (the log's
 tail below the buttons) and *Show in sidebar* (a JupyterLab command link to the Workbench
-panel). Every widget of the kernel is kept up to date by one thread
-(:mod:`workbench.widgets_watch`) that follows the shared store, never by polling a backend
-per widget.
+panel). A ``Workload`` that is a cell's value (``Service().launch(...)``, ``service.get(name)``)
+shows the same widget, through the display formatter that ``%load_ext workbench`` registers
+(:meth:`workbench.magics.WorkbenchMagics.workload_bundle`). Every widget of the kernel is kept
+up to date by one thread (:mod:`workbench.widgets_watch`) that follows the shared store, never
+by polling a backend per widget.
 
 Widget or text
 --------------
@@ -42,6 +44,7 @@ import os
 import sys
 import time
 from collections import deque
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .store import ACTIVE, Workload
@@ -124,6 +127,26 @@ def show_workload(service: Service, workload: Workload) -> WorkloadView | None:
         LOG.warning("workbench: cannot show the widget of %s", workload.id, exc_info=True)
         return None
     return view
+
+
+def workload_bundle(service: Service, workload: Workload, text: str) -> dict[str, Any] | None:
+    """What a ``Workload`` shown as a cell's value displays once widgets are wanted: its live
+    widget, with ``text`` (IPython's usual plain text of it) for front ends without one.
+
+    None (IPython's usual text) for a record of another store than ``service``'s, or when the
+    widget cannot be made (reported in the kernel's log).
+    """
+    if Path(workload.run_dir).parent != service.settings.runs_dir:
+        return None
+    try:
+        view = WorkloadView(service, workload)
+        bundle = dict(view.box._repr_mimebundle_())
+        _watcher(service).add(view)
+    except Exception:
+        LOG.warning("workbench: cannot show the widget of %s", workload.id, exc_info=True)
+        return None
+    bundle["text/plain"] = text
+    return bundle
 
 
 def show(name: str | Workload, service: Service | None = None) -> WorkloadView | None:

@@ -10,6 +10,7 @@ users see (only when it verifies: a marked line the code printed itself stays vi
 from __future__ import annotations
 
 import base64
+import queue
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -116,3 +117,20 @@ def with_results_key(docs: list[dict[str, Any]], workload_id: str, key: str) -> 
 
 def _containers(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [c for _, spec in pod_specs(docs) for c in spec["containers"] if isinstance(c, dict)]
+
+
+def take_waiting(lines: queue.Queue[str | None], first: str | None) -> tuple[list[str], int]:
+    """``first`` and every line already waiting in ``lines`` (pod streams put None when they
+    end): the lines, and how many streams ended."""
+    items: list[str] = []
+    ended = 0
+    item = first
+    while True:
+        if item is None:
+            ended += 1
+        else:
+            items.append(item)
+        try:
+            item = lines.get_nowait()
+        except queue.Empty:
+            return items, ended

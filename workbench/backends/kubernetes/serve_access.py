@@ -23,6 +23,7 @@ import urllib3
 
 from ...errors import BackendUnavailable, NotFound, PermissionDenied, WorkbenchError
 from ...store import Workload
+from .logs import take_waiting
 from .serve_manifests import KSERVE_CONTAINER, TRACK_LABEL
 from .serve_revision import REVISION_ANNOTATION, canary_name
 from .serve_state import proxy_path
@@ -193,12 +194,6 @@ def endpoint_logs(endpoints: ServeEndpoints, workload: Workload, *, follow: bool
             if record.done and open_streams == 0:
                 return
             continue
-        while True:
-            if item is None:
-                open_streams -= 1
-            else:
-                yield item
-            try:
-                item = lines.get_nowait()
-            except queue.Empty:
-                break
+        items, ended = take_waiting(lines, item)
+        open_streams -= ended
+        yield from items

@@ -30,7 +30,7 @@ from ...spec import TrainSpec
 from ...store import FAILED, PENDING, RUNNING, SUCCEEDED, Workload
 from ..base import Payload
 from .client import Resource, register_resource
-from .logs import MarkerFilter, results_secret_name
+from .logs import MarkerFilter, results_secret_name, take_waiting
 from .manifests import CONTAINER_NAME, container_resources
 from .preflight import check_fits
 from .status import Observed, observe, pod_pending_reason, terminated, timestamp
@@ -351,15 +351,9 @@ class TrainJobs:
                         yield banner
                     return
                 continue
-            while True:
-                if item is None:
-                    open_streams -= 1
-                else:
-                    yield item
-                try:
-                    item = lines.get_nowait()
-                except queue.Empty:
-                    break
+            items, ended = take_waiting(lines, item)
+            open_streams -= ended
+            yield from items
 
     def result_logs(self, workload: Workload) -> Iterator[str]:
         """The nodes' logs in the order to look for rank 0's results (usually node 0; c10d decides)."""
