@@ -293,3 +293,62 @@ def test_widgets_wanted_follows_the_setting_and_else_the_front_end(monkeypatch: 
     for value, expected in (("1", True), ("on", True), ("0", False), ("off", False), ("", False)):
         monkeypatch.setenv(widgets.ENV, value)
         assert widgets.wanted() is expected, value  # "" : no IPython kernel in this process
+
+
+LAUNCH = (
+    "from workbench.service import Service\n"
+    "Service().launch({'kind': 'pod', 'name': 'valued', 'code': 'print(1)'})"
+)
+
+
+def results_of(messages: Messages, msg_id: str) -> list[dict[str, Any]]:
+    """The data of the cell's ``execute_result`` (its value, as IPython displays it)."""
+    return [
+        m["content"]["data"]
+        for m in messages
+        if m["msg_type"] == "execute_result" and m["parent_header"].get("msg_id") == msg_id
+    ]
+
+
+def test_a_workload_as_a_cells_value_shows_its_widget(service: Service) -> None:
+    kernel = Kernel({"WORKBENCH_WIDGETS": "1"})
+    try:
+        assert kernel.run("%load_ext workbench").error is None
+        msg_id = kernel.submit(LAUNCH)  # the Python API's record, as the cell's last value
+        messages = iopub(kernel, msg_id, lambda ms: "succeeded" in statuses(ms))
+        # a record of another store than the kernel's keeps its usual text
+        other_id = kernel.submit("import dataclasses\ndataclasses.replace(_, run_dir='/elsewhere/runs/x')")
+        other = iopub(kernel, other_id, lambda ms: True)
+    finally:
+        kernel.stop()
+    [value] = results_of(messages, msg_id)
+    view = value["application/vnd.jupyter.widget-view+json"]
+    opened = {m["content"]["comm_id"]: m["content"] for m in messages if m["msg_type"] == "comm_open"}
+    assert opened[view["model_id"]]["data"]["state"]["_model_name"] == "VBoxModel"
+    assert value["text/plain"].startswith("Workload(id='valued', kind='pod', backend='local'")
+    shown = statuses(messages)  # live: updated by the kernel's watcher after the cell returned
+    assert shown[0] == "pending" and shown[-1] == "succeeded", shown
+    [text] = results_of(other, other_id)
+    assert list(text) == ["text/plain"] and "run_dir='/elsewhere/runs/x'" in text["text/plain"]
+    assert not [m for m in other if m["msg_type"] == "comm_open"]
+
+
+def test_a_workload_as_a_cells_value_without_widgets_is_its_usual_text(service: Service) -> None:
+    kernel = Kernel({"WORKBENCH_WIDGETS": "0"})
+    try:
+        shown: list[dict[str, Any]] = []
+        for code in (
+            LAUNCH.replace("Service().launch", "w = Service().launch") + "\nw",
+            "%load_ext workbench\nw",
+        ):
+            msg_id = kernel.submit(code)
+            messages = iopub(kernel, msg_id, lambda ms: True)
+            assert not [m for m in messages if m["msg_type"].startswith("comm")]
+            shown.extend(results_of(messages, msg_id))
+        check = kernel.run("import sys; print('ipywidgets' in sys.modules)")
+    finally:
+        kernel.stop()
+    before, after = shown  # IPython's repr before the extension was loaded, and after
+    assert after == before and list(after) == ["text/plain"]
+    assert after["text/plain"].startswith("Workload(id='valued'")
+    assert check.stdout == "False\n"
