@@ -148,6 +148,11 @@ def test_a_read_only_store_is_listed_and_refuses_changes(wb_home: Path, script: 
         finished(service, "done", "print('done')")
         service.close()
         wait_for(lambda: no_supervisor_left(wb_home))
+        # processes closing at the same moment can each leave the journal to the other (a CI run
+        # found workbench.db-wal unreplayed): a read-only store here is one closed cleanly
+        db = sqlite3.connect(wb_home / "workbench.db")
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.close()
         subprocess.run(["mount", "-o", "remount,ro", str(wb_home)], check=True)
 
         listed = wb("ls")

@@ -22,6 +22,7 @@ import queue
 import re
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -100,6 +101,9 @@ def _phase(pod: Mapping[str, Any]) -> str:
     return str(pod.get("status", {}).get("phase") or "")
 
 
+#: Seconds a failed job whose ended nodes all lost a peer waits for the others to end (then
+#: the node that failed on its own is named, not one that noticed it going away).
+_PEER_WAIT = 30.0
 #: How a rank's last line reads when it failed only because a peer went away first.
 LOST_PEER = re.compile(
     r"Connection (reset|closed) by peer|Broken pipe|remote (process|peer) .*(exit|clos)", re.I
@@ -109,15 +113,15 @@ LOST_PEER = re.compile(
 def first_failure(
     pods: Sequence[Mapping[str, Any]], lost_peer: Callable[[Mapping[str, Any]], bool] | None = None
 ) -> Mapping[str, Any] | None:
-    """The pod that failed first: an exit of its own before one by a signal, then earliest; within
-    the same second (the resolution of ``finishedAt``) a node that did not just lose a peer
-    (``lost_peer``, from its last line), then the lower index."""
+    """The pod that failed first: a node that did not just lose a peer (``lost_peer``, from its
+    last line: its ranks failed because another node went away, whenever they noticed), then an
+    exit of its own before one by a signal, then the earliest, then the lower index."""
     failed = [p for p in pods if (terminated(p) or {}).get("exitCode") not in (None, 0)]
 
-    def order(pod: Mapping[str, Any]) -> tuple[bool, float, bool, int]:
+    def order(pod: Mapping[str, Any]) -> tuple[bool, bool, float, int]:
         state = terminated(pod) or {}
         finished = timestamp(state.get("finishedAt")) or 0.0
-        return (int(state["exitCode"]) >= 128, finished, bool(lost_peer and lost_peer(pod)), node_index(pod))
+        return (bool(lost_peer and lost_peer(pod)), int(state["exitCode"]) >= 128, finished, node_index(pod))
 
     return min(failed, key=order, default=None)
 
@@ -136,6 +140,14 @@ def observe_train(
         pod = first_failure(pods, lost_peer)
         if pod is None or base.message.startswith("timed out"):
             return base
+        if (
+            lost_peer is not None
+            and lost_peer(pod)
+            and any(terminated(p) is None and _phase(p) in ("Pending", "Running") for p in pods)
+            and time.time() - (base.ended or 0.0) < _PEER_WAIT
+        ):  # only a node that lost its peer has ended yet: the node that failed is ending too
+            wait = f"node {node_index(pod)} lost a peer; waiting for the other nodes to end"
+            return Observed(RUNNING, wait, None, base.started)
         code = int((terminated(pod) or {})["exitCode"])
         message = f"node {node_index(pod)} ({pod['metadata']['name']}) exited with code {code}"
         return Observed(FAILED, message, code, base.started, base.ended)
