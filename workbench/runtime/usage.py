@@ -231,6 +231,11 @@ class Sampler:
             print(f"workbench supervisor: {what} ({detail}); later failures are not logged", file=sys.stderr)
 
     def _run(self) -> None:
+        wait = min(FIRST_SAMPLE, self.period)
+        # nothing is imported before the first sample is due: a workload's start (and one that
+        # ends sooner) does not share the CPU with psutil's import
+        if self._stop.wait(wait):
+            return
         gpus = Gpus(self.gpus)
         try:
             tree = Tree(os.getpid(), self.started, gpus, self.group)
@@ -238,7 +243,7 @@ class Sampler:
             gpus.close()
             self._say("resource sampling is off", exc)
             return
-        wait = min(FIRST_SAMPLE, self.period)
+        self._once(tree)
         try:
             while not self._stop.wait(wait):
                 began = time.monotonic()
