@@ -33,7 +33,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt torch==2.13.0
 	# pip must not write through (or uninstall through) the development link made below
 	test ! -L $(LABEXT_LINK) || rm $(LABEXT_LINK)
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[train,serve,dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[train,serve,mlflow,dev]'
 	touch $@
 
 # Rebuilt only when a source, package.json or yarn.lock changed; --immutable keeps yarn.lock

@@ -18,9 +18,10 @@ BIN = Path(sys.executable).parent
 
 @pytest.fixture(autouse=True)
 def wb_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An isolated WORKBENCH_HOME; WORKBENCH_* from the outer environment removed."""
+    """An isolated WORKBENCH_HOME; WORKBENCH_* (and MLFLOW_*: no tracking) from the outer
+    environment removed."""
     for key in list(os.environ):
-        if key.startswith("WORKBENCH_"):
+        if key.startswith(("WORKBENCH_", "MLFLOW_")):
             monkeypatch.delenv(key)
     home = tmp_path / "wbhome"
     monkeypatch.setenv("WORKBENCH_HOME", str(home))

@@ -16,6 +16,7 @@ ADAPTERS = {
     "sweeps.py",
     "cli.py",
     "cli_serve.py",
+    "cli_mlflow.py",
     "widgets.py",
     "options.py",
     "render.py",

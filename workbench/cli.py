@@ -54,11 +54,11 @@ def build_parser() -> ArgumentParser:
         )
 
     _notebook_parsers(sub)
-    from .cli_serve import add_parsers as add_serve_parsers
-    from .cli_top import add_parser as add_top_parser
+    from . import cli_mlflow, cli_serve, cli_top
 
-    add_serve_parsers(sub, OUTPUTS)
-    add_top_parser(sub)
+    cli_serve.add_parsers(sub, OUTPUTS)
+    cli_top.add_parser(sub)
+    cli_mlflow.add_parser(sub)  # workbench mlflow ui
 
     ls = sub.add_parser("ls", help="list workloads")
     ls.add_argument("-o", "--output", choices=OUTPUTS, default="table")
@@ -379,7 +379,7 @@ def _dispatch(args: argparse.Namespace, script_args: list[str]) -> int:
         for check in checks:
             print(f"[{check.level:>4}] {check.what.ljust(width)}  {check.detail}")
         return 1 if any(c.level == FAIL for c in checks) else 0
-    if getattr(args, "handler", None) is not None:  # a command of its own module (cli_top)
+    if getattr(args, "handler", None) is not None:  # a command of its own module (cli_top, cli_mlflow)
         return int(args.handler(service, args))
     if args.command == "dask":
         return _dask(service, args)

@@ -151,6 +151,20 @@ class KubernetesConfig(BaseModel):
     retry_backoff: float = Field(0.25, ge=0)
 
 
+class MlflowConfig(BaseModel):
+    """MLflow tracking (see :mod:`workbench.tracking`): present in the config, it tracks every launch.
+
+    Set in the config file under ``mlflow:`` or as ``WORKBENCH_MLFLOW__FIELD``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tracking_uri: str | None = Field(
+        None, description="default: $MLFLOW_TRACKING_URI, else a SQLite store under the home"
+    )
+    experiment: str | None = Field(None, description="default: $MLFLOW_EXPERIMENT_NAME, else 'workbench'")
+
+
 class Settings(BaseSettings):
     """Everything an admin or user can configure."""
 
@@ -177,6 +191,7 @@ class Settings(BaseSettings):
     )
     usage_history: float = Field(3600.0, gt=0, description="seconds of resource samples kept per workload")
     kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)
+    mlflow: MlflowConfig | None = Field(None, description="track every launch in MLflow (else --track)")
 
     @field_validator("home", mode="after")
     @classmethod

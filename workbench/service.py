@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from . import tracking
 from .backends.base import (
     Backend,
     Check,
@@ -120,7 +121,8 @@ class Service(EndpointOperations):
             spec = spec.model_copy(update={"parameters": payload.extra["config"]["parameters"]})
         workload_id = spec.name or f"{getattr(spec, 'kind', 'wl')}-{secrets.token_hex(3)}"
         backend = self.backend(spec.backend or self.settings.backend)
-        return backend.submit(workload_id, spec, payload)
+        # an MLflow run first when tracking is on (see tracking.py)
+        return tracking.submit(self.settings, self.store, backend, workload_id, spec, payload, cwd=cwd)
 
     def _payload(
         self,
@@ -143,7 +145,12 @@ class Service(EndpointOperations):
     def get(self, name: str) -> Workload:
         """A workload by name (or unique prefix), brought up to date."""
         workload = self.store.find(name)
-        return self.backend(workload.backend).refresh(workload)
+        backend = self.backend(workload.backend)
+        return self._ended(backend, backend.refresh(workload))
+
+    def _ended(self, backend: Backend, workload: Workload) -> Workload:
+        """``workload``, its MLflow run ended first if it is tracked and final (tracking.py)."""
+        return tracking.end_if_final(self.store, workload, lambda: backend.logs(workload))
 
     def list(self, **filters: Any) -> list[Workload]:
         """Workloads, newest first (filters: kind, status, backend, session).
@@ -166,7 +173,7 @@ class Service(EndpointOperations):
                 result.append(workload)
                 continue
             try:
-                result.append(backend.refresh(workload))
+                result.append(self._ended(backend, backend.refresh(workload)))
             except BackendUnavailable:
                 result.append(workload)
         return result

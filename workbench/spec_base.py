@@ -88,6 +88,9 @@ class CommonSpec(_Model):
         default_factory=dict,
         json_schema_extra=flag("--node-selector", help="node label K=V (repeatable)", metavar="K=V"),
     )
+    track: bool = Field(
+        False, json_schema_extra=flag("--track", help="track it as an MLflow run", action="store_true")
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -380,6 +380,31 @@ class Store(UsageStore):
         if record is not None and (not only_if or record.get("status") in only_if):
             files.write_record({**record, **fields})
 
+    @guarded
+    def merge_info(
+        self,
+        workload_id: str,
+        key: str,
+        values: dict[str, Any],
+        *,
+        when: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> bool:
+        """Merge ``values`` into the mapping ``info[key]`` in one write transaction, only if
+        ``when(mapping)`` holds (a claim no other process can also win). True if written."""
+        with self.transaction() as db:
+            row = db.execute("SELECT info FROM workloads WHERE id = ?", (workload_id,)).fetchone()
+            info = json.loads(row[0]) if row else {}
+            found = info.get(key)
+            current: dict[str, Any] = found if isinstance(found, dict) else {}
+            if row is None or (when is not None and not when(current)):
+                return False
+            info[key] = {**current, **values}
+            sql = f"UPDATE workloads SET info = ? WHERE id = ? RETURNING {', '.join(_COLUMNS)}"
+            rows = db.execute(sql, (json.dumps(info), workload_id)).fetchall()
+        for changed in rows:
+            self._mirror(changed)
+        return True
+
     def finish(self, workload_id: str, status: str, *, exit_code: int | None, message: str) -> bool:
         """Record a final status once; a workload already final keeps its first outcome."""
         return self.update(

@@ -261,6 +261,8 @@ def _execute(
         "signed": signing_key is not None,  # decided at launch: a run without it cannot pass as signed
         "signing_key": signer,  # the fingerprint of the key that signs it (None: unsigned)
     }
+    if os.environ.get("MLFLOW_RUN_ID"):  # a tracked run: its MLflow run (see workbench.tracking)
+        manifest["mlflow_run_id"] = os.environ["MLFLOW_RUN_ID"]
     print(f"workbench: executing {config.get('source')} with parameters {json.dumps(parameters)}", flush=True)
     if publisher is not None:
         publisher.put(INPUT)

@@ -30,7 +30,7 @@ from typing import Any
 from ..errors import NotFound
 from ..private import WORKLOAD_UMASK
 from ..store import CANCELLED, FAILED, PENDING, RUNNING, SUCCEEDED, Store
-from . import FINAL_MESSAGE, cgroup, disk, procs, usage
+from . import FINAL_MESSAGE, cgroup, disk, procs, track_end, usage
 from .guard import Report
 from .results import KEY_ENV
 
@@ -99,6 +99,7 @@ class Supervisor:
         record = store.get(workload_id)
         self.run_dir = Path(record.run_dir)
         self.granted = bool(record.gpus)
+        self.tracked = bool((record.info.get(track_end.INFO_KEY) or {}).get("run_id"))  # an MLflow run
         self.launch: dict[str, Any] = json.loads((self.run_dir / "launch.json").read_text())
         self.log_path = self.run_dir / "logs" / "output.log"
         self.stop_reason: str | None = None
@@ -139,7 +140,14 @@ class Supervisor:
                 pass
 
     def end(self, status: str, exit_code: int | None, message: str) -> int:
-        """Record the outcome; hand it to the guard when the store cannot take it. Exit status."""
+        """Record the outcome; hand it to the guard when the store cannot take it. Exit status.
+
+        A tracked workload's MLflow run is claimed first and ended after, by a process of its own.
+        """
+        try:
+            ending = self.tracked and track_end.claim(self.store, self.id)
+        except Exception:
+            ending = False  # the service ends the run when it sees the record final
         try:
             self._write("finish", self.id, status, exit_code=exit_code, message=message)
         except Exception:
@@ -148,6 +156,8 @@ class Supervisor:
             return UNRECORDED
         finally:
             self.reserve.release()
+        if ending:
+            track_end.run_after(self.store.path, self.id)
         return 0
 
     def _on_signal(self, signum: int, _frame: Any) -> None:

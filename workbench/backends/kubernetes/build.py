@@ -20,7 +20,7 @@ from ..base import Payload
 from .dask_manifests import DASHBOARD_PORT, SCHEDULER_PORT, build_dask_manifests
 from .hardening import MIN_UID, check_workload, network_policy
 from .logs import with_results_key
-from .manifests import build_pod_manifests
+from .manifests import build_pod_manifests, with_env
 from .notebook_manifests import build_notebook_manifests
 from .policy import check_manifest
 from .serve_manifests import build_serve_manifests, serve_network_policy
@@ -75,7 +75,7 @@ def build_manifests(
     Raises:
         SpecError: an invalid spec, or an object that breaks a policy check; nothing exists yet.
     """
-    docs = _kind_manifests(workload_id, spec, payload, settings, kube)
+    docs = with_env(_kind_manifests(workload_id, spec, payload, settings, kube), payload.extra.get("env", {}))
     kind = str(getattr(spec, "kind", "pod"))
     labels = workload_labels(workload_id, kind, settings.owner, spec.labels)
     ports = (SCHEDULER_PORT, DASHBOARD_PORT) if isinstance(spec, DaskSpec) else ()

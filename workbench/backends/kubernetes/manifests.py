@@ -34,7 +34,7 @@ from typing import Any
 from ...errors import SpecError
 from ...spec import CommonSpec, PodSpec, Resources, SecretRef, Volume
 from ...units import parse_cpu
-from .hardening import HOME_DIR, TMP_DIR, image_pull_policy, writable_dirs
+from .hardening import HOME_DIR, TMP_DIR, image_pull_policy, pod_specs, writable_dirs
 from .payload import code_payload, payload_configmap
 from .settings import (
     APP_NAME,
@@ -73,6 +73,7 @@ __all__ = [
     "queued_labels",
     "refuse_reserved_env",
     "service_account_fields",
+    "with_env",
     "with_owner",
     "workload_labels",
 ]
@@ -156,6 +157,19 @@ def refuse_reserved_env(spec: CommonSpec, names: Sequence[str], owner: str) -> N
     for key in names:
         if key in spec.env:
             raise SpecError(f"--env {key} is set by {owner}", value=key, hint=f"drop {key} from --env")
+
+
+def with_env(docs: list[dict[str, Any]], values: Mapping[str, str]) -> list[dict[str, Any]]:
+    """``docs`` with ``values`` in the env of every container of every pod (template) in them,
+    over any entry of the same name (what the launcher adds: a tracked run's ``MLFLOW_*``)."""
+    if not values:
+        return docs
+    for _, pod in pod_specs(docs):
+        for container in pod["containers"]:
+            kept = [entry for entry in container.get("env", []) if entry.get("name") not in values]
+            added = [{"name": name, "value": str(value)} for name, value in values.items()]
+            container["env"] = sorted([*kept, *added], key=lambda entry: str(entry["name"]))
+    return docs
 
 
 def env_entries(values: Mapping[str, str], secrets: Sequence[SecretRef]) -> list[dict[str, Any]]:

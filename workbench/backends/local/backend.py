@@ -147,7 +147,7 @@ class LocalBackend:
                 created=time.time(),
                 owner=self.settings.owner,
                 session=payload.session,
-                info=dict(plan.info),
+                info={**plan.info, **payload.extra.get("info", {})},  # an MLflow run's (tracking.py)
             )
 
             def grant(store: Store) -> Workload:
@@ -240,6 +240,7 @@ class LocalBackend:
             threads = str(max(1, math.ceil(parse_cpu(spec.resources.cpu))))
             env.update({var: threads for var in _THREAD_VARS})
         env.update(spec.env)
+        env.update(payload.extra.get("env", {}))  # MLFLOW_RUN_ID… of a tracked workload
         if isinstance(spec, NotebookSpec) and spec.sign:  # the runner signs the provenance manifest
             from ...runtime.notebook import SIGN_ENV
 
