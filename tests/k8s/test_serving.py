@@ -231,6 +231,8 @@ def test_deleting_a_deployment_and_its_service_removes_what_they_made(
     wait_for(lambda: not core.list_namespaced_pod("default").items, what="the pods to go")
     wait_for(lambda: not core.list_namespaced_endpoints("default").items, what="the endpoints to go")
     wait_for(lambda: not discovery.list_namespaced_endpoint_slice("default").items, what="the slices to go")
+    assert apps.list_namespaced_deployment("default").items == []
+    assert "gone" not in [svc.metadata.name for svc in core.list_namespaced_service("default").items]
 
 
 def test_scaling_mid_rollout_is_proportional(

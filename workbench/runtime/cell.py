@@ -118,6 +118,19 @@ def _stop(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def load_inputs(payload: Path) -> dict[str, Any]:
+    """The ``--send`` values in ``payload/inputs.pkl`` (none when it is absent): the one place a
+    workload unpickles what it was sent."""
+    inputs_path = payload / "inputs.pkl"
+    if not inputs_path.exists():
+        return {}
+    with inputs_path.open("rb") as fh:
+        # written by the user who launched this workload (0600 in a 0700 run directory, or the
+        # workload's own ConfigMap); imports cloudpickle only when needed
+        inputs: dict[str, Any] = pickle.load(fh)  # noqa: S301
+    return inputs
+
+
 def run(run_dir: Path, payload: Path | None = None, *, results_to_log: bool = False) -> int:
     key = sealed.take_key()  # before any user code: neither it nor its children see the key
     if "TORCHELASTIC_RESTART_COUNT" not in os.environ:  # torchrun's workers keep its own signal handling
@@ -125,12 +138,7 @@ def run(run_dir: Path, payload: Path | None = None, *, results_to_log: bool = Fa
     payload = payload or run_dir / "payload"
     meta: dict[str, Any] = json.loads((payload / "meta.json").read_text())
     entry = str(payload / meta["entry"])
-    inputs: dict[str, Any] = {}
-    inputs_path = payload / "inputs.pkl"
-    if inputs_path.exists():
-        with inputs_path.open("rb") as fh:
-            # written by the user who launched this workload; imports cloudpickle only when needed
-            inputs = pickle.load(fh)  # noqa: S301
+    inputs = load_inputs(payload)
     sys.argv = [meta.get("argv0") or entry, *meta.get("args", [])]
     rank = os.environ.get("RANK")
     if rank is not None and os.environ.get("WORLD_SIZE", "1") != "1":

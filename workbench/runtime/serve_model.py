@@ -27,7 +27,6 @@ import importlib
 import importlib.util
 import inspect
 import os
-import pickle
 import runpy
 import sys
 import types
@@ -38,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from .cell import _user_traceback
+from .cell import _user_traceback, load_inputs
 
 #: ``__name__`` of the served code (not ``__main__``, see the module docstring).
 RUN_NAME = "__serve__"
@@ -151,16 +150,11 @@ def load_model(payload: Path, meta: Mapping[str, Any]) -> Any:
 
 
 def _run_code(payload: Path, meta: Mapping[str, Any], entry: str, shown: str) -> dict[str, Any]:
-    inputs: dict[str, Any] = {}
-    inputs_path = payload / "inputs.pkl"
     sys.argv = [shown, *meta.get("args", [])]
     if meta.get("cwd_on_path", True):
         sys.path.insert(0, os.getcwd())
     try:
-        if inputs_path.exists():
-            with inputs_path.open("rb") as fh:
-                # written by the user who launched this workload (cloudpickle, imported on need)
-                inputs = pickle.load(fh)  # noqa: S301
+        inputs = load_inputs(payload)
         return runpy.run_path(entry, init_globals=inputs, run_name=RUN_NAME)
     except (Exception, SystemExit) as exc:
         raise LoadError(_last_line(_user_traceback(exc, entry, shown)), printed=True) from None
