@@ -42,6 +42,7 @@ RUNTIME_PACKAGES = (
     "dask[distributed]",
     "torch",
     "kserve",  # serve replicas
+    "mlflow-skinny",  # tracked workloads, registry models served through mlflow.pyfunc
 )
 KEPT_OUT_OF_CONTEXT = (".venv", "build", "node_modules", ".git", "tests", "benchmarks")
 

@@ -60,3 +60,9 @@ def test_errors_are_one_line(kernel: Kernel) -> None:
     reply = kernel.run("%wb predict cell-model not_a_variable")
     assert reply.error is not None
     assert "neither a variable of this kernel nor JSON" in reply.error["traceback"][0]
+    reply = kernel.run("%serve --name no-cell --model-uri s3://bucket/model")
+    assert reply.error is not None and len(reply.error["traceback"]) == 1
+    assert reply.error["traceback"][0] == (
+        "\x1b[31mworkbench: %serve without a cell serves an MLflow model: give --model-uri "
+        "models:/NAME/VERSION, or write the model in the cell (%%serve)\x1b[0m"
+    )

@@ -285,6 +285,22 @@ def test_parts_of_a_dask_cluster_and_an_endpoint() -> None:
     info = {"revision": 2, "canary": 3, "traffic": {"2": 80, "3": 20}, "ready": 1, "desired": 2, "rps": 2.5}
     text = parts(Workload(id="s", kind="serve", spec={}, info=info, **base))
     assert "revision 2 · canary 3 at 20% · " in text and 'data-ready="1" data-desired="2"' in text
+    assert "MLflow" not in text  # untracked
+
+
+def test_a_tracked_workload_links_its_mlflow_run() -> None:
+    from workbench.widgets_html import parts
+
+    base = {"backend": "local", "status": "running", "run_dir": "/x", "created": 1.0, "spec": {}}
+    url = "http://mlflow.example.org/#/experiments/1/runs/abc"
+    text = parts(Workload(id="p", kind="pod", info={"mlflow": {"run_id": "abc", "url": url}}, **base))
+    assert text.endswith(
+        f'<div class="wb-part"><a class="wb-mlflow" href="{url}" target="_blank" rel="noopener">'
+        "MLflow run abc</a></div>"
+    )
+    hostile = {"mlflow": {"run_id": "<b>x</b>", "url": "javascript:alert(1)"}}  # no page: its id, escaped
+    text = parts(Workload(id="q", kind="pod", info=hostile, **base))
+    assert "href" not in text and "MLflow run &lt;b&gt;x&lt;/b&gt;" in text
 
 
 def test_widgets_wanted_follows_the_setting_and_else_the_front_end(monkeypatch: pytest.MonkeyPatch) -> None:

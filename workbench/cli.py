@@ -186,7 +186,7 @@ def _notebook_parsers(sub: Any) -> None:
 
 
 def _notebook(service: Service, args: argparse.Namespace) -> int:
-    from . import notebooks, render
+    from . import notebooks, render, tracking_sweeps
     from .errors import SpecError
 
     cwd = os.getcwd()
@@ -211,10 +211,8 @@ def _notebook(service: Service, args: argparse.Namespace) -> int:
         if not isinstance(loaded, dict):
             raise SpecError(f"-f {args.parameters_file} must hold a mapping of NAME: VALUE")
         parameters.update(loaded)
-    parameters.update(dict(args.param))
-    raw["parameters"] = parameters
-    if args.sign:
-        raw["sign"] = True
+    raw["parameters"] = {**parameters, **dict(args.param)}
+    raw.update({"sign": True} if args.sign else {})
     if args.dry_run:  # a sweep prints every run's objects
         grid = notebooks.sweep_runs(raw, notebooks.sweep_grid(args.sweep)) if args.sweep else [raw]
         _print_docs([doc for one in grid for doc in service.dry_run(one, cwd=cwd)], args.format)
@@ -223,17 +221,18 @@ def _notebook(service: Service, args: argparse.Namespace) -> int:
         return _follow_run(service, service.launch(raw, cwd=cwd), args.detach)
     if args.detach:
         raise SpecError("--sweep waits for its runs to bound their parallelism; drop --detach")
-    runs = notebooks.sweep_runs(raw, notebooks.sweep_grid(args.sweep))
-    done = notebooks.run_sweep(
-        service,
-        runs,
-        parallel=args.parallel,
-        cwd=cwd,
-        on_launch=lambda w: print(f"workbench: {w.id} started", file=sys.stderr),
-        on_start=lambda: print(
-            f"workbench: sweeping {len(runs)} runs, {args.parallel} at a time", file=sys.stderr
-        ),
-    )
+    runs = notebooks.sweep_runs(raw, points := notebooks.sweep_grid(args.sweep))
+    with tracking_sweeps.sweep_parent(service.store, raw, points):  # MLflow's parent run, when tracked
+        done = notebooks.run_sweep(
+            service,
+            runs,
+            parallel=args.parallel,
+            cwd=cwd,
+            on_launch=lambda w: print(f"workbench: {w.id} started", file=sys.stderr),
+            on_start=lambda: print(
+                f"workbench: sweeping {len(runs)} runs, {args.parallel} at a time", file=sys.stderr
+            ),
+        )
     print(render.columns(render.sweep_rows(done, [notebooks.run_metrics(w) for w in done])))
     return 0 if all(w.status == "succeeded" for w in done) else 1
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import SpecError
 from .options import add_spec_options, spec_fields
 from .spec import RevisionChange
+from .spec_serve import is_mlflow_uri
 
 if TYPE_CHECKING:
     from .service import Service
@@ -28,7 +29,9 @@ def add_parsers(sub: Any, output_choices: tuple[str, ...]) -> None:
         description="Serve FILE, which defines a kserve.Model subclass or predict(inputs), "
         "behind a stable endpoint; waits until it answers.",
     )
-    serve.add_argument("script", metavar="FILE")
+    serve.add_argument(
+        "script", metavar="FILE", nargs="?", help="omit it with --model-uri models:/NAME/VERSION"
+    )
     add_spec_options(serve, "serve", skip=("send", "get"))
     serve.add_argument("--detach", "-d", action="store_true", help="print the name and return at once")
     serve.add_argument("--dry-run", action="store_true", help="print the Kubernetes manifests instead")
@@ -85,7 +88,13 @@ def dispatch(service: Service, args: argparse.Namespace, print_docs: Any) -> int
 
     if args.command == "serve":
         raw = spec_fields(args, "serve")
-        raw["script"] = args.script
+        if args.script is None and not is_mlflow_uri(raw.get("model_uri")):
+            raise SpecError(
+                "workbench serve needs FILE, a .py that defines the model, or an MLflow model",
+                hint="e.g. workbench serve model.py, or workbench serve --model-uri models:/NAME/VERSION",
+            )
+        if args.script is not None:
+            raw["script"] = args.script
         if args.dry_run:
             print_docs(service.dry_run(raw, cwd=os.getcwd()), args.output)
             return 0
@@ -134,13 +143,19 @@ def _rollout(service: Service, args: argparse.Namespace) -> int:
             raise SpecError(f"rollout {words[0]} takes one endpoint name", hint=ROLLOUT_USAGE)
         action, name = words
         if action == "history":
-            rows = [("REVISION", "CREATED", "STATE", "CAUSE")]
+            rows = [("REVISION", "CREATED", "STATE", "MODEL", "CAUSE")]
             import time
 
             for entry in service.rollout_history(name):
                 created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry.get("created") or 0))
                 rows.append(
-                    (str(entry["revision"]), created, str(entry.get("state", "")), entry.get("cause") or "")
+                    (
+                        str(entry["revision"]),
+                        created,
+                        str(entry.get("state", "")),
+                        entry.get("model_uri") or "-",
+                        entry.get("cause") or "",
+                    )
                 )
             print(render.columns(rows))
             return 0

@@ -8,7 +8,7 @@ import json
 import os
 from typing import TYPE_CHECKING, Any
 
-from IPython.core.magic import Magics, cell_magic, line_cell_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, magics_class
 
 from .magics import WorkbenchCellError, kernel_session, split_line
 
@@ -81,10 +81,11 @@ class ServeMagics(Magics):
 
         return Service()
 
-    @cell_magic
-    def serve(self, line: str, cell: str) -> None:
+    @line_cell_magic
+    def serve(self, line: str, cell: str | None = None) -> None:
         """Serve the model the cell defines (a ``kserve.Model`` subclass or ``predict(inputs)``)
-        behind an endpoint; returns once it answers.
+        behind an endpoint, or (the line form) the MLflow model ``--model-uri models:/NAME/VERSION``
+        names; returns once it answers.
 
         ``%%serve [--name NAME] [--replicas N | --autoscale MIN:MAX] [--model-uri URI] [--send a,b]``
         """
@@ -98,7 +99,14 @@ class ServeMagics(Magics):
         try:
             args = parser.parse_args(split_line(line, "%%serve"))
             raw = spec_fields(args, "serve")
-            raw["code"] = cell
+            mlflow_model = str(raw.get("model_uri") or "").startswith(("models:/", "runs:/"))  # no pydantic
+            if cell is None and not mlflow_model:
+                raise WorkbenchCellError(
+                    "workbench: %serve without a cell serves an MLflow model: give --model-uri "
+                    "models:/NAME/VERSION, or write the model in the cell (%%serve)"
+                )
+            if cell is not None:
+                raw["code"] = cell
             user_ns = self.shell.user_ns if self.shell is not None else {}
             sent = {name: user_ns[name] for name in raw.get("send", []) if name in user_ns}
             workload = service.launch(raw, inputs=sent, session=kernel_session(), cwd=os.getcwd())
@@ -147,9 +155,9 @@ class ServeMagics(Magics):
                 if action == "history":
                     from . import render
 
-                    rows = [("REVISION", "STATE", "CAUSE")]
-                    rows += [(str(e["revision"]), str(e.get("state", "")), str(e.get("cause") or ""))
-                             for e in service.rollout_history(name)]  # fmt: skip
+                    rows = [("REVISION", "STATE", "MODEL", "CAUSE")]
+                    rows += [(str(e["revision"]), str(e.get("state", "")), str(e.get("model_uri") or "-"),
+                              str(e.get("cause") or "")) for e in service.rollout_history(name)]  # fmt: skip
                     print(render.columns(rows))
                     return
                 if action == "status":

@@ -96,6 +96,10 @@ def describe(w: Workload, usage: dict[str, Any] | None = None, output: str = "ya
         keys = ("url", "proxy_url", "model_name", "revision", "canary", "traffic", "ready", "desired", "rps",
                 "rollout", "revisions")  # fmt: skip
         data["endpoint"] = {k: w.info[k] for k in keys if w.info.get(k) is not None}
+    tracked = w.info.get("mlflow")
+    if isinstance(tracked, dict) and tracked.get("run_id"):  # the MLflow run: its page first
+        fields = ("url", "run_id", "experiment_id", "parent_run_id", "status")
+        data["mlflow"] = {k: tracked[k] for k in fields if tracked.get(k) is not None}
     if usage is not None:
         from .usage import describe_block
 
@@ -117,6 +121,7 @@ def describe(w: Workload, usage: dict[str, Any] | None = None, output: str = "ya
         "pid",
         "supervisor_pid",
         "endpoint",
+        "mlflow",
         "usage",
         "spec",
     ]

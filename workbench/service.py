@@ -343,11 +343,14 @@ class Service(EndpointOperations):
         """Run a notebook spec once per point of ``grid`` (``{"lr": [0.1, 0.01]}``), at most
         ``parallel`` (default: the number of cores) at once; the final records, in grid order."""
         from .notebooks import run_sweep, sweep_runs
+        from .tracking_sweeps import sweep_parent
 
         names = builtins.list(grid)
         combos = [dict(zip(names, values, strict=True)) for values in itertools.product(*grid.values())]
-        runs = sweep_runs(dict(spec_mapping(spec)), combos)
-        return run_sweep(self, runs, parallel=parallel or os.cpu_count() or 1, cwd=cwd)
+        raw = dict(spec_mapping(spec))
+        runs = sweep_runs(raw, combos)
+        with sweep_parent(self.store, raw, combos):  # MLflow's parent run, when tracked
+            return run_sweep(self, runs, parallel=parallel or os.cpu_count() or 1, cwd=cwd)
 
     def run_directory(self, run: str) -> str:
         """Where a notebook run's files are: ``run`` itself when it is a URL or a folder with a

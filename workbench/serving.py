@@ -17,10 +17,11 @@ from .errors import BackendUnavailable, SpecError, Timeout, WorkloadFailed
 from .payloads import change_payload
 from .spec import RevisionChange, check_adapt
 from .spec_limits import shown
-from .spec_serve import MAX_REPLICAS
+from .spec_serve import MAX_REPLICAS, is_mlflow_uri
 
 if TYPE_CHECKING:
     from .backends.base import Backend
+    from .config import Settings
     from .store import Store, Workload
 
 #: numpy dtype kinds and sizes → Open Inference Protocol datatypes
@@ -83,6 +84,7 @@ class EndpointOperations:
     """Endpoint operations of :class:`~workbench.service.Service` (``serve`` workloads)."""
 
     if TYPE_CHECKING:  # provided by Service
+        settings: Settings
 
         @property
         def store(self) -> Store: ...
@@ -132,6 +134,10 @@ class EndpointOperations:
             except ValidationError as exc:
                 raise spec_error(exc, "serve", RevisionChange) from None
         backend, workload = self._serving(name)
+        if is_mlflow_uri(change.model_uri):  # its version pinned, its registry in the env
+            from .mlflow_models import prepare_change
+
+            change = prepare_change(self.settings, workload.backend, change)
         payload = change_payload(change, inputs or {}, cwd=cwd)
         backend.rollout(workload, change, payload)
         return self.rollout_status(workload.id, wait=wait, timeout=timeout, check=wait)

@@ -23,6 +23,28 @@ DEFAULT_MAX_BODY = 16 * 1024 * 1024
 MAX_REPLICAS = 100
 
 
+#: model URIs that name an MLflow model (the registry's, or a run's)
+MLFLOW_SCHEMES = ("models:/", "runs:/")
+#: the code of an endpoint that serves an MLflow model and brings no code of its own
+PYFUNC_CODE = """\
+# served by workbench: the MLflow model at --model-uri, through mlflow.pyfunc
+from workbench.runtime import serve_pyfunc
+
+
+def load(model_uri):
+    serve_pyfunc.load(model_uri)
+
+
+def predict(inputs):
+    return serve_pyfunc.predict(inputs)
+"""
+
+
+def is_mlflow_uri(uri: object) -> bool:
+    """Whether ``uri`` names an MLflow model (``models:/NAME/VERSION``, ``runs:/ID/PATH``)."""
+    return isinstance(uri, str) and uri.startswith(MLFLOW_SCHEMES)
+
+
 def _model_uri(value: str | None) -> str | None:
     if value is not None and (not value.strip() or value != value.strip() or "\n" in value):
         raise ValueError(f"model URI {value!r} must be a path or URL like s3://bucket/model, without blanks")
@@ -51,7 +73,11 @@ class ServeSpec(CodeSpec):
         json_schema_extra=flag("--model-name", help="name in /v2/models/NAME (default: the workload name)"),
     )
     model_uri: str | None = Field(
-        None, json_schema_extra=flag("--model-uri", help="weights handed to load(): a path or fsspec URL")
+        None,
+        json_schema_extra=flag(
+            "--model-uri",
+            help="weights handed to load(): a path or fsspec URL (models:/NAME/VERSION: an MLflow model)",
+        ),
     )
     replicas: int = Field(
         1, ge=1, le=MAX_REPLICAS, json_schema_extra=flag("--replicas", help="model server replicas")
@@ -85,6 +111,16 @@ class ServeSpec(CodeSpec):
     port: int | None = Field(
         None, ge=1024, le=65535, json_schema_extra=flag("--port", help="local endpoint port (default: free)")
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mlflow_model(cls, data: Any) -> Any:
+        """An MLflow model URI and no code (or an empty cell): serve it through mlflow.pyfunc."""
+        if isinstance(data, dict) and is_mlflow_uri(data.get("model_uri")) and data.get("script") is None:
+            code = data.get("code")
+            if code is None or (isinstance(code, str) and not code.strip()):
+                return {**data, "code": PYFUNC_CODE}
+        return data
 
     @field_validator("model_name")
     @classmethod

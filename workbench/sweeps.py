@@ -74,6 +74,7 @@ class Sweep:
         parallel: int,
         cwd: str | None,
         name: str | None,
+        points: list[dict[str, Any]] | None = None,
     ) -> None:
         if parallel < 1:
             raise SpecError(f"parallel={parallel} must be at least 1", value=parallel)
@@ -83,6 +84,7 @@ class Sweep:
         self.name = name
         self.parallel = parallel
         self.cwd = cwd
+        self.points = points if points is not None else [dict(r.get("parameters") or {}) for r in runs]
         self._names: list[str] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -116,18 +118,22 @@ class Sweep:
         return self
 
     def _launch(self) -> None:
+        from .tracking_sweeps import sweep_parent
+
         pending, running = deque(self.runs), list[str]()
+        raw = {"name": self.name, "notebook": self.runs[0].get("notebook") if self.runs else None}
         try:
-            while pending or running:
-                while pending and len(running) < self.parallel and not self._stop.is_set():
-                    workload = self.service.launch(pending.popleft(), cwd=self.cwd)
-                    with self._lock:
-                        self._names.append(workload.id)
-                    running.append(workload.id)
-                if self._stop.is_set():
-                    pending.clear()
-                time.sleep(POLL)
-                running = [name for name in running if not self._ended(name)]
+            with sweep_parent(self.service.store, raw, self.points):  # MLflow's parent run, when tracked
+                while pending or running:
+                    while pending and len(running) < self.parallel and not self._stop.is_set():
+                        workload = self.service.launch(pending.popleft(), cwd=self.cwd)
+                        with self._lock:
+                            self._names.append(workload.id)
+                        running.append(workload.id)
+                    if self._stop.is_set():
+                        pending.clear()
+                    time.sleep(POLL)
+                    running = [name for name in running if not self._ended(name)]
         except BaseException as exc:  # reported by wait(), in the caller's thread
             self._error = exc
         finally:
@@ -322,6 +328,7 @@ def sweep(
         parallel=parallel or os.cpu_count() or 1,
         cwd=cwd or os.getcwd(),
         name=raw.get("name"),
+        points=combos,
     )
     result.check()
     from .widgets import show_sweep

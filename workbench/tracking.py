@@ -35,10 +35,11 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import tracking_sweeps
 from .errors import SpecError
 from .private import create_private, private_dir
 from .runtime import track_end
-from .spec import NotebookSpec
+from .spec import NotebookSpec, ServeSpec
 
 if TYPE_CHECKING:
     from .backends.base import Backend, Payload
@@ -127,20 +128,32 @@ def submit(
             or an ``--env`` setting one of :data:`RUN_ENV`; nothing was created.
     """
     where = target(settings, track=spec.track)
-    if where is None:
-        return backend.submit(workload_id, spec, payload)
-    for name in RUN_ENV:
+    for name in RUN_ENV if where is not None else ():
         if name in spec.env:
             raise SpecError(
                 f"--env {name} is set by workbench for a tracked workload",
                 value=name,
                 hint=f"drop {name} from --env, or set mlflow.tracking_uri in the config",
             )
+    if isinstance(spec, ServeSpec):  # an MLflow model's version pinned, its registry in the env
+        from .mlflow_models import prepare_spec
+
+        spec = prepare_spec(settings, spec)
+    if where is None:
+        return backend.submit(workload_id, spec, payload)
     if not spec.track and settings.mlflow is None and importlib.util.find_spec("mlflow") is None:
         _warn(f"MLFLOW_TRACKING_URI is set but MLflow is not installed ({INSTALL}); the run is not tracked")
         return backend.submit(workload_id, spec, payload)
     require_mlflow()
-    tracked = start_run(where, settings, spec, payload, workload_id, backend.name, cwd)
+    sweep = tracking_sweeps.current()
+    parent = None
+    if sweep is not None:  # a point of a tracked sweep: a child of the sweep's run
+        parent = sweep_run(
+            where, settings, sweep, run_tags(settings, spec, payload, workload_id, backend.name, cwd)
+        )
+        if parent is None:  # said once for the whole sweep
+            return backend.submit(workload_id, spec, payload)
+    tracked = start_run(where, settings, spec, payload, workload_id, backend.name, cwd, parent=parent)
     if tracked is None:
         return backend.submit(workload_id, spec, payload)
     env = {"MLFLOW_TRACKING_URI": where.uri, "MLFLOW_RUN_ID": tracked["run_id"]}
@@ -154,7 +167,33 @@ def submit(
         abandon(tracked)
         raise
     store.merge_info(workload.id, track_end.INFO_KEY, tracked)
+    if sweep is not None:
+        with sweep.lock:
+            sweep.children.append(workload.id)
     return store.get(workload.id)
+
+
+def sweep_run(
+    where: Target, settings: Settings, sweep: tracking_sweeps.SweepParent, child_tags: dict[str, str]
+) -> str | None:
+    """The run id of ``sweep``'s parent run, made by its first tracked point; None (said once)
+    when the store cannot be reached."""
+    with sweep.lock:
+        if sweep.run is None and not sweep.unreachable:
+            try:
+                with track_end.short_requests():
+                    client, experiment_id = _experiment(where, settings)
+                    tags = tracking_sweeps.parent_tags(sweep, child_tags)
+                    run = client.create_run(experiment_id, run_name=sweep.name, tags=tags)
+                    _log_params(client, run.info.run_id, tracking_sweeps.parent_params(sweep))
+                sweep.run = _tracked(where, experiment_id, run.info.run_id)
+            except Exception as exc:
+                sweep.unreachable = True
+                _warn(
+                    f"MLflow at {track_end.shown_uri(where.uri)} unreachable ({track_end.reason(exc)}); "
+                    f"sweep {sweep.name} is not tracked, metrics stay in provenance.json"
+                )
+        return None if sweep.run is None else str(sweep.run["run_id"])
 
 
 def start_run(
@@ -165,11 +204,14 @@ def start_run(
     workload_id: str,
     backend: str,
     cwd: str | None,
+    *,
+    parent: str | None = None,
 ) -> dict[str, Any] | None:
-    """Create the run; None (and one warning line) when the store cannot be reached."""
+    """Create the run (a child of run ``parent`` when given); None (and one warning line) when
+    the store cannot be reached."""
     try:
         with track_end.short_requests():
-            return _create_run(where, settings, spec, payload, workload_id, backend, cwd)
+            return _create_run(where, settings, spec, payload, workload_id, backend, cwd, parent)
     except Exception as exc:
         _warn(
             f"MLflow at {track_end.shown_uri(where.uri)} unreachable ({track_end.reason(exc)}); "
@@ -186,8 +228,20 @@ def _create_run(
     workload_id: str,
     backend: str,
     cwd: str | None,
+    parent: str | None,
 ) -> dict[str, Any]:
-    from mlflow.entities import Param
+    client, experiment_id = _experiment(where, settings)
+    tags = run_tags(settings, spec, payload, workload_id, backend, cwd)
+    if parent is not None:
+        tags[tracking_sweeps.PARENT_TAG] = parent
+    run = client.create_run(experiment_id, run_name=workload_id, tags=tags)
+    _log_params(client, run.info.run_id, run_params(spec, payload))
+    tracked = _tracked(where, experiment_id, run.info.run_id)
+    return tracked if parent is None else {**tracked, "parent_run_id": parent}
+
+
+def _experiment(where: Target, settings: Settings) -> tuple[Any, str]:
+    """A client of the store and the id of the experiment (made when missing)."""
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
@@ -201,25 +255,30 @@ def _create_run(
     client = MlflowClient(tracking_uri=where.uri)
     experiment = client.get_experiment_by_name(where.experiment)
     if experiment is not None:
-        experiment_id = experiment.experiment_id
-    else:
-        try:
-            experiment_id = client.create_experiment(where.experiment, artifact_location=location)
-        except MlflowException:  # made by another launch meanwhile
-            made = client.get_experiment_by_name(where.experiment)
-            if made is None:
-                raise
-            experiment_id = made.experiment_id
-    tags = run_tags(settings, spec, payload, workload_id, backend, cwd)
-    run = client.create_run(experiment_id, run_name=workload_id, tags=tags)
-    params = [Param(key, value) for key, value in run_params(spec, payload).items()]
+        return client, str(experiment.experiment_id)
+    try:
+        return client, str(client.create_experiment(where.experiment, artifact_location=location))
+    except MlflowException:  # made by another launch meanwhile
+        made = client.get_experiment_by_name(where.experiment)
+        if made is None:
+            raise
+        return client, str(made.experiment_id)
+
+
+def _log_params(client: Any, run_id: str, values: Mapping[str, str]) -> None:
+    from mlflow.entities import Param
+
+    params = [Param(key, value) for key, value in values.items()]
     for start in range(0, len(params), 100):  # MLflow takes at most 100 params a call
-        client.log_batch(run.info.run_id, params=params[start : start + 100])
+        client.log_batch(run_id, params=params[start : start + 100])
+
+
+def _tracked(where: Target, experiment_id: str, run_id: str) -> dict[str, Any]:
     return {
-        "run_id": run.info.run_id,
-        "experiment_id": str(experiment_id),
+        "run_id": run_id,
+        "experiment_id": experiment_id,
         "tracking_uri": where.uri,
-        "url": run_url(where, str(experiment_id), run.info.run_id),
+        "url": run_url(where, experiment_id, run_id),
     }
 
 

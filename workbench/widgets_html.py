@@ -102,6 +102,7 @@ def parts(workload: Workload) -> str:
             rows.append(f"schedule {spec['schedule']}")
     if workload.gpus:
         rows.append("GPUs " + ", ".join(workload.gpus))
+    rows.append(mlflow_link(info))
     return "".join(f'<div class="wb-part">{row}</div>' for row in rows if row)
 
 
@@ -121,6 +122,20 @@ def _dask(spec: Mapping[str, Any], info: Mapping[str, Any]) -> str:
     if link:
         text += f' · <a href="{esc(link)}" target="_blank" rel="noopener">dashboard</a>'
     return text
+
+
+def mlflow_link(info: Mapping[str, Any]) -> str:
+    """A link to the workload's MLflow run (its id when the run has no page); empty when untracked."""
+    tracked = info.get("mlflow")
+    if not isinstance(tracked, Mapping) or not tracked.get("run_id"):
+        return ""
+    url = tracked.get("url")
+    if isinstance(url, str) and url.startswith(("http://", "https://")):
+        return (
+            f'<a class="wb-mlflow" href="{esc(url)}" target="_blank" rel="noopener">MLflow run '
+            f"{esc(tracked['run_id'])}</a>"
+        )
+    return f'<span class="wb-mlflow">MLflow run {esc(tracked["run_id"])}</span>'
 
 
 def dashboard_link(info: Mapping[str, Any]) -> str | None:

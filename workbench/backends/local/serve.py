@@ -25,6 +25,7 @@ from ...errors import BackendUnavailable, Conflict, NotFound, SpecError
 from ...private import make_private, private_dir, write_private
 from ...runtime import procs
 from ...spec import RevisionChange, ServeSpec
+from ...spec_serve import is_mlflow_uri
 from ...store import Store, Workload
 from ..base import Payload
 from .kinds import write_code
@@ -52,7 +53,7 @@ def check_model_server() -> None:
 
 def _model_uri(uri: str | None, cwd: str | None) -> str | None:
     """A path is made absolute where it was given; a URL stays as it is."""
-    if uri is None or "://" in uri:
+    if uri is None or "://" in uri or is_mlflow_uri(uri):
         return uri
     return str((Path(cwd or ".") / uri).resolve())
 

@@ -16,8 +16,6 @@ import stat
 import subprocess
 import sys
 import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,67 +26,16 @@ from workbench.cli import main
 from workbench.config import load_settings
 from workbench.errors import SpecError
 from workbench.service import Service
-from workbench.store import ACTIVE, Workload
+from workbench.store import Workload
 
-from .backends.local.test_notebook import write_notebook
-from .conftest import BIN, assert_nothing_created
+from ..backends.local.test_notebook import write_notebook
+from ..conftest import assert_nothing_created
+from .conftest import free_port
 
 WARNING = "workbench: warning: MLflow at "
 TAIL = "metrics stay in provenance.json"
 # MLflow's SQLite store configures SQLAlchemy mappers with an option SQLAlchemy deprecates
 pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@pytest.fixture(scope="module", autouse=True)
-def booting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
-    """A real tracking server, ``mlflow server`` on a SQLite store on 127.0.0.1, started with
-    the module: it boots (~10 s) while the tests that need no server run."""
-    folder = tmp_path_factory.mktemp("mlflow-server")
-    port = _free_port()
-    argv = [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}"]
-    argv += ["--artifacts-destination", str(folder / "artifacts"), "--host", "127.0.0.1"]
-    argv += ["--port", str(port), "--workers", "1"]
-    with (folder / "server.log").open("wb") as log:
-        proc = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, cwd=folder, start_new_session=True
-        )
-    yield proc, f"http://127.0.0.1:{port}", folder / "server.log"
-    os.killpg(proc.pid, signal.SIGKILL)  # nothing of it is kept
-    proc.wait(timeout=20)
-
-
-@pytest.fixture(scope="module")
-def server(booting: tuple[subprocess.Popen[bytes], str, Path]) -> str:
-    """The tracking server's URL, once it answers /health."""
-    proc, url, log = booting
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=1) as answer:
-                if answer.status == 200:
-                    return url
-        except OSError:
-            pass
-        assert proc.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, "mlflow server did not answer /health in 60 s"
-        time.sleep(0.2)
-
-
-@pytest.fixture
-def tracked(server: str, wb_home: Path) -> Iterator[Service]:
-    """A service whose config tracks in the test server (experiment ``tests``)."""
-    svc = Service(load_settings(mlflow={"tracking_uri": server, "experiment": "tests"}))
-    yield svc
-    for workload in svc.store.list(status=ACTIVE):
-        svc.cancel(workload.id)
-    svc.close()
 
 
 def _ended_run(service: Service, workload_id: str, timeout: float = 30.0) -> Any:
@@ -120,7 +67,7 @@ def _git(folder: Path, *args: str) -> str:
 def test_with_the_server_down_the_run_succeeds_with_one_warning(
     wb_home: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    down = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     write_notebook(
         tmp_path / "nb.ipynb", "import workbench\nworkbench.log_metric('score', x * 3)", parameters="x = 1"
     )
