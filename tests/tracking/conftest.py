@@ -18,7 +18,9 @@ from workbench.config import load_settings
 from workbench.service import Service
 from workbench.store import ACTIVE
 
+from ..backends.kubernetes.conftest import kube_env  # noqa: F401 - the emulator, for the kubernetes test
 from ..conftest import BIN
+from ..k8s.fixtures import k8s, k8s_client, kubeconfig  # noqa: F401
 
 
 def free_port() -> int:

@@ -342,3 +342,26 @@ def test_failed_runs_are_failed_and_a_cancelled_one_killed(tracked: Service, tmp
     assert _ended_run(tracked, orphaned.id).info.status == "FAILED"
     client = MlflowClient(orphaned.info["mlflow"]["tracking_uri"])
     assert "up" in _artifact(client, orphaned.info["mlflow"]["run_id"], "output.log", tmp_path / "dl")
+
+
+def test_a_tracked_pod_on_kubernetes_logs_from_its_pod_and_is_ended_by_the_service(
+    server: str, kube_env: Path, k8s: Any, tmp_path: Path
+) -> None:
+    """The kubernetes backend against the API emulator (whose kubelet runs the pod's process
+    here): the pod gets the run variables and logs to the server itself; the service ends the
+    run, with the pod's log as an artifact, when it next sees the record final."""
+    svc = Service(load_settings(mlflow={"tracking_uri": server, "experiment": "tests-k8s"}))
+    try:
+        code = "import workbench\nworkbench.log_metric('loss', 0.25)\nprint('trained on the cluster')"
+        launched = svc.launch({"kind": "pod", "name": "kube-tracked", "code": code})
+        assert launched.backend == "kubernetes"
+        final = svc.wait(launched.id, timeout=120)  # reading the final record ends the run
+        assert final.status == "succeeded", final.message
+        run = _ended_run(svc, launched.id)
+    finally:
+        svc.close()
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["workbench.backend"] == "kubernetes"
+    assert run.data.metrics == {"loss": 0.25}  # logged from inside the pod
+    log = _artifact(MlflowClient(server), run.info.run_id, "output.log", tmp_path)
+    assert "trained on the cluster" in log
