@@ -60,7 +60,27 @@ class WorkbenchError(Exception):
 
 
 class SpecError(WorkbenchError):
-    """A spec, flag or setting is invalid; nothing was created."""
+    """A spec, flag or setting is invalid; nothing was created.
+
+    Args:
+        fields: every bad field of a spec, ``{"field": "resources.memory", "message": …}`` (the
+            dotted path in the spec, "" for the spec as a whole; the message in words a form
+            shows next to the field), when the error comes from validating one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        value: Any = None,
+        hint: str | None = None,
+        fields: list[dict[str, str]] | None = None,
+    ) -> None:
+        super().__init__(message, value=value, hint=hint)
+        self.fields = list(fields or [])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "fields": self.fields}
 
 
 class NotFound(WorkbenchError):

@@ -11,6 +11,7 @@ signed run, its signature by this home's key.
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import hashlib
 import itertools
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from .service import Service
     from .store import Workload
 
+EXECUTED, PROGRESS = nbrun.OUTPUT, nbrun.PROGRESS  # files of a local run directory the server reads
 _TYPES: dict[str, type] = {"int": int, "float": float, "bool": bool, "str": str, "list": list, "dict": dict}
 
 
@@ -64,14 +66,16 @@ def declared_parameters(data: bytes, kernel: str | None, where: str) -> dict[str
 
     Remembered per notebook content and kernel, so a sweep inspects its notebook once.
     """
-    return dict(_declared(data, kernel, where))
+    return {name: known for name, known, *_ in inspected_parameters(data, kernel, where)}
 
 
+Declared = tuple[str, str | None, str, str, str]
 _NOTEBOOK_HINT = "give an .ipynb saved by Jupyter (nbformat 4)"
 
 
 @functools.lru_cache(maxsize=16)
-def _declared(data: bytes, kernel: str | None, where: str) -> tuple[tuple[str, str | None], ...]:
+def inspected_parameters(data: bytes, kernel: str | None, where: str) -> tuple[Declared, ...]:
+    """Each declared parameter: name, known type (or None), papermill's type name, default source, help."""
     import nbformat
     import papermill  # type: ignore[import-untyped]
 
@@ -95,11 +99,9 @@ def _declared(data: bytes, kernel: str | None, where: str) -> tuple[tuple[str, s
                 nb.metadata["kernelspec"] = {"name": kernel, "display_name": kernel, "language": "python"}
             nbformat.validate(nb, relax_add_props=True)  # extra keys from other tools are harmless
     except Exception as exc:
-        detail = str(getattr(exc, "message", None) or exc).strip().splitlines()[0]
+        detail = limits.shorten(str(getattr(exc, "message", None) or exc).strip().splitlines()[0], 200)
         raise SpecError(
-            f"{where} is not a valid notebook: {limits.shorten(detail, 200)}",
-            value=where,
-            hint=_NOTEBOOK_HINT,
+            f"{where} is not a valid notebook: {detail}", value=where, hint=_NOTEBOOK_HINT
         ) from None
     if not nb.metadata.get("kernelspec", {}).get("name"):
         raise SpecError(f"{where} names no kernel in its metadata", value=where, hint="pass --kernel python3")
@@ -107,17 +109,16 @@ def _declared(data: bytes, kernel: str | None, where: str) -> tuple[tuple[str, s
         path = Path(folder) / "notebook.ipynb"
         nbformat.write(nb, str(path))  # type: ignore[no-untyped-call]
         found: dict[str, Any] = papermill.inspect_notebook(str(path))
-    result: dict[str, str | None] = {}
+    result: list[Declared] = []
     for name, info in found.items():
-        type_name = str(info.get("inferred_type_name") or "None")
+        type_name = inferred = str(info.get("inferred_type_name") or "None")
         if type_name == "None":
-            try:
+            with contextlib.suppress(ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
                 type_name = type(ast.literal_eval(str(info.get("default")))).__name__
-            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-                type_name = "None"
         type_name = type_name.lower().removeprefix("typing.")
-        result[name] = type_name if type_name in _TYPES else None
-    return tuple(result.items())
+        known = type_name if type_name in _TYPES else None
+        result.append((name, known, inferred, str(info.get("default")), str(info.get("help") or "")))
+    return tuple(result)
 
 
 def _convert(name: str, value: Any, type_name: str) -> Any:

@@ -46,12 +46,13 @@ from .errors import (
 )
 from .payloads import code_payload, saved_launch
 from .repair import open_store
+from .scheduling import ScheduleOperations
 from .serving import EndpointOperations
 from .spec import CodeSpec, CommonSpec, NotebookSpec, check_adapt, check_workers, parse_spec, spec_mapping
 from .store import FAILED, Store, Workload
 
 
-class Service(EndpointOperations):
+class Service(EndpointOperations, ScheduleOperations):
     """Launches and tracks workloads; threads may share one service.
 
     Args:

@@ -9,6 +9,7 @@ messages naming the field, the bad value and what to write instead.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -228,25 +229,39 @@ _RANGE_ERRORS = {
 
 def spec_error(exc: ValidationError, kind: str | None, model: type[BaseModel] | None = None) -> SpecError:
     """One-line :class:`SpecError` from a pydantic error: the field, the bad value, the fix
-    (``model``: the model that was validated, when it is not ``kind``'s spec)."""
+    (``model``: the model that was validated, when it is not ``kind``'s spec); its ``fields``
+    list every bad field with a message in the words of a form (no flag names)."""
     errors = exc.errors(include_url=False)
     first = errors[0]
     where = _where(tuple(first["loc"]), kind, model)
-    message = str(first["msg"]).removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
-        message = "is not a field of this kind"
-    elif (
-        first["type"] in _RANGE_ERRORS
-        or first["type"].endswith("_type")
-        or first["type"].endswith("_parsing")
-    ):
-        message = f"{limits.shown(first.get('input'))} " + message.replace("Input should be", "must be")
     more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+    fields = [
+        {
+            "field": ".".join(str(part) for part in _local(tuple(error["loc"]), kind)),
+            "message": limits.shorten(_FLAG.sub(lambda m: m[1].replace("-", " "), _message(error))),
+        }
+        for error in errors
+    ]
     return SpecError(
-        f"invalid {where}: {limits.shorten(message)}{more}",
+        f"invalid {where}: {limits.shorten(_message(first))}{more}",
         value=limits.bounded_value(first.get("input"), _local(tuple(first["loc"]), kind)),
         hint=f"see `workbench schema {kind or 'pod'}` for every field",
+        fields=fields,
     )
+
+
+#: a flag named in a message (``--gpus``): a form names the field instead
+_FLAG = re.compile(r"(?<![\w-])--([a-z][a-z0-9-]*)")
+
+
+def _message(error: Any) -> str:
+    """What is wrong, in words, from one pydantic error."""
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        return "is not a field of this kind"
+    if error["type"] in _RANGE_ERRORS or error["type"].endswith(("_type", "_parsing")):
+        return f"{limits.shown(error.get('input'))} " + message.replace("Input should be", "must be")
+    return message
 
 
 def parse_spec(data: Mapping[str, Any]) -> AnySpec:

@@ -17,7 +17,8 @@ Tests need not wait for the wall clock:
 - ``Emulator.fire_cronjob(name, namespace="default")`` makes the CronJob's next scheduled
   run (the first schedule time after its last one, or after its creation) start now, through
   the same path as a due run, and returns the Job's name; None when it was not started
-  (``concurrencyPolicy: Forbid`` with a Job still active, or the Job could not be created);
+  (``suspend: true``, ``concurrencyPolicy: Forbid`` with a Job still active, or the Job could
+  not be created);
 - ``CronJobController.clock`` (``Emulator.cronjobs.clock``) is the controller's clock in
   seconds since the epoch; a test may replace it to move time.
 """
@@ -295,4 +296,6 @@ class CronJobController:
         if cronjob is None:
             raise KeyError(f"no CronJob {namespace}/{name}")
         cronjob = self._observe(cronjob)
+        if (cronjob.get("spec") or {}).get("suspend"):
+            return None  # the controller starts no run of a suspended CronJob when it is due
         return self._start(cronjob, self._next_after(cronjob, self._earliest(cronjob)))

@@ -178,7 +178,9 @@ async def test_bad_input_is_400_with_one_line_and_creates_nothing(
     error = reply.json
     assert error["error"] == "SpecError"
     assert words in error["message"] and "\n" not in error["message"]
-    assert set(error) == {"error", "message", "value", "hint"}
+    assert set(error) == {"error", "message", "value", "hint", "fields"}
+    assert isinstance(error["fields"], list)
+    assert all(set(f) == {"field", "message"} and "--" not in f["message"] for f in error["fields"])
     assert_nothing_created(service)
 
 

@@ -159,6 +159,16 @@ class Probing(Protocol):
     def probe(self, settings: Settings, timeout: float) -> dict[str, Any]: ...
 
 
+class Scheduling(Protocol):
+    """Schedules (notebook runs launched with ``schedule``): pause, resume, and the runs made."""
+
+    def suspend(self, workload: Workload, suspended: bool) -> Workload:
+        """Pause (``suspended``) or resume a schedule; a run already going runs on."""
+
+    def schedule_runs(self, workload: Workload) -> list[dict[str, Any]]:
+        """The runs a schedule made, newest first."""
+
+
 class Metering(Protocol):
     """What a workload uses, read from the backend's own source when asked (Kubernetes: the
     ``metrics.k8s.io`` PodMetrics of its pods) and kept in the store's usage tables.

@@ -6,10 +6,12 @@ kernel, where the notebook came from), executes the snapshot ``RUN_DIR/input.ipy
 working directory, with ``WORKBENCH_OUTPUT_DIR`` for the files it writes, and leaves
 ``RUN_DIR/provenance.json``: input and output hashes, parameters, kernel, image, Python and
 package versions, the notebook repository's git commit, times, status, the failing cell and
-the sha256 of every output file. With ``WORKBENCH_SIGN_PROVENANCE=1`` the manifest is signed
-with the Ed25519 key under ``WORKBENCH_HOME/keys`` (``provenance.sig.json``). Whether the run
-is signed, and the fingerprint of the key, are decided when the run starts (the key is loaded
-then, before any cell runs) and recorded in the manifest (``signed``, ``signing_key``), so a
+the sha256 of every output file. While it runs, ``RUN_DIR/progress.json`` says which cell of
+how many is executing (papermill's engine, subclassed to note each cell's start). With
+``WORKBENCH_SIGN_PROVENANCE=1`` the manifest is signed with the Ed25519 key under
+``WORKBENCH_HOME/keys`` (``provenance.sig.json``). Whether the run is signed, and the
+fingerprint of the key, are decided when the run starts (the key is loaded then, before any
+cell runs) and recorded in the manifest (``signed``, ``signing_key``), so a
 deleted signature cannot pass for an unsigned run.
 
 papermill and cryptography are imported where they are used; the rest is the standard library.
@@ -49,6 +51,7 @@ __all__ = [
     "INPUT",
     "METRICS_FILE",
     "OUTPUT",
+    "PROGRESS",
     "PROVENANCE",
     "SIGNATURE",
     "SIGN_ENV",
@@ -67,6 +70,8 @@ __all__ = [
 ]
 
 METRICS_FILE = "metrics.jsonl"
+#: which cell of how many is executing: ``{"done", "total", "label"}``, rewritten as each cell starts
+PROGRESS = "progress.json"
 SIGN_ENV = "WORKBENCH_SIGN_PROVENANCE"
 PACKAGES = ("papermill", "nbformat", "nbclient", "ipykernel", "jupyter_client", "numpy", "pandas", "torch")
 
@@ -278,6 +283,7 @@ def _execute(
                 papermill.execute_notebook(
                     str(input_path),
                     str(output_path),
+                    engine_name=_progress_engine(run_dir),
                     parameters=parameters,
                     kernel_name=kernel_name,
                     request_save_on_cell_execute=True,
@@ -324,6 +330,39 @@ def _execute(
         print(f"workbench: {message}", file=sys.stderr, flush=True)
     print(f"workbench: executed notebook {output_path}", flush=True)
     return code
+
+
+def write_progress(run_dir: Path, index: int, total: int) -> None:
+    """Record that cell ``index`` (0-based) of ``total`` is executing (an atomic rename; never fails
+    the run)."""
+    data = {"done": index, "total": total, "label": f"cell {index + 1} of {total}"}
+    tmp = run_dir / f".{PROGRESS}.tmp"
+    with contextlib.suppress(OSError):
+        tmp.write_text(json.dumps(data))
+        tmp.replace(run_dir / PROGRESS)
+
+
+def _progress_engine(run_dir: Path) -> str:
+    """The name of a papermill engine that runs as the default one and records in ``run_dir`` which
+    cell is executing (:data:`PROGRESS`) each time papermill starts one."""
+    from papermill.engines import NBClientEngine, papermill_engines  # type: ignore[import-untyped]
+
+    class ProgressEngine(NBClientEngine):  # type: ignore[misc]
+        @classmethod
+        def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, **kwargs: Any) -> Any:
+            total = len(nb_man.nb.cells)
+            start = nb_man.cell_start
+
+            def cell_start(cell: Any, cell_index: int | None = None, **more: Any) -> Any:
+                if cell_index is not None:
+                    write_progress(run_dir, cell_index, total)
+                return start(cell, cell_index, **more)
+
+            nb_man.cell_start = cell_start
+            return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+
+    papermill_engines.register("workbench", ProgressEngine)
+    return "workbench"
 
 
 @contextlib.contextmanager

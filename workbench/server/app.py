@@ -15,6 +15,14 @@ REST API under ``<base_url>/workbench/api/``::
                                               | {"action": "promote"} → the rollout state, at once
     GET    workloads/NAME/revisions           {"revisions": [...]}, oldest first
     POST   workloads/NAME/endpoint-scale      {"replicas": N} | {"autoscale": "MIN:MAX"} → record
+    GET    workloads/NAME/files               {"run_dir", "files": [{"path", "size", "modified"}], "notebook"}
+    GET    workloads/NAME/files/REL?inline=   one file of the run directory (attachment unless inline)
+    GET    workloads/NAME/spec                {"kind", "spec"}: the launchable spec, to clone it
+    POST   workloads/NAME/rerun               {} | {"parameters": {...}, "name": N} → 201 + record
+    POST   workloads/NAME/pause | resume      a schedule's CronJob suspended or not → record
+    GET    workloads/NAME/runs                {"runs": [{"name", "status", "started", "ended", …}]}
+    GET    notebook-parameters?path=REL       {"path", "name", "parameters": [{"name", "type", "default",
+                                              "help"}]}: a notebook's declared parameters
     GET    schemas | schemas/KIND | profiles | backends
 
 and ``GET <base_url>/workbench/metrics``: Prometheus metrics of the workloads (:mod:`.metrics`),
@@ -38,9 +46,12 @@ from jupyter_server.serverapp import ServerApp
 from traitlets import Float, Int, List, TraitError, Type, Unicode, validate
 
 from ..service import Service
+from .actions import PauseHandler, RerunHandler, ResumeHandler, RunsHandler
 from .endpoints import EndpointScaleHandler, RevisionsHandler, RolloutHandler
 from .meta import BackendsHandler, ProfilesHandler, SchemaHandler, SchemasHandler
 from .metrics import MetricsHandler, WorkbenchMetrics
+from .outputs import FileHandler, FilesHandler, SpecHandler
+from .params import NotebookParametersHandler
 from .paths import SCHEME_NAME
 from .probe import Answer, CachedProbe, probe
 from .runner import ServiceRunner
@@ -156,6 +167,14 @@ class WorkbenchApp(ExtensionApp):
                 (f"{API}/workloads/{NAME}/rollout", RolloutHandler),
                 (f"{API}/workloads/{NAME}/revisions", RevisionsHandler),
                 (f"{API}/workloads/{NAME}/endpoint-scale", EndpointScaleHandler),
+                (f"{API}/workloads/{NAME}/files", FilesHandler),
+                (rf"{API}/workloads/{NAME}/files/(?P<rel>.+)", FileHandler),
+                (f"{API}/workloads/{NAME}/spec", SpecHandler),
+                (f"{API}/workloads/{NAME}/rerun", RerunHandler),
+                (f"{API}/workloads/{NAME}/pause", PauseHandler),
+                (f"{API}/workloads/{NAME}/resume", ResumeHandler),
+                (f"{API}/workloads/{NAME}/runs", RunsHandler),
+                (f"{API}/notebook-parameters", NotebookParametersHandler),
                 (f"{API}/schemas", SchemasHandler),
                 (rf"{API}/schemas/(?P<kind>[^/]+)", SchemaHandler),
                 (f"{API}/profiles", ProfilesHandler),

@@ -13,7 +13,9 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 
 from ..errors import SpecError, WorkbenchError
+from ..notebooks import PROGRESS
 from ..spec_limits import MAX_DEPTH, MAX_SPEC_BYTES
+from ..store import ACTIVE
 from ..units import format_bytes
 
 if TYPE_CHECKING:
@@ -29,11 +31,36 @@ _FALSE = ("false", "0", "no")
 
 
 def record(workload: Workload) -> dict[str, Any]:
-    """A workload as the API shows it: the stored record, its ``name`` and ``age`` in seconds."""
+    """A workload as the API shows it: the stored record, its ``name``, ``age`` in seconds,
+    ``duration_seconds`` (from its start to its end, or until now while it runs; null before it
+    started), ``progress`` (``{"done", "total", "label"}``: which cell a local notebook run is
+    executing, else null) and for Dask ``workers_live`` (the live worker count when a backend
+    records it, else null)."""
+    now = time.time()
     data = workload.to_dict()
     data["name"] = workload.name
-    data["age"] = round(max(0.0, time.time() - workload.created), 3)
+    data["age"] = round(max(0.0, now - workload.created), 3)
+    started = workload.started
+    data["duration_seconds"] = (
+        None if started is None else round(max(0.0, (workload.ended or now) - started), 3)
+    )
+    data["progress"] = progress(workload)
+    if workload.kind == "dask":
+        live = workload.info.get("workers_live")
+        data["workers_live"] = live if isinstance(live, int) and not isinstance(live, bool) else None
     return data
+
+
+def progress(workload: Workload) -> dict[str, Any] | None:
+    """Which cell of how many an active local notebook run is executing (its ``progress.json``)."""
+    if workload.kind != "notebook" or workload.status not in ACTIVE or workload.backend != "local":
+        return None
+    try:
+        data = json.loads((Path(workload.run_dir) / PROGRESS).read_text())
+        done, total = int(data["done"]), int(data["total"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return {"done": done, "total": total, "label": f"cell {done + 1} of {total}"}
 
 
 def _not_json(constant: str) -> Any:

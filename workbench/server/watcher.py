@@ -6,7 +6,8 @@ connection commits, so checking it every ``poll_interval`` seconds costs next to
 only when it changed is the store listed and diffed against the last snapshot. Workloads
 still active are also refreshed through the service every ``refresh_interval`` seconds, so a
 change only the backend knows of (a Kubernetes pod finished, a supervisor killed) reaches
-the store, and from there the event bus.
+the store, and from there the event bus. A local notebook run moving on to its next cell
+(its ``progress.json``) is a change too, seen at those refreshes.
 
 All SQLite work happens in one thread that owns its connections.
 """
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import BackendUnavailable, NotFound, WorkbenchError
 from ..store import ACTIVE, Workload
+from .base import progress
 
 if TYPE_CHECKING:
     from ..service import Service
@@ -50,6 +52,8 @@ class Seen:
     ended: float | None
     #: endpoints and scale (a Dask cluster's address, dashboard, requested workers) as sorted JSON
     info: str = "{}"
+    #: which cell a local notebook run executes (see :func:`.base.progress`), as JSON
+    progress: str = "null"
 
 
 def _identity(path: str) -> tuple[int, int] | None:
@@ -71,6 +75,7 @@ def snapshot(workloads: Iterable[Workload]) -> dict[str, Seen]:
             w.started,
             w.ended,
             json.dumps(w.info, sort_keys=True, default=str),
+            json.dumps(progress(w)),
         )
         for w in workloads
     }

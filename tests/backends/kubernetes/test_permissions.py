@@ -55,7 +55,11 @@ def permissions_used(requests: list[tuple[str, str, dict[str, str]]]) -> set[tup
     return used
 
 
-CRONJOB_CHANGES = {("create", "batch", "cronjobs"), ("delete", "batch", "cronjobs")}
+CRONJOB_CHANGES = {
+    ("create", "batch", "cronjobs"),
+    ("delete", "batch", "cronjobs"),
+    ("patch", "batch", "cronjobs"),
+}
 #: what only endpoints (serve workloads) use
 SERVE_GROUPS = ("apps", "autoscaling", "policy", "serving.kserve.io")
 SERVE_ONLY = {("get", "", "configmaps"), ("list", "", "configmaps")}
@@ -117,6 +121,9 @@ def notebook_flow(kube: Service, k8s: Emulator, folder: Path) -> None:
         assert time.monotonic() < deadline, (job, kube.get(schedule.id).message)
         time.sleep(0.05)
     "".join(kube.logs(schedule.id))
+    assert kube.pause(schedule.id).info["schedule"]["suspended"] is True
+    assert kube.resume(schedule.id).info["schedule"]["suspended"] is False
+    assert [run["name"] for run in kube.schedule_runs(schedule.id)] == [job]
     kube.cancel(schedule.id)
     for name in (run.id, schedule.id):
         kube.delete(name)

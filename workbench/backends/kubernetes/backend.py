@@ -28,7 +28,18 @@ from ...errors import Conflict, NotFound, WorkbenchError
 from ...private import make_private, private_dir
 from ...spec import CodeSpec, CommonSpec, DaskSpec, NotebookSpec, ServeSpec, TrainSpec
 from ...store import ACTIVE, CANCELLED, FAILED, PENDING, SUCCEEDED, Store, Workload
-from ..base import Check, DaskControl, Diagnosis, Discovery, Manifests, Metering, Payload, Probing, Serving
+from ..base import (
+    Check,
+    DaskControl,
+    Diagnosis,
+    Discovery,
+    Manifests,
+    Metering,
+    Payload,
+    Probing,
+    Scheduling,
+    Serving,
+)
 from .build import LATEST_VERSION, SPEC_ANNOTATION, build_manifests, kube_settings, payload_parts
 from .endpoint_ability import EndpointAbility
 from .logs import MarkerFilter, results_secret_name, sealed_results
@@ -63,7 +74,7 @@ class KubernetesBackend(EndpointAbility, Metered):
 
     name = "kubernetes"
     abilities: ClassVar[frozenset[type]] = frozenset(
-        {DaskControl, Discovery, Manifests, Diagnosis, Metering, Probing, Serving}
+        {DaskControl, Discovery, Manifests, Diagnosis, Metering, Probing, Scheduling, Serving}
     )
 
     def __init__(self, settings: Settings, store: Store, client: Any = None) -> None:
@@ -350,6 +361,12 @@ class KubernetesBackend(EndpointAbility, Metered):
         self.client.delete("NetworkPolicy", workload.id)
         if workload.spec.get("get"):
             self.client.delete("Secret", results_secret_name(workload.id))
+
+    def suspend(self, workload: Workload, suspended: bool) -> Workload:
+        return self.notebook.suspend(workload, suspended)
+
+    def schedule_runs(self, workload: Workload) -> list[dict[str, Any]]:
+        return self.notebook.runs(workload)
 
     def cancel(self, workload: Workload) -> Workload:
         if workload.kind == "dask":

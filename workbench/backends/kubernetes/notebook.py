@@ -13,6 +13,8 @@ truth, as for pods:
   went (``scheduled '0 3 * * *'; last run nb-1-29512345 succeeded at …``), from the
   CronJob (through the backend's tracker, which also lists and watches CronJobs) and its Jobs;
 - logs: the pod's (for a schedule the newest run's; following goes on from run to run);
+- a schedule is paused and resumed through its CronJob's ``suspend`` (:meth:`NotebookRuns.suspend`);
+  :meth:`NotebookRuns.runs` lists the Jobs it made;
 - cancel and rm: the Job or CronJob (its Jobs and pods go with it), the ConfigMap and the
   NetworkPolicy.
 
@@ -32,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ...errors import BackendUnavailable
+from ...errors import BackendUnavailable, Conflict
 from ...private import make_private, private_dir
 from ...runtime.notebook import INPUT, run_location
 from ...spec import NotebookSpec
@@ -214,7 +216,67 @@ class NotebookRuns:
             self.store.finish(workload.id, status, exit_code=None, message=message)
             return self.store.get(workload.id)
         jobs = self.backend.tracker.objects("Job", {ID_LABEL: workload.id})
+        suspended = bool((cronjob.get("spec") or {}).get("suspend"))
+        if bool((workload.info.get("schedule") or {}).get("suspended")) != suspended:  # kubectl too
+            self.store.merge_info(workload.id, "schedule", {"suspended": suspended})
         return self.backend.record(workload, observe_schedule(cronjob, jobs), lambda: "")
+
+    # -- schedules -------------------------------------------------------------------------------------
+    def _scheduled(self, workload: Workload, what: str) -> None:
+        if not workload.spec.get("schedule"):
+            raise Conflict(
+                f"{workload.id} is a one-off notebook run, not a schedule; {what} applies to schedules",
+                value=workload.id,
+                hint="launch the notebook with a schedule (backend kubernetes) to run it repeatedly",
+            )
+
+    def suspend(self, workload: Workload, suspended: bool) -> Workload:
+        """Pause (``suspended``) or resume a schedule: its CronJob's ``suspend``; a run already
+        going runs on. Its record's ``info["schedule"]["suspended"]`` says which.
+
+        Raises:
+            Conflict: not a schedule, or one that has ended.
+        """
+        what = "pause" if suspended else "resume"
+        self._scheduled(workload, what)
+        if workload.done:
+            raise Conflict(
+                f"the schedule {workload.id} has ended ({workload.status}); there is nothing to {what}",
+                value=workload.id,
+                hint="launch it again to run it on its schedule",
+            )
+        self.client.patch("CronJob", workload.id, {"spec": {"suspend": suspended}})
+        self.backend.tracker.relist("CronJob")
+        self.store.merge_info(workload.id, "schedule", {"suspended": suspended})
+        return self.refresh(self.store.get(workload.id))
+
+    def runs(self, workload: Workload) -> list[dict[str, Any]]:
+        """The Jobs a schedule made, newest first: ``{"name", "status", "message", "started", "ended",
+        "location"}`` (times in seconds since the epoch; ``location``: the run's directory).
+
+        Raises:
+            Conflict: not a schedule.
+        """
+        self._scheduled(workload, "listing runs")
+        jobs = self.backend.tracker.objects("Job", {ID_LABEL: workload.id})
+        pods = self.backend.pods(workload.id)
+        base = workload.info.get("location")
+        result = []
+        for job in sorted(jobs, key=_created, reverse=True):
+            name = job["metadata"]["name"]
+            mine = [p for p in pods if (p["metadata"].get("labels") or {}).get("job-name") == name]
+            seen = observe(job, mine)
+            result.append(
+                {
+                    "name": name,
+                    "status": seen.status if seen else "unknown",
+                    "message": seen.message if seen else "",
+                    "started": (seen.started if seen else None) or timestamp(_created(job)),
+                    "ended": seen.ended if seen else None,
+                    "location": run_location(str(base), name) if isinstance(base, str) and base else None,
+                }
+            )
+        return result
 
     # -- output ----------------------------------------------------------------------------------------
     def logs(self, workload: Workload, *, follow: bool = False) -> Iterator[str]:

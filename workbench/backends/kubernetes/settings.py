@@ -43,7 +43,7 @@ NAMESPACED_PERMISSIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     # one per workload, admitting only its own pods (and a Dask scheduler's clients)
     ("networking.k8s.io", "networkpolicies", ("create", "delete", "patch")),
     # scheduled notebook runs
-    ("batch", "cronjobs", ("create", "delete", "list", "watch")),
+    ("batch", "cronjobs", ("create", "delete", "list", "patch", "watch")),  # patch: pause/resume
     # train workloads with --operator kubeflow: the Kubeflow training operator's PyTorchJobs
     ("kubeflow.org", "pytorchjobs", ("create", "delete", "get")),
     # dask workloads: the dask-kubernetes operator's resources
