@@ -47,6 +47,21 @@ def test_final_status_is_written_once(tmp_path: Path) -> None:
     assert store.gpus_in_use() == {}
 
 
+def test_merging_into_info_keeps_what_another_writer_put_there(tmp_path: Path) -> None:
+    """A cluster's runtime publishing its address must not drop the MLflow run the launch recorded."""
+    store = Store(tmp_path / "wb.db")
+    store.insert(record("dask-a", status="running"))
+    assert store.merge_info("dask-a", "mlflow", {"run_id": "r1"})
+    assert store.merge_info("dask-a", None, {"address": "tcp://127.0.0.1:1", "workers_live": 2})
+    assert store.merge_info("dask-a", None, {"workers_live": 3})
+    assert store.get("dask-a").info == {
+        "mlflow": {"run_id": "r1"},
+        "address": "tcp://127.0.0.1:1",
+        "workers_live": 3,
+    }
+    assert not store.merge_info("missing", None, {"x": 1})
+
+
 def test_find_by_prefix(tmp_path: Path) -> None:
     store = Store(tmp_path / "wb.db")
     store.insert(record("pod-abc123"))

@@ -384,21 +384,25 @@ class Store(UsageStore):
     def merge_info(
         self,
         workload_id: str,
-        key: str,
+        key: str | None,
         values: dict[str, Any],
         *,
         when: Callable[[dict[str, Any]], bool] | None = None,
     ) -> bool:
-        """Merge ``values`` into the mapping ``info[key]`` in one write transaction, only if
-        ``when(mapping)`` holds (a claim no other process can also win). True if written."""
+        """Merge ``values`` into the mapping ``info[key]`` (``info`` itself for None) in one write
+        transaction, only if ``when(mapping)`` holds (a claim no other process can also win).
+        True if written."""
         with self.transaction() as db:
             row = db.execute("SELECT info FROM workloads WHERE id = ?", (workload_id,)).fetchone()
             info = json.loads(row[0]) if row else {}
-            found = info.get(key)
+            found = info if key is None else info.get(key)
             current: dict[str, Any] = found if isinstance(found, dict) else {}
             if row is None or (when is not None and not when(current)):
                 return False
-            info[key] = {**current, **values}
+            if key is None:
+                info = {**current, **values}
+            else:
+                info[key] = {**current, **values}
             sql = f"UPDATE workloads SET info = ? WHERE id = ? RETURNING {', '.join(_COLUMNS)}"
             rows = db.execute(sql, (json.dumps(info), workload_id)).fetchall()
         for changed in rows:

@@ -185,7 +185,7 @@ async def serve(run_dir: Path, config: dict[str, Any], store: Store, workload_id
         # through the Jupyter server (jupyter-server-proxy), relative to its base URL
         "dashboard_path": f"proxy/{dashboard_port}/status" if dashboard_port else None,
     }
-    store.update(workload_id, info=info)
+    store.merge_info(workload_id, None, info)  # what the launch recorded (an MLflow run) stays
     (run_dir / FINAL_MESSAGE).write_text(UNCLOSED)
     stop = asyncio.Event()
     stopped_by: list[int] = []
@@ -198,10 +198,15 @@ async def serve(run_dir: Path, config: dict[str, Any], store: Store, workload_id
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
     closed = False
+    live = None
     while not stop.is_set():
         if scheduler.status.name in ("closing", "closed", "failed"):
             closed = True
             break
+        if len(scheduler.workers) != live:  # the live worker count, for the sidebar and the widget
+            live = len(scheduler.workers)
+            with contextlib.suppress(Exception):
+                store.merge_info(workload_id, None, {"workers_live": live})
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=0.5)
     idle = float(config["idle_timeout"]) if config.get("idle_timeout") else None

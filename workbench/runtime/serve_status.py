@@ -93,8 +93,8 @@ class StatusWriter:
             raise WorkbenchError(f"no store to write the status to ({self._db or 'WORKBENCH_HOME unset'})")
         if self._store is None:
             self._store = Store(self._db)
-        record = self._store.get(self.workload_id)
-        self._store.update(self.workload_id, info={**record.info, **info})
+        if not self._store.merge_info(self.workload_id, None, info):  # atomic: other keys stay
+            self._store.get(self.workload_id)  # gone: NotFound, as before
 
     async def write(self, info: dict[str, Any]) -> None:
         info = {"url": self.url, **info}

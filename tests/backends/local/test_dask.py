@@ -54,9 +54,12 @@ def test_scale_up_and_down(cluster: tuple[Service, str, object]) -> None:
     service, name, client = cluster
     service.scale(name, 3)
     eventually(lambda: n_workers(client) == 3)
+    eventually(lambda: service.get(name).info.get("workers_live") == 3)  # the record follows
     service.scale(name, 1)
     eventually(lambda: n_workers(client) == 1)
     assert service.get(name).info["requested_workers"] == 1
+    eventually(lambda: service.get(name).info.get("workers_live") == 1)
+    assert service.get(name).info["address"].startswith("tcp://127.0.0.1:")  # merged, not replaced
 
 
 @pytest.fixture
