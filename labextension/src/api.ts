@@ -3,7 +3,9 @@
  */
 import type { ServerConnection } from '@jupyterlab/services';
 
-import { requestAPI, send } from './handler';
+import type { INotebookParameters } from './batchparams';
+import { apiURL, requestAPI, send } from './handler';
+import type { IRunFiles } from './runfiles';
 import type {
   IBackends,
   IJSONSchema,
@@ -15,6 +17,17 @@ import type {
   Kind,
   RolloutRequest
 } from './types';
+
+/** One run a schedule made (`GET workloads/NAME/runs`). */
+export interface IScheduledRun {
+  name: string;
+  status: string;
+  message?: string;
+  started: number | null;
+  ended: number | null;
+  /** The run's directory. */
+  location?: string | null;
+}
 
 export interface IListQuery {
   kind?: Kind;
@@ -139,6 +152,83 @@ export class WorkbenchAPI {
       onText(decoder.decode(value, { stream: true }));
     }
     onText(decoder.decode());
+  }
+
+  /** The files of a workload's run directory, and which one is the executed notebook. */
+  files(name: string): Promise<IRunFiles> {
+    return requestAPI<IRunFiles>(`workloads/${encodeURIComponent(name)}/files`, {
+      settings: this.settings
+    });
+  }
+
+  /** Where one run file downloads (an attachment), or shows inline (`inline`). */
+  fileURL(name: string, rel: string, inline = false): string {
+    const path = rel
+      .split('/')
+      .map(part => encodeURIComponent(part))
+      .join('/');
+    return apiURL(
+      `workloads/${encodeURIComponent(name)}/files/${path}`,
+      inline ? { inline: 1 } : {},
+      this.settings
+    );
+  }
+
+  /** A run file's content (inline: JSON for notebooks, text for the rest). */
+  async fileContent(name: string, rel: string): Promise<Response> {
+    const path = rel
+      .split('/')
+      .map(part => encodeURIComponent(part))
+      .join('/');
+    return send(`workloads/${encodeURIComponent(name)}/files/${path}`, {
+      query: { inline: 1 },
+      settings: this.settings
+    });
+  }
+
+  /** Launch it again: the same spec (or notebook snapshot), with parameters and a name changed. */
+  rerun(
+    name: string,
+    request: { parameters?: { [key: string]: unknown }; name?: string } = {}
+  ): Promise<IWorkload> {
+    return requestAPI<IWorkload>(`workloads/${encodeURIComponent(name)}/rerun`, {
+      method: 'POST',
+      body: request,
+      settings: this.settings
+    });
+  }
+
+  /** The launchable spec of a workload (what "clone" fills the form with). */
+  spec(name: string): Promise<{ kind: Kind; spec: { [key: string]: unknown } }> {
+    return requestAPI<{ kind: Kind; spec: { [key: string]: unknown } }>(
+      `workloads/${encodeURIComponent(name)}/spec`,
+      { settings: this.settings }
+    );
+  }
+
+  /** A notebook's declared parameters and the default workload name for it. */
+  notebookParameters(path: string): Promise<INotebookParameters> {
+    return requestAPI<INotebookParameters>('notebook-parameters', {
+      query: { path },
+      settings: this.settings
+    });
+  }
+
+  /** Pause or resume a schedule. */
+  setPaused(name: string, paused: boolean): Promise<IWorkload> {
+    return requestAPI<IWorkload>(
+      `workloads/${encodeURIComponent(name)}/${paused ? 'pause' : 'resume'}`,
+      { method: 'POST', body: {}, settings: this.settings }
+    );
+  }
+
+  /** The runs a schedule made. */
+  async runs(name: string): Promise<IScheduledRun[]> {
+    const reply = await requestAPI<{ runs: IScheduledRun[] }>(
+      `workloads/${encodeURIComponent(name)}/runs`,
+      { settings: this.settings }
+    );
+    return reply.runs ?? [];
   }
 
   async schemas(): Promise<{ [kind: string]: IJSONSchema }> {

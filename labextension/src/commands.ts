@@ -8,27 +8,24 @@ import {
   InputDialog,
   MainAreaWidget,
   Notification,
-  showDialog
+  showDialog,
+  type WidgetTracker
 } from '@jupyterlab/apputils';
 import type { IFileBrowserFactory } from '@jupyterlab/filebrowser';
 import type { IFrame } from '@jupyterlab/ui-components';
 
+import { batchDialog } from './batch';
 import { createDaskPlotWidget } from './dask';
-import {
-  dashboardLink,
-  daskPlot,
-  daskPlotLink,
-  effectiveSpec,
-  endpointView,
-  isActive,
-  kindNoun
-} from './format';
-import { APIError, errorMessage } from './handler';
-import { type ILaunchDeps, launchAndTrack, launchDialog } from './launch';
+import type { DetailView } from './detail';
+import { dashboardLink, daskPlot, daskPlotLink, endpointView, isActive, kindNoun } from './format';
+import { errorMessage } from './handler';
+import { type ILaunchDeps, launchDialog } from './launch';
 import { createLogsWidget, type LogView } from './logs';
+import type { WorkloadModel } from './model';
 import { notifyError } from './notify';
+import { scaleCluster } from './scale';
 import type { WorkloadSync } from './sync';
-import type { Kind } from './types';
+import type { IWorkload, Kind } from './types';
 import type { UsageTracker } from './usage';
 import { createUsageWidget, type UsageView } from './usageview';
 
@@ -51,6 +48,22 @@ export namespace CommandIDs {
   export const scaleEndpoint = 'workbench:scale-endpoint';
   export const usage = 'workbench:usage';
   export const daskPlot = 'workbench:dask-plot';
+  export const openDetail = 'workbench:open-detail';
+  export const clone = 'workbench:clone';
+  export const rerun = 'workbench:rerun';
+  export const adapt = 'workbench:adapt';
+  export const copyClientCode = 'workbench:copy-client-code';
+  export const openOutput = 'workbench:open-output';
+  export const pause = 'workbench:pause';
+  export const resume = 'workbench:resume';
+  export const rollout = 'workbench:rollout';
+}
+
+/** The main-area tabs the layout restorer brings back after a reload. */
+export interface ITrackers {
+  detail: WidgetTracker<MainAreaWidget<DetailView>>;
+  logs: WidgetTracker<MainAreaWidget<LogView>>;
+  dask: WidgetTracker<MainAreaWidget<IFrame>>;
 }
 
 /** The most replicas an endpoint keeps (the server's limit). */
@@ -73,11 +86,12 @@ export interface ICommandDeps extends ILaunchDeps {
   panelId: string;
   browsers: IFileBrowserFactory | null;
   tracker: UsageTracker;
+  trackers: ITrackers;
 }
 
 type Args = { [key: string]: unknown };
 
-function nameOf(args: Args): string {
+export function nameOf(args: Args): string {
   const name = args['name'];
   if (typeof name !== 'string' || !name) {
     throw new Error('this command needs a workload name (args.name)');
@@ -86,7 +100,7 @@ function nameOf(args: Args): string {
 }
 
 /** Run an action; a failure becomes a notification naming the action and the workload. */
-async function attempt(what: string, action: () => Promise<void>): Promise<void> {
+export async function attempt(what: string, action: () => Promise<void>): Promise<void> {
   try {
     await action();
   } catch (error) {
@@ -106,19 +120,48 @@ function selectedNotebooks(deps: ICommandDeps): string[] {
     .map(item => contents.localPath(item.path));
 }
 
-function openLogs(
-  deps: ICommandDeps,
-  logs: Map<string, MainAreaWidget<LogView>>,
+/**
+ * The record of `name`: the model's, else fetched (a tab restored after a reload can ask
+ * before the first listing arrived).
+ */
+export async function recordOf(
+  deps: { api: ICommandDeps['api']; model: WorkloadModel },
   name: string
-): void {
-  let widget = logs.get(name);
+): Promise<IWorkload> {
+  const held = deps.model.get(name);
+  if (held) {
+    return held;
+  }
+  const record = await deps.api.get(name);
+  deps.model.upsert(record);
+  return deps.model.get(name) ?? record;
+}
+
+function openLogs(deps: ICommandDeps, name: string): void {
+  const logs = deps.trackers.logs;
+  let widget = logs.find(w => w.content.workload === name);
   if (!widget || widget.isDisposed) {
-    widget = createLogsWidget(deps.api, name);
-    logs.set(name, widget);
-    widget.disposed.connect(() => logs.delete(name));
+    const notebook = deps.model.get(name)?.kind === 'notebook';
+    widget = createLogsWidget(deps.api, name, {
+      commands: notebook ? deps.app.commands : undefined,
+      outputCommand: notebook ? CommandIDs.openOutput : undefined
+    });
     deps.app.shell.add(widget, 'main');
+    void logs.add(widget);
   }
   deps.app.shell.activateById(widget.id);
+}
+
+async function confirmCancel(name: string): Promise<boolean> {
+  const result = await showDialog({
+    title: `Cancel ${name}?`,
+    body: 'It stops now; its logs and outputs so far are kept.',
+    buttons: [
+      Dialog.cancelButton({ label: 'Keep running' }),
+      Dialog.warnButton({ label: 'Cancel workload' })
+    ]
+  });
+  return result.button.accept;
 }
 
 async function confirmDelete(name: string, active: boolean): Promise<boolean> {
@@ -145,7 +188,6 @@ function addLaunchCommand(deps: ICommandDeps, id: string, kind: Kind, label: str
 
 export function registerCommands(deps: ICommandDeps): void {
   const { app, api, model, sync } = deps;
-  const logs = new Map<string, MainAreaWidget<LogView>>();
   const add = app.commands.addCommand.bind(app.commands);
 
   add(CommandIDs.open, {
@@ -166,23 +208,32 @@ export function registerCommands(deps: ICommandDeps): void {
   });
   add(CommandIDs.runNotebookFile, {
     label: 'Run as batch job…',
-    caption: 'Run this notebook headless as a workload (papermill)',
-    execute: async () => {
-      for (const notebook of selectedNotebooks(deps)) {
-        try {
-          await launchAndTrack(deps, { kind: 'notebook', notebook });
-        } catch (error) {
-          const message = error instanceof APIError ? error.detail : errorMessage(error);
-          notifyError(`Run ${notebook} as a batch job`, message);
-        }
+    caption: 'Run this notebook headless as a workload (papermill), with its parameters',
+    execute: async args => {
+      const given = typeof args['path'] === 'string' ? [args['path']] : selectedNotebooks(deps);
+      for (const notebook of given) {
+        await batchDialog(deps, notebook);
       }
     }
   });
-  add(CommandIDs.logs, { label: 'Show logs', execute: args => openLogs(deps, logs, nameOf(args)) });
+  add(CommandIDs.logs, {
+    label: args => `Show logs of ${String(args['name'] ?? 'a workload')}`,
+    execute: async args => {
+      // a tab restored before the first listing still learns the kind (its output button)
+      await recordOf(deps, nameOf(args)).catch(() => undefined);
+      openLogs(deps, nameOf(args));
+    }
+  });
   add(CommandIDs.cancel, {
     label: 'Cancel workload',
     execute: args =>
-      attempt(`Cancel ${nameOf(args)}`, async () => model.upsert(await api.cancel(nameOf(args))))
+      attempt(`Cancel ${nameOf(args)}`, async () => {
+        const name = nameOf(args);
+        if (args['confirm'] === true && !(await confirmCancel(name))) {
+          return;
+        }
+        model.upsert(await api.cancel(name));
+      })
   });
   add(CommandIDs.remove, {
     label: 'Delete workload',
@@ -193,26 +244,17 @@ export function registerCommands(deps: ICommandDeps): void {
         if (await confirmDelete(name, active)) {
           await api.remove(name, active);
           model.remove(name);
-          logs.get(name)?.dispose();
+          deps.trackers.logs.find(w => w.content.workload === name)?.dispose();
+          deps.trackers.detail.find(w => w.content.workload === name)?.dispose();
         }
       })
   });
   add(CommandIDs.scale, {
-    label: 'Scale Dask cluster',
+    label: args => `Scale ${String(args['name'] ?? 'a Dask cluster')}`,
     execute: args =>
       attempt(`Scale ${nameOf(args)}`, async () => {
-        const name = nameOf(args);
-        const workload = model.get(name);
-        const result = await InputDialog.getNumber({
-          title: `Scale ${name} to how many workers?`,
-          value: (workload && effectiveSpec(workload).workers) || 2
-        });
-        if (result.button.accept && result.value !== null && result.value >= 0) {
-          model.upsert(await api.scale(name, { workers: Math.round(result.value) }));
-          Notification.info(`Scaling ${name} to ${Math.round(result.value)} workers`, {
-            autoClose: 3000
-          });
-        }
+        // the panel's dialog: a bad count is named next to its field
+        await scaleCluster(sync, await recordOf(deps, nameOf(args)));
       })
   });
   add(CommandIDs.dashboard, {
@@ -267,10 +309,10 @@ function registerUsageCommands(deps: ICommandDeps): void {
       const plot = daskPlot(args['plot']);
       return !!workload && !!plot && !!daskPlotLink(workload, plot, api.settings.baseUrl);
     },
-    execute: args => {
+    execute: async args => {
       const name = nameOf(args);
       const plot = daskPlot(args['plot']);
-      const workload = model.get(name);
+      const workload = await recordOf(deps, name).catch(() => undefined);
       const url = workload && plot ? daskPlotLink(workload, plot, api.settings.baseUrl) : null;
       if (!plot || !url) {
         notifyError(
@@ -279,9 +321,11 @@ function registerUsageCommands(deps: ICommandDeps): void {
         );
         return;
       }
-      openTab(deps, `workbench-dask-${name}-${plot.id}`, (): MainAreaWidget<IFrame> =>
-        createDaskPlotWidget(name, plot, url)
-      );
+      openTab(deps, `workbench-dask-${name}-${plot.id}`, (): MainAreaWidget<IFrame> => {
+        const widget = createDaskPlotWidget(name, plot, url);
+        void deps.trackers.dask.add(widget);
+        return widget;
+      });
     }
   });
 }

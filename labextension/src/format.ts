@@ -111,17 +111,17 @@ export function formatScale(spec: ISpec): string {
   }
 }
 
-/** The one-line resource column: "3 workers × 1 CPU · 2Gi", "default" when unset. */
+/** The one-line resource column: "3 workers × 1 CPU · 2Gi", "—" when unset. */
 export function resourceSummary(spec: ISpec | null | undefined): string {
   if (!spec) {
-    return 'default';
+    return '—';
   }
   const each = formatResources(spec.resources);
   const scale = formatScale(spec);
   if (scale && each) {
     return `${scale} × ${each}`;
   }
-  return scale || each || 'default';
+  return scale || each || '—';
 }
 
 /**
@@ -161,6 +161,28 @@ export function statusLabel(workload: IWorkload): string {
  * `dashboard_url`, else `info.dashboard_path` (through the Jupyter server, relative to its
  * base URL, jupyter-server-proxy), else the scheduler's own `info.dashboard` address.
  */
+/** A tracked workload's MLflow run (`info.mlflow`): its id, its page when that is an http(s) URL, its parent run. */
+export interface IMlflowRun {
+  runId: string;
+  url: string | null;
+  parentRunId: string | null;
+}
+
+export function mlflowRun(workload: IWorkload): IMlflowRun | null {
+  const tracked = (workload.info ?? {})['mlflow'];
+  if (!tracked || typeof tracked !== 'object') {
+    return null;
+  }
+  const run = tracked as { [key: string]: unknown };
+  if (typeof run['run_id'] !== 'string' || !run['run_id']) {
+    return null;
+  }
+  const url =
+    typeof run['url'] === 'string' && /^https?:\/\//i.test(run['url']) ? run['url'] : null;
+  const parent = typeof run['parent_run_id'] === 'string' ? run['parent_run_id'] : null;
+  return { runId: run['run_id'], url, parentRunId: parent };
+}
+
 export function dashboardLink(workload: IWorkload, baseUrl = '/'): string | null {
   if (workload.dashboard_url) {
     return workload.dashboard_url;

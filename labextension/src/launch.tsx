@@ -1,19 +1,28 @@
 /**
  * The "Launch" dialog: a form per kind generated from the served JSON Schema,
- * with a profile preset dropdown; a 400 reopens it with the server's message.
+ * with a profile preset dropdown; a 400 reopens it with every bad field marked
+ * next to itself (`aria-invalid`, the message in the form's words).
  */
 import { Dialog, Notification, ReactWidget, showDialog } from '@jupyterlab/apputils';
 import { FormComponent, type IFormComponentProps } from '@jupyterlab/ui-components';
 import type { ReadonlyJSONObject } from '@lumino/coreutils';
 import validator from '@rjsf/validator-ajv8';
-import React from 'react';
+import React, { useEffect, useRef } from 'react';
 
 import type { WorkbenchAPI } from './api';
 import { kindNoun, launchTitle } from './format';
+import {
+  errorSummary,
+  extraErrors,
+  fieldLabels,
+  formErrors,
+  hiddenErrors,
+  type IFormErrors
+} from './formerrors';
 import { APIError, errorMessage } from './handler';
 import type { WorkloadModel } from './model';
 import { notifyError } from './notify';
-import { applyProfile, formSchema, launchBody, uiSchema } from './schema';
+import { applyProfile, BASIC_FIELDS, formSchema, launchBody, uiSchema } from './schema';
 import type { Preferences } from './settings';
 import type { IBackends, IJSONSchema, IProfile, IWorkload, Kind } from './types';
 
@@ -36,6 +45,11 @@ export interface ILaunchDeps {
 /** How long the form waits for the backend probe before opening without its labels. */
 const BACKENDS_WAIT_MS = 2000;
 
+/** The form's first field gets the focus, not the "Show all fields" switch. */
+const FIRST_FIELD =
+  '.jp-WorkbenchLaunch-form input, .jp-WorkbenchLaunch-form select, ' +
+  '.jp-WorkbenchLaunch-form textarea';
+
 async function loadSources(api: WorkbenchAPI, kind: Kind): Promise<ILaunchSources> {
   const abort = new AbortController();
   const timer = window.setTimeout(() => abort.abort(), BACKENDS_WAIT_MS);
@@ -51,13 +65,69 @@ async function loadSources(api: WorkbenchAPI, kind: Kind): Promise<ILaunchSource
   return { schema, profiles, backends };
 }
 
-/** The dialog body: an optional error, an "all fields" switch and the form. */
+/**
+ * Name every input after its field (rjsf's compact layout labels them with a `div`) and
+ * mark the bad ones, pointing at the message rjsf renders under them.
+ */
+function labelInputs(
+  root: HTMLElement,
+  labels: { [id: string]: string },
+  errors: IFormErrors | null
+): void {
+  const bad = new Set((errors?.fields ?? []).map(e => e.id));
+  for (const input of Array.from(
+    root.querySelectorAll<HTMLElement>(
+      'input[id^="root_"], select[id^="root_"], textarea[id^="root_"]'
+    )
+  )) {
+    const id = input.id;
+    const label = labels[id] ?? labels[id.replace(/_\d+$/, '')];
+    if (label) {
+      input.setAttribute('aria-label', label);
+    }
+    if (bad.has(id)) {
+      input.setAttribute('aria-invalid', 'true');
+      input.setAttribute('aria-describedby', `${id}__error`);
+    } else {
+      input.removeAttribute('aria-invalid');
+    }
+  }
+}
+
+function FormBody(props: {
+  schema: { [key: string]: unknown };
+  labels: { [id: string]: string };
+  errors: IFormErrors | null;
+  children: React.ReactNode;
+}): JSX.Element {
+  const ref = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    const node = ref.current;
+    if (!node) {
+      return;
+    }
+    // rjsf adds inputs by itself too (array items, a profile's fields): label those as well
+    const label = (): void => labelInputs(node, props.labels, props.errors);
+    label();
+    const observer = new MutationObserver(label);
+    observer.observe(node, { childList: true, subtree: true });
+    return () => observer.disconnect();
+  });
+  return (
+    <div className="jp-WorkbenchLaunch-form" ref={ref}>
+      {props.children}
+    </div>
+  );
+}
+
+/** The dialog body: the errors, the form and an "all fields" switch. */
 class LaunchForm extends ReactWidget implements Dialog.IBodyWidget<FormData> {
   constructor(
     private readonly _kind: Kind,
     private readonly _sources: ILaunchSources,
     private _data: FormData,
-    private readonly _error: string | null
+    private readonly _errors: IFormErrors | null,
+    private _advanced: boolean
   ) {
     super();
     this.addClass('jp-WorkbenchLaunch');
@@ -67,15 +137,37 @@ class LaunchForm extends ReactWidget implements Dialog.IBodyWidget<FormData> {
     return this._data;
   }
 
+  get advanced(): boolean {
+    return this._advanced;
+  }
+
   protected render(): JSX.Element {
     const schema = formSchema(this._sources.schema, this._kind, {
       advanced: this._advanced,
       profiles: this._sources.profiles,
       backends: this._sources.backends
     });
+    const errors = this._errors;
+    const summary = errors ? errorSummary(errors) : '';
     return (
       <>
-        {this._error && <div className="jp-WorkbenchLaunch-error">{this._error}</div>}
+        {summary && (
+          <div className="jp-WorkbenchLaunch-error" role="alert">
+            {summary}
+          </div>
+        )}
+        <FormBody schema={schema} labels={fieldLabels(schema)} errors={errors}>
+          <FormComponent
+            schema={schema as Props['schema']}
+            uiSchema={uiSchema(this._kind, this._sources.backends) as Props['uiSchema']}
+            formData={this._data as ReadonlyJSONObject}
+            validator={validator as unknown as Props['validator']}
+            extraErrors={errors ? (extraErrors(errors.fields) as Props['extraErrors']) : undefined}
+            showErrorList={false}
+            compact
+            onChange={e => this._onChange((e.formData ?? {}) as FormData)}
+          />
+        </FormBody>
         <label className="jp-WorkbenchLaunch-advanced">
           <input
             type="checkbox"
@@ -87,14 +179,6 @@ class LaunchForm extends ReactWidget implements Dialog.IBodyWidget<FormData> {
           />{' '}
           Show all fields
         </label>
-        <FormComponent
-          schema={schema as Props['schema']}
-          uiSchema={uiSchema(this._kind, this._sources.backends) as Props['uiSchema']}
-          formData={this._data as ReadonlyJSONObject}
-          validator={validator as unknown as Props['validator']}
-          compact
-          onChange={e => this._onChange((e.formData ?? {}) as FormData)}
-        />
       </>
     );
   }
@@ -109,14 +193,24 @@ class LaunchForm extends ReactWidget implements Dialog.IBodyWidget<FormData> {
     }
     this._data = next;
   }
-
-  private _advanced = false;
 }
 
 /** The form's first values: the backend from the settings, plus what the caller gives. */
 function initialData(preferences: Preferences, given: FormData): FormData {
   const backend = preferences.value.defaultBackend;
   return backend ? { backend, ...given } : { ...given };
+}
+
+/** Whether prefilled data sets a field the short form does not show. */
+export function needsAllFields(kind: Kind, data: FormData): boolean {
+  return Object.keys(data).some(
+    key => key !== 'kind' && !BASIC_FIELDS[kind].includes(key) && data[key] !== null
+  );
+}
+
+export interface ILaunchOptions {
+  /** The dialog's title (default "Launch pod", …). */
+  title?: string;
 }
 
 /**
@@ -126,7 +220,8 @@ function initialData(preferences: Preferences, given: FormData): FormData {
 export async function launchDialog(
   kind: Kind,
   deps: ILaunchDeps,
-  given: FormData = {}
+  given: FormData = {},
+  options: ILaunchOptions = {}
 ): Promise<IWorkload | null> {
   let sources: ILaunchSources;
   try {
@@ -136,17 +231,21 @@ export async function launchDialog(
     return null;
   }
   let data = initialData(deps.preferences, given);
-  let error: string | null = null;
+  let errors: IFormErrors | null = null;
+  let advanced = needsAllFields(kind, data);
   for (;;) {
+    const body = new LaunchForm(kind, sources, data, errors, advanced);
     const result = await showDialog<FormData>({
-      title: launchTitle(kind),
-      body: new LaunchForm(kind, sources, data, error),
+      title: options.title ?? launchTitle(kind),
+      body,
       buttons: [
         Dialog.cancelButton(),
         Dialog.okButton({ label: kind === 'serve' ? 'Serve' : 'Launch' })
       ],
-      focusNodeSelector: 'input, textarea'
+      // the first bad field after a refused launch, else the form's first field
+      focusNodeSelector: errors?.fields.length ? `#${errors.fields[0].id}` : FIRST_FIELD
     });
+    advanced = body.advanced;
     if (!result.button.accept || !result.value) {
       return null;
     }
@@ -155,7 +254,15 @@ export async function launchDialog(
       return await launchAndTrack(deps, launchBody(kind, data));
     } catch (failure) {
       if (failure instanceof APIError && failure.status === 400) {
-        error = failure.detail;
+        const all = formSchema(sources.schema, kind, {
+          advanced: true,
+          profiles: sources.profiles,
+          backends: sources.backends
+        });
+        errors = formErrors(all, failure.body, failure.detail);
+        if (hiddenErrors(errors.fields, BASIC_FIELDS[kind])) {
+          advanced = true;
+        }
         continue;
       }
       notifyError(launchTitle(kind), errorMessage(failure));

@@ -1,52 +1,50 @@
 /**
- * The "Workbench" sidebar: workloads by kind, live status, and their actions.
+ * The "Workbench" sidebar: one windowed list of workloads, newest first, with search,
+ * status and kind filters, sort, multi-select with bulk actions, "clear finished", a
+ * launch menu button, and a live region announcing status changes.
  */
 import { ReactWidget } from '@jupyterlab/apputils';
-import {
-  addIcon,
-  checkIcon,
-  closeIcon,
-  launchIcon,
-  LabIcon,
-  listIcon,
-  refreshIcon,
-  stopIcon,
-  undoIcon
-} from '@jupyterlab/ui-components';
+import { refreshIcon } from '@jupyterlab/ui-components';
 import type { CommandRegistry } from '@lumino/commands';
 import type { Message } from '@lumino/messaging';
-import React, { useEffect, useReducer, useState } from 'react';
+import React, { useEffect, useReducer, useRef, useState } from 'react';
 
-import { CommandIDs } from './commands';
 import {
-  ageOf,
-  DASK_PLOTS,
-  dashboardLink,
-  daskPlotLink,
-  effectiveSpec,
-  endpointView,
-  formatAge,
-  formatRate,
-  formatReplicas,
-  formatRevision,
-  type IEndpointView,
-  isActive,
-  kindLabel,
-  launchLabel,
-  resourceSummary,
-  rolloutLabel,
-  statusLabel
-} from './format';
-import { usageIcon, workbenchIcon } from './icons';
+  cancelSelected,
+  clearFinished,
+  confirmCancel,
+  deleteSelected,
+  launchMenu,
+  OPEN_DETAIL_COMMAND,
+  rowMenu
+} from './actions';
+import { CLONE_COMMAND } from './clone';
+import { CommandIDs } from './commands';
+import { isActive, isFinal, kindLabel, launchLabel } from './format';
+import { workbenchIcon } from './icons';
+import {
+  DEFAULT_QUERY,
+  type IListQuery,
+  pruneSelection,
+  selectionState,
+  SORT_ORDERS,
+  STATUS_FILTERS,
+  statusChanges,
+  toggleAll,
+  toggleSelection,
+  visibleWorkloads
+} from './listing';
 import type { WorkloadModel } from './model';
+import { type IRowActions } from './rows';
 import type { Preferences } from './settings';
+import { scaleCluster } from './scale';
 import type { WorkloadSync } from './sync';
-import type { IWorkload, Kind } from './types';
+import type { IWorkload, Kind, Status } from './types';
 import type { UsageTracker } from './usage';
-import { RowUsage } from './usageview';
+import { WorkloadList } from './workloadlist';
 
-/** How often the age column is redrawn (display only; nothing is fetched). */
-const AGE_TICK_MS = 5000;
+/** How often durations of running rows are redrawn (display only; nothing is fetched). */
+const TICK_MS = 1000;
 
 interface IPanelProps {
   model: WorkloadModel;
@@ -54,222 +52,6 @@ interface IPanelProps {
   preferences: Preferences;
   tracker: UsageTracker;
   commands: CommandRegistry;
-}
-
-/** Re-render when any of the signals fires. */
-function useSignals(props: IPanelProps): void {
-  const [, bump] = useReducer((n: number) => n + 1, 0);
-  useEffect(() => {
-    const { model, sync, preferences, tracker } = props;
-    const onChange = (): void => bump();
-    model.changed.connect(onChange);
-    sync.errorChanged.connect(onChange);
-    preferences.changed.connect(onChange);
-    tracker.changed.connect(onChange);
-    const timer = window.setInterval(onChange, AGE_TICK_MS);
-    return () => {
-      model.changed.disconnect(onChange);
-      sync.errorChanged.disconnect(onChange);
-      preferences.changed.disconnect(onChange);
-      tracker.changed.disconnect(onChange);
-      window.clearInterval(timer);
-    };
-  }, [props.model, props.sync, props.preferences, props.tracker]);
-}
-
-function IconButton(props: { icon: LabIcon; label: string; onClick: () => void }): JSX.Element {
-  return (
-    <button
-      className="jp-WorkbenchPanel-action jp-Button jp-mod-minimal"
-      title={props.label}
-      aria-label={props.label}
-      onClick={props.onClick}
-    >
-      <props.icon.react tag="span" elementSize="small" />
-    </button>
-  );
-}
-
-/** A long endpoint address (a Kubernetes service proxy) ends in "…", not a wider row. */
-const URL_STYLE: React.CSSProperties = {
-  color: 'var(--jp-content-link-color)',
-  minWidth: 0,
-  overflow: 'hidden',
-  textOverflow: 'ellipsis',
-  whiteSpace: 'nowrap'
-};
-
-/** A serve row's endpoint: its URL, revision (and canary), replicas and request rate. */
-function EndpointLines(props: { view: IEndpointView }): JSX.Element {
-  const { view } = props;
-  const rollout = rolloutLabel(view);
-  return (
-    <>
-      {view.url && (
-        <div className="jp-WorkbenchPanel-line jp-WorkbenchPanel-endpoint">
-          <a
-            className="jp-WorkbenchPanel-url"
-            href={view.url}
-            target="_blank"
-            rel="noopener noreferrer"
-            title="the endpoint (Open Inference Protocol v2, KServe V1)"
-            style={URL_STYLE}
-          >
-            {view.url}
-          </a>
-        </div>
-      )}
-      <div className="jp-WorkbenchPanel-line jp-WorkbenchPanel-details">
-        <span className="jp-WorkbenchPanel-revision">{formatRevision(view)}</span>
-        <span className="jp-WorkbenchPanel-replicas" title="ready/desired replicas">
-          {formatReplicas(view)}
-        </span>
-        <span className="jp-WorkbenchPanel-rps" title="requests per second over the last 10 s">
-          {formatRate(view.rps)}
-        </span>
-        {rollout && (
-          <span
-            className={`jp-WorkbenchPanel-rollout jp-mod-${view.phase}`}
-            title={view.message || undefined}
-          >
-            {rollout}
-          </span>
-        )}
-      </div>
-    </>
-  );
-}
-
-/** A running Dask cluster's own dashboard plots, each opened in a Lab tab. */
-function DaskPlots(props: { workload: IWorkload; commands: CommandRegistry }): JSX.Element | null {
-  const { workload: w, commands } = props;
-  const plots = DASK_PLOTS.filter(plot => daskPlotLink(w, plot));
-  if (!plots.length) {
-    return null;
-  }
-  return (
-    <div className="jp-WorkbenchPanel-line jp-WorkbenchPanel-daskPlots">
-      {plots.map(plot => (
-        <button
-          key={plot.id}
-          className="jp-WorkbenchPanel-link"
-          data-plot={plot.id}
-          title={`Open the ${plot.label.toLowerCase()} plot of ${w.name}'s dashboard in a tab`}
-          onClick={() =>
-            void commands.execute(CommandIDs.daskPlot, { name: w.name, plot: plot.id })
-          }
-        >
-          {plot.label}
-        </button>
-      ))}
-    </div>
-  );
-}
-
-function Row(props: {
-  workload: IWorkload;
-  now: number;
-  commands: CommandRegistry;
-  tracker: UsageTracker;
-}): JSX.Element {
-  const { workload: w, commands, tracker } = props;
-  const run = (id: string) => () => void commands.execute(id, { name: w.name });
-  const dashboard = w.kind === 'dask' && isActive(w.status) ? dashboardLink(w) : null;
-  const endpoint = endpointView(w);
-  const serving = endpoint !== null && isActive(w.status);
-  const running = w.status === 'running';
-  const hasUsage = running || !!tracker.summary(w);
-  return (
-    <li
-      className="jp-WorkbenchPanel-row"
-      data-workload={w.name}
-      data-status={w.status}
-      title={w.message || undefined}
-    >
-      <div className="jp-WorkbenchPanel-line">
-        <span className="jp-WorkbenchPanel-name">{w.name}</span>
-        <span className={`jp-WorkbenchPanel-status jp-mod-${w.status}`}>{statusLabel(w)}</span>
-      </div>
-      <div className="jp-WorkbenchPanel-line jp-WorkbenchPanel-details">
-        <span className="jp-WorkbenchPanel-kind">{kindLabel(w.kind)}</span>
-        <span className="jp-WorkbenchPanel-age" title="age">
-          {formatAge(ageOf(w, props.now))}
-        </span>
-        <span className="jp-WorkbenchPanel-resources">{resourceSummary(effectiveSpec(w))}</span>
-        <span className="jp-WorkbenchPanel-backend">{w.backend}</span>
-      </div>
-      {serving && <EndpointLines view={endpoint} />}
-      {running && <RowUsage workload={w} tracker={tracker} onOpen={run(CommandIDs.usage)} />}
-      {running && w.kind === 'dask' && <DaskPlots workload={w} commands={commands} />}
-      <div className="jp-WorkbenchPanel-actions">
-        <IconButton icon={listIcon} label="Logs" onClick={run(CommandIDs.logs)} />
-        {hasUsage && <IconButton icon={usageIcon} label="Usage" onClick={run(CommandIDs.usage)} />}
-        {isActive(w.status) && (
-          <IconButton icon={stopIcon} label="Cancel" onClick={run(CommandIDs.cancel)} />
-        )}
-        <IconButton icon={closeIcon} label="Delete" onClick={run(CommandIDs.remove)} />
-        {dashboard && (
-          <IconButton icon={launchIcon} label="Dashboard" onClick={run(CommandIDs.dashboard)} />
-        )}
-        {w.kind === 'dask' && isActive(w.status) && (
-          <IconButton icon={addIcon} label="Scale" onClick={run(CommandIDs.scale)} />
-        )}
-        {serving && (
-          <IconButton
-            icon={undoIcon}
-            label={`Undo rollout of ${w.name}`}
-            onClick={run(CommandIDs.undoRollout)}
-          />
-        )}
-        {serving && endpoint.canary !== null && (
-          <IconButton
-            icon={checkIcon}
-            label={`Promote canary of ${w.name}`}
-            onClick={run(CommandIDs.promoteCanary)}
-          />
-        )}
-        {serving && (
-          <IconButton
-            icon={addIcon}
-            label={`Scale replicas of ${w.name}`}
-            onClick={run(CommandIDs.scaleEndpoint)}
-          />
-        )}
-      </div>
-    </li>
-  );
-}
-
-function Section(props: {
-  kind: Kind;
-  workloads: IWorkload[];
-  now: number;
-  commands: CommandRegistry;
-  tracker: UsageTracker;
-}): JSX.Element {
-  return (
-    <section className="jp-WorkbenchPanel-section" data-kind={props.kind}>
-      <h3>
-        {kindLabel(props.kind, true)}{' '}
-        <span className="jp-WorkbenchPanel-count">{props.workloads.length}</span>
-      </h3>
-      {props.workloads.length ? (
-        <ul>
-          {props.workloads.map(w => (
-            <Row
-              key={w.name}
-              workload={w}
-              now={props.now}
-              commands={props.commands}
-              tracker={props.tracker}
-            />
-          ))}
-        </ul>
-      ) : (
-        <p className="jp-WorkbenchPanel-empty">No {kindLabel(props.kind, true).toLowerCase()}</p>
-      )}
-    </section>
-  );
 }
 
 const LAUNCH_COMMANDS: { [K in Kind]: string } = {
@@ -280,72 +62,320 @@ const LAUNCH_COMMANDS: { [K in Kind]: string } = {
   serve: CommandIDs.launchServe
 };
 
-function Toolbar(props: {
-  kinds: Kind[];
-  filter: Kind | 'all';
-  setFilter: (filter: Kind | 'all') => void;
-  commands: CommandRegistry;
-}): JSX.Element {
+/** Re-render when any of the signals fires; say what changed status in the live region. */
+function useSignals(props: IPanelProps, announce: (text: string) => void): void {
+  const [, bump] = useReducer((n: number) => n + 1, 0);
+  useEffect(() => {
+    const { model, sync, preferences, tracker } = props;
+    const statuses = new Map<string, Status>(model.list().map(w => [w.name, w.status]));
+    const onChange = (): void => bump();
+    const onModel = (): void => {
+      const all = model.list();
+      const changes = statusChanges(statuses, all);
+      statuses.clear();
+      for (const w of all) {
+        statuses.set(w.name, w.status);
+      }
+      if (changes.length) {
+        announce(
+          changes.length > 3 ? `${changes.length} workloads changed status` : changes.join('; ')
+        );
+      }
+      bump();
+    };
+    model.changed.connect(onModel);
+    sync.errorChanged.connect(onChange);
+    preferences.changed.connect(onChange);
+    tracker.changed.connect(onChange);
+    const timer = window.setInterval(() => {
+      if (model.list({ statuses: ['pending', 'running'] }).length) {
+        bump();
+      }
+    }, TICK_MS);
+    return () => {
+      model.changed.disconnect(onModel);
+      sync.errorChanged.disconnect(onChange);
+      preferences.changed.disconnect(onChange);
+      tracker.changed.disconnect(onChange);
+      window.clearInterval(timer);
+    };
+  }, [props.model, props.sync, props.preferences, props.tracker]);
+}
+
+/** "Launch…": a menu button; its menu is reachable and operable by keyboard. */
+function LaunchButton(props: { kinds: Kind[]; commands: CommandRegistry }): JSX.Element {
+  const ref = useRef<HTMLButtonElement>(null);
+  const [open, setOpen] = useState(false);
+  const show = (keyboard: boolean): void => {
+    const button = ref.current;
+    if (!button) {
+      return;
+    }
+    const menu = launchMenu(
+      props.kinds.map(kind => ({
+        label: launchLabel(kind),
+        run: () => void props.commands.execute(LAUNCH_COMMANDS[kind])
+      }))
+    );
+    menu.aboutToClose.connect(() => {
+      setOpen(false);
+      window.setTimeout(() => menu.dispose());
+    });
+    const rect = button.getBoundingClientRect();
+    setOpen(true);
+    menu.open(rect.left, rect.bottom);
+    if (keyboard) {
+      menu.activeIndex = 0;
+    }
+  };
   return (
-    <div className="jp-WorkbenchPanel-toolbar">
-      <select
-        aria-label="Show kind"
-        value={props.filter}
-        onChange={e => props.setFilter(e.target.value as Kind | 'all')}
-      >
-        <option value="all">All kinds</option>
-        {props.kinds.map(kind => (
-          <option key={kind} value={kind}>
-            {kindLabel(kind, true)}
-          </option>
-        ))}
-      </select>
-      <select
-        aria-label="Launch"
-        className="jp-WorkbenchPanel-launch"
-        value=""
-        onChange={e =>
-          e.target.value && void props.commands.execute(LAUNCH_COMMANDS[e.target.value as Kind])
+    <button
+      ref={ref}
+      className="jp-WorkbenchPanel-launch jp-Button jp-mod-styled jp-mod-accept"
+      aria-haspopup="menu"
+      aria-expanded={open}
+      onClick={e => show(e.detail === 0)}
+      onKeyDown={e => {
+        if (e.key === 'ArrowDown') {
+          e.preventDefault();
+          show(true);
         }
-      >
-        <option value="">Launch…</option>
-        {props.kinds.map(kind => (
-          <option key={kind} value={kind}>
-            {launchLabel(kind)}
-          </option>
-        ))}
-      </select>
-      <IconButton
-        icon={refreshIcon}
-        label="Refresh"
-        onClick={() => void props.commands.execute(CommandIDs.refresh)}
+      }}
+    >
+      Launch…
+    </button>
+  );
+}
+
+function Toolbar(props: {
+  query: IListQuery;
+  setQuery: (query: IListQuery) => void;
+  kinds: Kind[];
+  commands: CommandRegistry;
+  finished: number;
+  onClear: () => void;
+}): JSX.Element {
+  const { query, setQuery } = props;
+  return (
+    <div className="jp-WorkbenchPanel-toolbar" role="toolbar" aria-label="Workloads">
+      <div className="jp-WorkbenchPanel-toolbarRow">
+        <LaunchButton kinds={props.kinds} commands={props.commands} />
+        <button
+          className="jp-WorkbenchPanel-clear jp-Button jp-mod-styled jp-mod-reject"
+          disabled={!props.finished}
+          title="Delete the finished workloads shown (asks first)"
+          onClick={props.onClear}
+        >
+          Clear finished
+        </button>
+      </div>
+      <input
+        type="search"
+        className="jp-WorkbenchPanel-search jp-mod-styled"
+        placeholder="Search workloads"
+        aria-label="Search workloads"
+        value={query.search}
+        onChange={e => setQuery({ ...query, search: e.target.value })}
       />
+      <div className="jp-WorkbenchPanel-toolbarRow">
+        <select
+          aria-label="Status"
+          value={query.status}
+          onChange={e => setQuery({ ...query, status: e.target.value as IListQuery['status'] })}
+        >
+          {STATUS_FILTERS.map(f => (
+            <option key={f.value} value={f.value}>
+              {f.label}
+            </option>
+          ))}
+        </select>
+        <select
+          aria-label="Kind"
+          value={query.kind}
+          onChange={e => setQuery({ ...query, kind: e.target.value as IListQuery['kind'] })}
+        >
+          <option value="all">All kinds</option>
+          {props.kinds.map(kind => (
+            <option key={kind} value={kind}>
+              {kindLabel(kind, true)}
+            </option>
+          ))}
+        </select>
+        <select
+          aria-label="Sort"
+          value={query.sort}
+          onChange={e => setQuery({ ...query, sort: e.target.value as IListQuery['sort'] })}
+        >
+          {SORT_ORDERS.map(s => (
+            <option key={s.value} value={s.value}>
+              {s.label}
+            </option>
+          ))}
+        </select>
+      </div>
+    </div>
+  );
+}
+
+/** The bar over the list: select all, how many are selected, and what to do with them. */
+function SelectionBar(props: {
+  shown: IWorkload[];
+  selected: Set<string>;
+  setSelected: (next: Set<string>) => void;
+  onCancel: () => void;
+  onDelete: () => void;
+}): JSX.Element {
+  const order = props.shown.map(w => w.name);
+  const state = selectionState(props.selected, order);
+  const box = useRef<HTMLInputElement>(null);
+  useEffect(() => {
+    if (box.current) {
+      box.current.indeterminate = state === 'some';
+    }
+  });
+  const chosen = props.shown.filter(w => props.selected.has(w.name));
+  const active = chosen.filter(w => isActive(w.status)).length;
+  return (
+    <div className="jp-WorkbenchPanel-selection">
+      <input
+        ref={box}
+        type="checkbox"
+        aria-label="Select all shown"
+        checked={state === 'all'}
+        disabled={!order.length}
+        onChange={() => props.setSelected(toggleAll(props.selected, order))}
+      />
+      <span className="jp-WorkbenchPanel-count" aria-live="polite">
+        {chosen.length
+          ? `${chosen.length} selected`
+          : `${order.length} ${order.length === 1 ? 'workload' : 'workloads'}`}
+      </span>
+      {chosen.length > 0 && (
+        <>
+          <button
+            className="jp-WorkbenchPanel-bulk jp-Button jp-mod-styled"
+            disabled={!active}
+            onClick={props.onCancel}
+          >
+            Cancel selected
+          </button>
+          <button
+            className="jp-WorkbenchPanel-bulk jp-Button jp-mod-styled jp-mod-warn"
+            onClick={props.onDelete}
+          >
+            Delete selected
+          </button>
+        </>
+      )}
     </div>
   );
 }
 
 function PanelBody(props: IPanelProps): JSX.Element {
-  useSignals(props);
-  const [filter, setFilter] = useState<Kind | 'all'>('all');
+  const [announcement, setAnnouncement] = useState('');
+  useSignals(props, setAnnouncement);
+  const [query, setQuery] = useState<IListQuery>(DEFAULT_QUERY);
+  const [selected, setSelectedState] = useState<Set<string>>(new Set());
+  const anchor = useRef<string | null>(null);
+  const { model, sync, commands, tracker } = props;
   const kinds = props.preferences.value.kinds;
-  const shown = filter === 'all' || !kinds.includes(filter) ? kinds : [filter];
-  const now = props.model.now();
+  const shown = visibleWorkloads(model.list(), query, kinds);
+  const order = shown.map(w => w.name);
+  const current = pruneSelection(selected, order);
+  const setSelected = (next: Set<string>): void => setSelectedState(next);
+  const finished = shown.filter(w => isFinal(w.status)).length;
+  const now = model.now();
+
+  const cancel = (w: IWorkload): void => {
+    void confirmCancel(w).then(ok => ok && commands.execute(CommandIDs.cancel, { name: w.name }));
+  };
+  const openDetail = (w: IWorkload): void => {
+    if (commands.hasCommand(OPEN_DETAIL_COMMAND)) {
+      void commands.execute(OPEN_DETAIL_COMMAND, { id: w.id });
+    }
+  };
+  const actions: IRowActions = {
+    run: (command, w) => void commands.execute(command, { name: w.name }),
+    open: openDetail,
+    cancel,
+    scale: w => void scaleCluster(sync, w)
+  };
+  const onSelect = (w: IWorkload, range: boolean): void => {
+    setSelected(toggleSelection(current, order, w.name, { range, anchor: anchor.current }));
+    anchor.current = w.name;
+  };
+  const onContextMenu = (w: IWorkload, x: number, y: number): void => {
+    const menu = rowMenu(
+      w,
+      {
+        open: openDetail,
+        logs: w => void commands.execute(CommandIDs.logs, { name: w.name }),
+        cancel,
+        remove: w => void commands.execute(CommandIDs.remove, { name: w.name }),
+        clone: w => void commands.execute(CLONE_COMMAND, { id: w.id })
+      },
+      commands
+    );
+    menu.aboutToClose.connect(() => window.setTimeout(() => menu.dispose()));
+    menu.open(x, y);
+  };
+  const chosen = (): IWorkload[] => shown.filter(w => current.has(w.name));
   return (
     <>
-      <header className="jp-WorkbenchPanel-header">Workbench</header>
-      <Toolbar kinds={kinds} filter={filter} setFilter={setFilter} commands={props.commands} />
-      {props.sync.error && <div className="jp-WorkbenchPanel-error">{props.sync.error}</div>}
-      <div className="jp-WorkbenchPanel-sections">
-        {props.model.sections(shown).map(section => (
-          <Section
-            key={section.kind}
-            {...section}
-            now={now}
-            commands={props.commands}
-            tracker={props.tracker}
-          />
-        ))}
+      <div className="jp-WorkbenchPanel-top">
+        <header className="jp-WorkbenchPanel-header">Workbench</header>
+        <button
+          className="jp-WorkbenchPanel-action jp-Button jp-mod-minimal"
+          title="Refresh"
+          aria-label="Refresh"
+          onClick={() => void commands.execute(CommandIDs.refresh)}
+        >
+          <refreshIcon.react tag="span" elementSize="small" />
+        </button>
       </div>
+      <Toolbar
+        query={query}
+        setQuery={setQuery}
+        kinds={kinds}
+        commands={commands}
+        finished={finished}
+        onClear={() => void clearFinished(sync, shown)}
+      />
+      <SelectionBar
+        shown={shown}
+        selected={current}
+        setSelected={setSelected}
+        onCancel={() => void cancelSelected(sync, chosen())}
+        onDelete={() =>
+          void deleteSelected(sync, chosen()).then(ok => ok && setSelected(new Set()))
+        }
+      />
+      {sync.error && (
+        <div className="jp-WorkbenchPanel-error" role="alert">
+          {sync.error}
+        </div>
+      )}
+      <div className="jp-WorkbenchPanel-live" aria-live="polite" role="status">
+        {announcement}
+      </div>
+      {shown.length ? (
+        <WorkloadList
+          workloads={shown}
+          now={now}
+          selected={current}
+          commands={commands}
+          tracker={tracker}
+          actions={actions}
+          onSelect={onSelect}
+          onContextMenu={onContextMenu}
+        />
+      ) : (
+        <p className="jp-WorkbenchPanel-empty">
+          {model.size
+            ? 'No workload matches the search and filters'
+            : 'No workloads yet: launch one'}
+        </p>
+      )}
     </>
   );
 }

@@ -51,6 +51,20 @@ export const BASIC_FIELDS: { [K in Kind]: string[] } = {
 /** Fields a kernel fills in (`--send`, `--get`) or the dialog sets itself. */
 const NEVER_SHOWN = new Set(['kind', 'send', 'get']);
 
+/** Labels in the form's words where pydantic's default title ("Cpu", "Gpus") reads badly. */
+export const FIELD_TITLES: { [key: string]: string } = {
+  cpu: 'CPU',
+  gpus: 'GPUs',
+  gpu_type: 'GPU type',
+  shm: 'Shared memory (/dev/shm)',
+  procs_per_node: 'Processes per node',
+  idle_timeout: 'Idle timeout',
+  model_uri: 'Model URI',
+  model_name: 'Model name',
+  priority_class: 'Priority class',
+  node_selector: 'Node selector'
+};
+
 /** Durations and sizes the server parses from text ("30s", "16Mi"); the schema says number. */
 const TEXT_NUMBERS = new Set(['timeout', 'idle_timeout', 'max_body']);
 
@@ -135,8 +149,8 @@ export function simplifyField(node: Schema, key?: string): Schema {
   if (description) {
     out['description'] = description;
   }
-  if (key && typeof out['title'] !== 'string') {
-    out['title'] = titleCase(key);
+  if (key && (typeof out['title'] !== 'string' || out['title'] === titleCase(key))) {
+    out['title'] = FIELD_TITLES[key] ?? titleCase(key);
   }
   if (key && TEXT_NUMBERS.has(key) && (out['type'] === 'number' || out['type'] === 'integer')) {
     out['type'] = 'string';
@@ -216,7 +230,10 @@ export function formSchema(
     let field: Schema | null = simplifyField(raw, key);
     // a field that is a $ref took the model's title ("AdaptRange"): name it after the key
     const own = isObject(rawProperties[key]) ? rawProperties[key]['title'] : undefined;
-    field['title'] = typeof own === 'string' ? own : titleCase(key);
+    field['title'] =
+      typeof own === 'string' && own !== titleCase(key)
+        ? own
+        : (FIELD_TITLES[key] ?? titleCase(key));
     if (key === 'profile') {
       field = profileField(options.profiles ?? {});
     } else if (key === 'backend' && options.backends) {

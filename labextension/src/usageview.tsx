@@ -48,6 +48,8 @@ export function RowUsage(props: {
   workload: IWorkload;
   tracker: UsageTracker;
   onOpen: () => void;
+  /** -1 keeps it out of the tab order (the list's keyboard row holds the focusable controls). */
+  tabIndex?: number;
 }): JSX.Element | null {
   const { workload, tracker } = props;
   const state = tracker.get(workload.name);
@@ -71,7 +73,7 @@ export function RowUsage(props: {
     <div
       className="jp-WorkbenchPanel-line jp-WorkbenchPanel-usage"
       role="button"
-      tabIndex={0}
+      tabIndex={props.tabIndex ?? 0}
       title="Resource usage: click for plots over time"
       onClick={props.onOpen}
       onKeyDown={e => (e.key === 'Enter' || e.key === ' ') && props.onOpen()}

@@ -126,3 +126,156 @@ def start_lab(tmp_path: Path, settings: dict[str, dict[str, object]] | None = No
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+# -- helpers of the panel list and accessibility tests (test_panel_list.py, test_a11y.py) --------
+
+AXE = REPO / "labextension" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+@contextmanager
+def module_lab(tmp: Path) -> Iterator[tuple[Lab, Path]]:
+    """One `jupyter lab` for a whole test module, on a WORKBENCH_HOME of its own (``tmp/wbhome``).
+
+    Yields the Lab and its home; the per-test WORKBENCH_HOME of tests/conftest.py does not
+    reach this Lab, so records for it go to the returned home (see ``insert_workloads``).
+    """
+    home = tmp / "wbhome"
+    saved = dict(os.environ)
+    try:
+        for key in list(os.environ):
+            if key.startswith(("WORKBENCH_", "MLFLOW_")):
+                del os.environ[key]
+        os.environ["WORKBENCH_HOME"] = str(home)
+        os.environ["WORKBENCH_CONFIG"] = str(tmp / "absent-config.yaml")
+        os.environ["WORKBENCH_KILL_GRACE"] = "2"
+        os.environ["PATH"] = f"{BIN}{os.pathsep}{saved.get('PATH', '')}"
+        with start_lab(tmp) as lab:
+            yield lab, home
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def insert_workloads(home: Path, records: list[dict[str, object]]) -> None:
+    """Write finished records straight into the store of ``home`` (no process is started).
+
+    Each dict gives ``id`` and optionally ``kind``, ``status``, ``created``, ``started``,
+    ``ended``, ``spec``, ``exit_code``, ``message``.
+    """
+    from workbench.store import Store, Workload
+
+    store = Store(home / "workbench.db")  # Settings.db_path
+    runs = home / "runs"
+    try:
+        for data in records:
+            name = str(data["id"])
+            kind = str(data.get("kind", "pod"))
+            created = float(data.get("created", time.time()))  # type: ignore[arg-type]
+            store.insert(
+                Workload(
+                    id=name,
+                    kind=kind,
+                    backend="local",
+                    status=str(data.get("status", "succeeded")),
+                    spec=dict(data.get("spec", {"kind": kind})),  # type: ignore[call-overload]
+                    run_dir=str(runs / name),
+                    created=created,
+                    started=data.get("started", created + 1),  # type: ignore[arg-type]
+                    ended=data.get("ended", created + 6),  # type: ignore[arg-type]
+                    exit_code=data.get("exit_code"),  # type: ignore[arg-type]
+                    message=str(data.get("message", "")),
+                )
+            )
+    finally:
+        store.close()
+
+
+def open_panel(page: object, lab: Lab) -> None:
+    """Load the Lab page and open the Workbench panel (whether or not the layout restored it)."""
+    from playwright import sync_api
+
+    assert isinstance(page, sync_api.Page)
+    page.goto(f"{lab.url}/lab?token={lab.token}")
+    tab = page.locator('.jp-SideBar .lm-TabBar-tab[data-id="workbench-panel"]')
+    sync_api.expect(tab).to_be_visible(timeout=60_000)
+    # Lab focuses its current main-area widget once restored: wait for that, so neither the
+    # restored layout nor that focus undoes what the test does next
+    page.wait_for_function("() => document.activeElement && document.activeElement !== document.body")
+    page.wait_for_timeout(300)
+    header = page.locator("#workbench-panel .jp-WorkbenchPanel-header")
+    for _ in range(3):
+        if header.is_visible():
+            break
+        tab.click()
+        page.wait_for_timeout(300)
+    sync_api.expect(header).to_have_text("Workbench")
+
+
+def axe_violations(page: object, include: str) -> list[dict[str, object]]:
+    """Run axe-core on the elements matching ``include``; its serious and critical violations."""
+    from playwright import sync_api
+
+    assert isinstance(page, sync_api.Page)
+    assert AXE.exists(), f"{AXE} is missing: `jlpm install` in labextension installs axe-core"
+    if not page.evaluate("() => typeof window.axe !== 'undefined'"):
+        page.add_script_tag(path=str(AXE))
+    result = page.evaluate(
+        """async (include) => {
+            const r = await window.axe.run({ include: [include] }, { resultTypes: ['violations'] });
+            return r.violations.map(v => ({ id: v.id, impact: v.impact, help: v.help,
+              nodes: v.nodes.slice(0, 5).map(n => n.target.join(' ') + ' :: ' + n.failureSummary) }));
+        }""",
+        include,
+    )
+    return [v for v in result if v["impact"] in ("serious", "critical")]
+
+
+# -- helpers of the detail view and batch dialog tests (test_detail.py, test_batch_dialog.py) ----
+
+
+def api_post(lab: Lab, path: str, body: object) -> tuple[int, dict[str, object]]:
+    """POST JSON to the Lab's server (the token authenticates; no XSRF cookie is needed)."""
+    request = urllib.request.Request(
+        f"{lab.url}/{path}",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Authorization": f"token {lab.token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            return reply.status, json.loads(reply.read().decode() or "{}")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read().decode() or "{}")
+
+
+def cancel_active(lab: Lab) -> None:
+    """Cancel whatever still runs on the Lab's server (a module's teardown)."""
+    status, body = lab.api("workbench/api/workloads")
+    if status != 200:
+        return
+    for workload in json.loads(body)["workloads"]:
+        if workload["status"] in ("pending", "running"):
+            api_post(lab, f"workbench/api/workloads/{workload['name']}/cancel", {})
+
+
+def notebook_json(*cells: tuple[str, str, list[str]]) -> str:
+    """An nbformat 4 notebook of code cells given as (id, source, tags)."""
+    return json.dumps(
+        {
+            "cells": [
+                {
+                    "cell_type": "code",
+                    "execution_count": None,
+                    "id": cell_id,
+                    "metadata": {"tags": tags},
+                    "outputs": [],
+                    "source": source,
+                }
+                for cell_id, source, tags in cells
+            ],
+            "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+            "nbformat": 4,
+            "nbformat_minor": 5,
+        }
+    )

@@ -63,6 +63,18 @@ def row(page: sync_api.Page, name: str) -> sync_api.Locator:
     return page.locator(f'.jp-WorkbenchPanel-row[data-workload="{name}"]')
 
 
+def launch(page: sync_api.Page, label: str) -> None:
+    """Pick a kind from the panel's "Launch…" menu button."""
+    page.locator("#workbench-panel").get_by_role("button", name="Launch…").click()
+    page.locator(".jp-WorkbenchPanel-launchMenu .lm-Menu-item", has_text=label).click()
+
+
+def confirm_cancel(page: sync_api.Page) -> None:
+    dialog = page.locator(".jp-Dialog")
+    sync_api.expect(dialog.locator(".jp-Dialog-header")).to_contain_text("Cancel ")
+    dialog.locator(".jp-Dialog-footer button", has_text="Cancel workload").click()
+
+
 def test_sidebar_launch_follow_logs_delete_and_cli(lab: Lab, page: sync_api.Page, tmp_path: Path) -> None:
     expect = sync_api.expect
     shot = Shots(page, tmp_path / "screenshots")
@@ -83,11 +95,11 @@ def test_sidebar_launch_follow_logs_delete_and_cli(lab: Lab, page: sync_api.Page
     tab.click()
     panel = page.locator("#workbench-panel")
     expect(panel.locator(".jp-WorkbenchPanel-header")).to_have_text("Workbench")
-    expect(panel.locator('.jp-WorkbenchPanel-section[data-kind="pod"] h3')).to_contain_text("Pods")
+    expect(panel.get_by_label("Kind").locator('option[value="pod"]')).to_have_text("Pods")
     shot("panel")
 
     # 2. launch a pod from its form; a bad value comes back as the server's message, form kept
-    panel.locator('select[aria-label="Launch"]').select_option("pod")
+    launch(page, "Pod")
     dialog = page.locator(".jp-Dialog")
     expect(dialog.locator(".jp-Dialog-header")).to_contain_text("Launch pod")
     expect(dialog.locator("#root_code")).to_be_visible()
@@ -114,14 +126,14 @@ def test_sidebar_launch_follow_logs_delete_and_cli(lab: Lab, page: sync_api.Page
     shot("succeeded")
 
     # 4. its logs open in the main area with its output
-    pod.locator('button[aria-label="Logs"]').click()
+    pod.locator('button[aria-label="Logs of sidebar-pod"]').click()
     logs = page.locator(".jp-WorkbenchLogs-text")
     expect(logs).to_contain_text("hello from the sidebar", timeout=30_000)
     expect(page.locator(".jp-WorkbenchLogs-state")).to_have_text("end of log", timeout=30_000)
     shot("logs")
 
     # 5. delete it (confirming) and it goes
-    pod.locator('button[aria-label="Delete"]').click()
+    pod.locator('button[aria-label="Delete sidebar-pod"]').click()
     expect(dialog.locator(".jp-Dialog-header")).to_contain_text("Delete sidebar-pod?")
     shot("delete-confirm")
     dialog.locator(".jp-Dialog-footer button", has_text="Delete").click()
@@ -148,7 +160,8 @@ def test_sidebar_launch_follow_logs_delete_and_cli(lab: Lab, page: sync_api.Page
     expect(cli).to_have_attribute("data-status", "succeeded", timeout=60_000)
     shot("cli-workload")
 
-    # 7. "Run as batch job…" on a notebook in the file browser runs it; its row turns succeeded
+    # 7. "Run as batch job…" on a notebook in the file browser opens the batch dialog; Run runs it
+    # and its row turns succeeded
     notebook = {
         "cells": [
             {"cell_type": "code", "execution_count": None, "id": "c1", "metadata": {}, "outputs": [],
@@ -164,8 +177,9 @@ def test_sidebar_launch_follow_logs_delete_and_cli(lab: Lab, page: sync_api.Page
     expect(item).to_be_visible(timeout=15_000)
     item.click(button="right")
     page.locator(".lm-Menu-item", has_text="Run as batch job…").click()
+    page.locator(".jp-Dialog .jp-Dialog-footer button", has_text="Run").click()
     page.locator('.jp-SideBar .lm-TabBar-tab[data-id="workbench-panel"]').click()
-    batch = page.locator('.jp-WorkbenchPanel-section[data-kind="notebook"] .jp-WorkbenchPanel-row').first
+    batch = page.locator('.jp-WorkbenchPanel-row[data-kind="notebook"]').first
     expect(batch).to_be_visible(timeout=30_000)
     expect(batch).to_have_attribute("data-status", "succeeded", timeout=90_000)
     shot("run-as-batch-job")
@@ -198,9 +212,8 @@ def test_dask_row_scale_dashboard_cancel(lab: Lab, page: sync_api.Page, tmp_path
     tab = page.locator('.jp-SideBar .lm-TabBar-tab[data-id="workbench-panel"]')
     expect(tab).to_be_visible(timeout=60_000)
     tab.click()
-    panel = page.locator("#workbench-panel")
 
-    panel.locator('select[aria-label="Launch"]').select_option("dask")
+    launch(page, "Dask cluster")
     dialog = page.locator(".jp-Dialog")
     expect(dialog.locator(".jp-Dialog-header")).to_contain_text("Launch Dask cluster")
     dialog.locator("#root_name").fill("sidebar-dask")
@@ -213,17 +226,17 @@ def test_dask_row_scale_dashboard_cancel(lab: Lab, page: sync_api.Page, tmp_path
     expect(cluster.locator(".jp-WorkbenchPanel-resources")).to_have_text("1 worker")
     shot("dask-running")
 
-    cluster.locator('button[aria-label="Scale"]').click()
+    cluster.locator('button[aria-label="Scale sidebar-dask"]').click()
     expect(dialog.locator(".jp-Dialog-header")).to_contain_text("Scale sidebar-dask")
     dialog.locator("input").fill("2")
     shot("dask-scale")
-    dialog.locator(".jp-Dialog-footer button", has_text="OK").click()
+    dialog.locator(".jp-Dialog-footer button", has_text="Scale").click()
     expect(cluster.locator(".jp-WorkbenchPanel-resources")).to_have_text("2 workers", timeout=30_000)
 
     # The dashboard address reaches the record's info after the cluster turned running, and
     # the server emits events for status changes only, so the link arrives with the next
     # fetch of the record: here the answer to the scale request.
-    dashboard = cluster.locator('button[aria-label="Dashboard"]')
+    dashboard = cluster.locator('button[aria-label="Dashboard of sidebar-dask"]')
     expect(dashboard).to_be_visible(timeout=30_000)
     shot("dask-scaled")
     with page.expect_popup() as popup:
@@ -248,20 +261,21 @@ def test_dask_row_scale_dashboard_cancel(lab: Lab, page: sync_api.Page, tmp_path
     shot("dask-task-stream")
 
     # its logs: the scheduler's and workers' output, following while it runs
-    cluster.locator('button[aria-label="Logs"]').click()
+    cluster.locator('button[aria-label="Logs of sidebar-dask"]').click()
     expect(page.locator(".jp-WorkbenchLogs-text").last).to_contain_text(
         "distributed.scheduler", timeout=30_000
     )
     shot("dask-logs")
 
-    cluster.locator('button[aria-label="Cancel"]').click()
+    cluster.locator('button[aria-label="Cancel sidebar-dask"]').click()
+    confirm_cancel(page)
     expect(cluster).to_have_attribute("data-status", "cancelled", timeout=60_000)
-    expect(cluster.locator('button[aria-label="Scale"]')).to_have_count(0)
+    expect(cluster.locator('button[aria-label="Scale sidebar-dask"]')).to_have_count(0)
     expect(dashboard).to_have_count(0)
     shot("dask-cancelled")
 
     # delete it and see it go
-    cluster.locator('button[aria-label="Delete"]').click()
+    cluster.locator('button[aria-label="Delete sidebar-dask"]').click()
     confirm = page.locator(".jp-Dialog")
     expect(confirm.locator(".jp-Dialog-header")).to_contain_text("Delete")
     confirm.locator(".jp-Dialog-footer button", has_text="Delete").click()
@@ -283,13 +297,9 @@ def test_serve_row_url_revision_canary_promote_undo_scale(
     expect(tab).to_be_visible(timeout=60_000)
     tab.click()
     panel = page.locator("#workbench-panel")
-    expect(panel.locator('.jp-WorkbenchPanel-section[data-kind="serve"] h3')).to_contain_text(
-        "Model endpoints"
-    )
+    expect(panel.get_by_label("Kind").locator('option[value="serve"]')).to_have_text("Model endpoints")
 
-    launch = panel.locator('select[aria-label="Launch"]')
-    expect(launch.locator('option[value="serve"]')).to_have_text("Serve a model…")
-    launch.select_option("serve")
+    launch(page, "Serve a model…")
     dialog = page.locator(".jp-Dialog")
     expect(dialog.locator(".jp-Dialog-header")).to_contain_text("Serve a model")
     code = dialog.locator("#root_code")
@@ -333,7 +343,8 @@ def test_serve_row_url_revision_canary_promote_undo_scale(
     expect(model.locator(".jp-WorkbenchPanel-replicas")).to_have_text("2/2 ready", timeout=60_000)
     shot("scaled")
 
-    model.locator('button[aria-label="Cancel"]').click()
+    model.locator('button[aria-label="Cancel sidebar-model"]').click()
+    confirm_cancel(page)
     expect(model).to_have_attribute("data-status", "cancelled", timeout=60_000)
     expect(model.locator('button[aria-label="Undo rollout of sidebar-model"]')).to_have_count(0)
     expect(url).to_have_count(0)  # a stopped endpoint's address is no longer offered

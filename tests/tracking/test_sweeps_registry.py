@@ -114,7 +114,9 @@ def _tracking(uri: str) -> Iterator[None]:
 def _register(server: str, name: str, factor: float) -> str:
     """Log a pyfunc model in a run and register it; its version."""
     with _tracking(server), mlflow.start_run(run_name=f"{name}-x{factor}"):
-        info = mlflow.pyfunc.log_model(name="model", python_model=_Scaled(factor), registered_model_name=name)
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=_Scaled(factor), registered_model_name=name, pip_requirements=[]
+        )  # no requirements inferred: that would run the model in a subprocess
     return str(info.registered_model_version)
 
 

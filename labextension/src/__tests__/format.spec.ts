@@ -8,6 +8,7 @@ import {
   isFinal,
   kindLabel,
   kindNoun,
+  mlflowRun,
   resourceSummary,
   statusLabel
 } from '../format';
@@ -49,9 +50,9 @@ describe('resource summary', () => {
   });
 
   it('says "default" when nothing was asked for', () => {
-    expect(resourceSummary({ kind: 'pod' })).toBe('default');
-    expect(resourceSummary({ kind: 'pod', resources: { gpus: 0 } })).toBe('default');
-    expect(resourceSummary(undefined)).toBe('default');
+    expect(resourceSummary({ kind: 'pod' })).toBe('—');
+    expect(resourceSummary({ kind: 'pod', resources: { gpus: 0 } })).toBe('—');
+    expect(resourceSummary(undefined)).toBe('—');
   });
 
   it('multiplies by the workers of a Dask cluster', () => {
@@ -123,6 +124,25 @@ describe('labels', () => {
       true
     ]);
     expect(isFinal('running')).toBe(false);
+  });
+
+  it("links a tracked workload's MLflow run only through an http(s) page", () => {
+    const url = 'http://mlflow.example.org/#/experiments/1/runs/abc';
+    expect(mlflowRun(workload('p', { info: { mlflow: { run_id: 'abc', url } } }))).toEqual({
+      runId: 'abc',
+      url,
+      parentRunId: null
+    });
+    const sweepPoint = { run_id: 'c1', url: null, parent_run_id: 'p1' };
+    expect(mlflowRun(workload('p', { info: { mlflow: sweepPoint } }))).toEqual({
+      runId: 'c1',
+      url: null,
+      parentRunId: 'p1'
+    });
+    const hostile = { run_id: 'x', url: 'javascript:alert(1)' };
+    expect(mlflowRun(workload('p', { info: { mlflow: hostile } }))?.url).toBeNull();
+    expect(mlflowRun(workload('p', { info: { mlflow: { url } } }))).toBeNull();
+    expect(mlflowRun(workload('p', {}))).toBeNull();
   });
 
   it('finds a Dask dashboard link on the record or in its info', () => {

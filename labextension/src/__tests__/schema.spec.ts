@@ -32,7 +32,7 @@ describe('simplifyField', () => {
     );
     expect(field).toEqual({
       type: 'string',
-      title: 'Cpu',
+      title: 'CPU',
       description: 'CPU cores, e.g. 2 or 500m'
     });
   });
@@ -96,7 +96,7 @@ describe('formSchema from the served pod schema', () => {
       type: 'string',
       description: 'CPU cores, e.g. 2 or 500m'
     });
-    expect(resources.properties.gpus).toMatchObject({ type: 'integer', title: 'Gpus' });
+    expect(resources.properties.gpus).toMatchObject({ type: 'integer', title: 'GPUs' });
     expect(resources.properties.gpus.default).toBeUndefined();
   });
 
