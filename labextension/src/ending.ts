@@ -61,3 +61,23 @@ export function outputNotebookPath(workload: IWorkload, serverRoot: string): str
   const relative = folder.slice(root.length).replace(/^\/+|\/+$/g, '');
   return relative ? `${relative}/${OUTPUT_NOTEBOOK}` : OUTPUT_NOTEBOOK;
 }
+
+/**
+ * How an ended notebook run's notification opens its executed notebook: the file under the
+ * server's root when it is there, else the read-only copy from the run directory (through
+ * `workbench:open-output`); null for other kinds, schedules and runs that did not succeed.
+ */
+export function outputNotebookAction(
+  workload: IWorkload,
+  status: string,
+  serverRoot: string
+): { command: string; args: { path: string } | { name: string } } | null {
+  const path = outputNotebookPath(workload, serverRoot);
+  if (path) {
+    return { command: 'docmanager:open', args: { path } };
+  }
+  if (workload.kind !== 'notebook' || workload.spec.schedule || status !== 'succeeded') {
+    return null;
+  }
+  return { command: 'workbench:open-output', args: { name: workload.name } };
+}

@@ -10,7 +10,7 @@ import { Notification } from '@jupyterlab/apputils';
 import { PageConfig } from '@jupyterlab/coreutils';
 import type { CommandRegistry } from '@lumino/commands';
 
-import { endMessage, outcomeOf, outputNotebookPath } from './ending';
+import { endMessage, outcomeOf, outputNotebookAction } from './ending';
 import { type ITransition, shouldNotify, type WorkloadModel } from './model';
 import type { Preferences } from './settings';
 
@@ -49,12 +49,14 @@ export class Notifier {
       }
     ];
     const workload = this._model.get(name);
-    const notebook = workload ? outputNotebookPath(workload, this._serverRoot) : null;
-    if (notebook) {
+    const output = workload
+      ? outputNotebookAction(workload, transition.to, this._serverRoot)
+      : null;
+    if (output) {
       actions.push({
         label: 'Open output notebook',
-        caption: notebook,
-        callback: () => void this._commands.execute(OPEN_COMMAND, { path: notebook })
+        caption: 'path' in output.args ? output.args.path : `The executed notebook of ${name}`,
+        callback: () => void this._commands.execute(output.command, output.args)
       });
     }
     const text = endMessage(transition);

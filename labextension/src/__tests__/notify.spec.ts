@@ -2,7 +2,7 @@
  * Notifications of ended workloads: which ones (whose, how long they ran), what they say,
  * and where a notebook run's executed notebook is.
  */
-import { endMessage, outcomeOf, outputNotebookPath } from '../ending';
+import { endMessage, outcomeOf, outputNotebookAction, outputNotebookPath } from '../ending';
 import { type ITransition, runSeconds, shouldNotify, WorkloadModel } from '../model';
 import { DEFAULT_PREFERENCES, readPreferences } from '../settings';
 import { event, workload } from './fixtures';
@@ -111,5 +111,32 @@ describe('the executed notebook of a notebook run', () => {
     expect(outputNotebookPath({ ...run, kind: 'pod' }, '/home/me/work')).toBeNull();
     // a cluster's run directory is not on this machine unless published to a path
     expect(outputNotebookPath({ ...run, backend: 'kubernetes' }, '/home/me/work')).toBeNull();
+  });
+});
+
+describe('outputNotebookAction', () => {
+  const run = (runDir: string, extra: object = {}) =>
+    workload('nb-run', { kind: 'notebook', backend: 'local', run_dir: runDir, ...extra });
+
+  it('opens the file under the root, else the read-only copy of a succeeded run', () => {
+    expect(outputNotebookAction(run('/srv/lab/runs/nb-run'), 'succeeded', '/srv/lab')).toEqual({
+      command: 'docmanager:open',
+      args: { path: 'runs/nb-run/output.ipynb' }
+    });
+    expect(
+      outputNotebookAction(run('/home/u/.workbench/runs/nb-run'), 'succeeded', '/srv/lab')
+    ).toEqual({
+      command: 'workbench:open-output',
+      args: { name: 'nb-run' }
+    });
+  });
+
+  it('offers nothing for a failed run outside the root, a schedule or another kind', () => {
+    expect(outputNotebookAction(run('/elsewhere/nb-run'), 'failed', '/srv/lab')).toBeNull();
+    const schedule = run('/elsewhere/nb-run', { spec: { schedule: '0 3 * * *' } });
+    expect(outputNotebookAction(schedule, 'succeeded', '/srv/lab')).toBeNull();
+    expect(
+      outputNotebookAction(workload('p', { kind: 'pod' }), 'succeeded', '/srv/lab')
+    ).toBeNull();
   });
 });
