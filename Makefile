@@ -86,7 +86,11 @@ $(CHECKOV_STAMP):
 
 checkov: $(CHECKOV_STAMP)
 
-test: lint typecheck jstest pytest
+# The checks run side by side (and checkov's own venv installs next to the project's), then the
+# suite alone: its timing-sensitive tests get the machine to themselves.
+test:
+	$(MAKE) -j3 --output-sync=target lint typecheck jstest chromium checkov
+	$(MAKE) pytest
 
 # JupyterLab with the Workbench sidebar, workloads on the local backend.
 lab: install

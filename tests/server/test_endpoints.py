@@ -129,7 +129,7 @@ async def test_bad_bodies_are_400_in_one_line(
     reply = await api("POST", "workloads", "nobody", suffix, body=body)
     assert reply.code == 400, reply.body
     error = reply.json
-    assert error["error"] == "SpecError" and set(error) == {"error", "message", "value", "hint"}
+    assert error["error"] == "SpecError" and set(error) == {"error", "message", "value", "hint", "fields"}
     assert words in error["message"] and "\n" not in error["message"], error
     assert_nothing_created(service)
 

@@ -104,9 +104,13 @@ def _phase(pod: Mapping[str, Any]) -> str:
 #: Seconds a failed job whose ended nodes all lost a peer waits for the others to end (then
 #: the node that failed on its own is named, not one that noticed it going away).
 _PEER_WAIT = 30.0
-#: How a rank's last line reads when it failed only because a peer went away first.
+#: How a rank's last line reads when it failed only because a peer went away first (gloo's TCP
+#: pair errors included: a peer that died before the connection was made is "timed out
+#: connecting: ... Connection refused").
 LOST_PEER = re.compile(
-    r"Connection (reset|closed) by peer|Broken pipe|remote (process|peer) .*(exit|clos)", re.I
+    r"Connection (reset|closed) by peer|Broken pipe|remote (process|peer) .*(exit|clos)"
+    r"|gloo/transport/tcp/pair\.cc",
+    re.I,
 )
 
 
