@@ -178,42 +178,51 @@ function Toolbar(props: {
         onChange={e => setQuery({ ...query, search: e.target.value })}
       />
       <div className="jp-WorkbenchPanel-toolbarRow">
-        <select
-          aria-label="Status"
+        <Choice
+          label="Status"
           value={query.status}
-          onChange={e => setQuery({ ...query, status: e.target.value as IListQuery['status'] })}
-        >
-          {STATUS_FILTERS.map(f => (
-            <option key={f.value} value={f.value}>
-              {f.label}
-            </option>
-          ))}
-        </select>
-        <select
-          aria-label="Kind"
+          options={STATUS_FILTERS}
+          onChange={status => setQuery({ ...query, status: status as IListQuery['status'] })}
+        />
+        <Choice
+          label="Kind"
           value={query.kind}
-          onChange={e => setQuery({ ...query, kind: e.target.value as IListQuery['kind'] })}
-        >
-          <option value="all">All kinds</option>
-          {props.kinds.map(kind => (
-            <option key={kind} value={kind}>
-              {kindLabel(kind, true)}
-            </option>
-          ))}
-        </select>
-        <select
-          aria-label="Sort"
+          options={[
+            { value: 'all', label: 'All kinds' },
+            ...props.kinds.map(kind => ({ value: kind, label: kindLabel(kind, true) }))
+          ]}
+          onChange={kind => setQuery({ ...query, kind: kind as IListQuery['kind'] })}
+        />
+        <Choice
+          label="Sort"
           value={query.sort}
-          onChange={e => setQuery({ ...query, sort: e.target.value as IListQuery['sort'] })}
-        >
-          {SORT_ORDERS.map(s => (
-            <option key={s.value} value={s.value}>
-              {s.label}
-            </option>
-          ))}
-        </select>
+          options={SORT_ORDERS}
+          onChange={sort => setQuery({ ...query, sort: sort as IListQuery['sort'] })}
+        />
       </div>
     </div>
+  );
+}
+
+/** A labelled drop-down of the toolbar (status filter, kind filter, sort order). */
+function Choice(props: {
+  label: string;
+  value: string;
+  options: readonly { value: string; label: string }[];
+  onChange: (value: string) => void;
+}): JSX.Element {
+  return (
+    <select
+      aria-label={props.label}
+      value={props.value}
+      onChange={e => props.onChange(e.target.value)}
+    >
+      {props.options.map(o => (
+        <option key={o.value} value={o.value}>
+          {o.label}
+        </option>
+      ))}
+    </select>
   );
 }
 

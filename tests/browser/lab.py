@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -279,3 +280,21 @@ def notebook_json(*cells: tuple[str, str, list[str]]) -> str:
             "nbformat_minor": 5,
         }
     )
+
+
+@contextmanager
+def chromium_page(*, clipboard_origin: str | None = None) -> Iterator[Any]:
+    """A page of Debian's Chromium (headless, 1440 by 900), driven by Playwright; closed after.
+    ``clipboard_origin``: grant that origin clipboard access."""
+    from playwright import sync_api
+
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: `make chromium` installs it"
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1440, "height": 900})
+            if clipboard_origin is not None:
+                context.grant_permissions(["clipboard-read", "clipboard-write"], origin=clipboard_origin)
+            yield context.new_page()
+        finally:
+            browser.close()

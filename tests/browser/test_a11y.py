@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright import sync_api
 
-from .lab import CHROMIUM, CHROMIUM_ARGS, Lab, axe_violations, insert_workloads, module_lab, open_panel
+from .lab import Lab, axe_violations, chromium_page, insert_workloads, module_lab, open_panel
 
 pytestmark = pytest.mark.timeout(300)
 expect = sync_api.expect
@@ -32,29 +32,23 @@ def lab_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Lab, Pa
 
 @pytest.fixture(scope="module")
 def page(lab_home: tuple[Lab, Path]) -> Iterator[sync_api.Page]:
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: `make chromium` installs it"
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
-            lab, home = lab_home
-            now = time.time()
-            insert_workloads(
-                home,
-                [
-                    {"id": "a11y-failed", "kind": "train", "status": "failed", "created": now - 90,
-                     "exit_code": 1, "message": "exit code 1"},
-                    {"id": "a11y-done", "kind": "notebook", "status": "succeeded", "created": now - 60},
-                    {"id": "a11y-dask", "kind": "dask", "status": "cancelled", "created": now - 30,
-                     "spec": {"kind": "dask", "workers": 2}},
-                    {"id": "a11y-scale", "kind": "dask", "status": "running", "created": now - 20,
-                     "ended": None, "spec": {"kind": "dask", "workers": 2}},
-                ],
-            )  # fmt: skip
-            open_panel(page, lab)
-            yield page
-        finally:
-            browser.close()
+    lab, home = lab_home
+    now = time.time()
+    insert_workloads(
+        home,
+        [
+            {"id": "a11y-failed", "kind": "train", "status": "failed", "created": now - 90,
+             "exit_code": 1, "message": "exit code 1"},
+            {"id": "a11y-done", "kind": "notebook", "status": "succeeded", "created": now - 60},
+            {"id": "a11y-dask", "kind": "dask", "status": "cancelled", "created": now - 30,
+             "spec": {"kind": "dask", "workers": 2}},
+            {"id": "a11y-scale", "kind": "dask", "status": "running", "created": now - 20,
+             "ended": None, "spec": {"kind": "dask", "workers": 2}},
+        ],
+    )  # fmt: skip
+    with chromium_page() as page:
+        open_panel(page, lab)
+        yield page
 
 
 def launch_form(page: sync_api.Page, label: str) -> sync_api.Locator:

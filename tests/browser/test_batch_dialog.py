@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 from playwright import sync_api
 
-from .lab import CHROMIUM, CHROMIUM_ARGS, Lab, cancel_active, module_lab, notebook_json, open_panel
+from .lab import Lab, cancel_active, chromium_page, module_lab, notebook_json, open_panel
 
 pytestmark = pytest.mark.timeout(300)
 expect = sync_api.expect
@@ -36,14 +36,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 @pytest.fixture(scope="module")
 def page(lab: Lab) -> Iterator[sync_api.Page]:
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: `make chromium` installs it"
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(viewport={"width": 1440, "height": 900})
-            yield context.new_page()
-        finally:
-            browser.close()
+    with chromium_page() as page:
+        yield page
 
 
 def test_batch_dialog_prefilled_from_parameters_and_launch(lab: Lab, page: sync_api.Page) -> None:

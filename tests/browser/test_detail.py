@@ -15,12 +15,11 @@ import pytest
 from playwright import sync_api
 
 from .lab import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     Lab,
     api_post,
     axe_violations,
     cancel_active,
+    chromium_page,
     module_lab,
     notebook_json,
     open_panel,
@@ -44,17 +43,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 @pytest.fixture(scope="module")
 def page(lab: Lab) -> Iterator[sync_api.Page]:
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: `make chromium` installs it"
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(viewport={"width": 1440, "height": 900})
-            context.grant_permissions(["clipboard-read", "clipboard-write"], origin=lab.url)
-            page = context.new_page()
-            open_panel(page, lab)
-            yield page
-        finally:
-            browser.close()
+    with chromium_page(clipboard_origin=lab.url) as page:
+        open_panel(page, lab)
+        yield page
 
 
 def launch(lab: Lab, spec: dict[str, object]) -> str:

@@ -17,7 +17,7 @@ from playwright import sync_api
 
 from workbench.service import Service
 
-from .lab import CHROMIUM, CHROMIUM_ARGS, Lab, start_lab
+from .lab import Lab, chromium_page, start_lab
 from .test_sidebar import Shots, row
 
 pytestmark = pytest.mark.timeout(300)
@@ -45,14 +45,8 @@ def lab(tmp_path: Path, service: Service) -> Iterator[Lab]:
 
 @pytest.fixture
 def page(lab: Lab) -> Iterator[sync_api.Page]:
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: `make chromium` installs it"
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(viewport={"width": 1440, "height": 900})
-            yield context.new_page()
-        finally:
-            browser.close()
+    with chromium_page() as page:
+        yield page
 
 
 def test_notification_for_a_long_run_and_usage_in_its_row(

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from playwright import sync_api
 
-from .lab import CHROMIUM, CHROMIUM_ARGS, Lab, insert_workloads, module_lab, open_panel
+from .lab import Lab, chromium_page, insert_workloads, module_lab, open_panel
 
 pytestmark = pytest.mark.timeout(300)
 expect = sync_api.expect
@@ -32,13 +32,8 @@ def lab_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Lab, Pa
 
 @pytest.fixture(scope="module")
 def page(lab_home: tuple[Lab, Path]) -> Iterator[sync_api.Page]:
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: `make chromium` installs it"
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
-        finally:
-            browser.close()
+    with chromium_page() as page:
+        yield page
 
 
 def api(lab: Lab, method: str, path: str, body: object | None = None) -> tuple[int, dict[str, object]]:

@@ -19,7 +19,7 @@ from playwright import sync_api
 
 from workbench.service import Service
 
-from .lab import CHROMIUM, CHROMIUM_ARGS, Lab, start_lab
+from .lab import Lab, chromium_page, start_lab
 from .test_sidebar import Shots
 
 pytestmark = pytest.mark.timeout(300)
@@ -52,14 +52,8 @@ def lab(tmp_path: Path, service: Service) -> Iterator[Lab]:
 
 @pytest.fixture
 def page(lab: Lab) -> Iterator[sync_api.Page]:
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: `make chromium` installs it"
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(viewport={"width": 1440, "height": 900})
-            yield context.new_page()
-        finally:
-            browser.close()
+    with chromium_page() as page:
+        yield page
 
 
 def run_cell(page: sync_api.Page, code: str) -> sync_api.Locator:
