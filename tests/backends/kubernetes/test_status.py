@@ -265,6 +265,11 @@ def test_a_failed_job_waits_for_its_nodes_while_only_a_lost_peer_has_ended() -> 
     observed = observe_train(job, [_failed_node(0, 1, now), running], 2, lost)
     assert observed is not None and observed.status == "running", observed
     assert "node 0 lost a peer; waiting for the other nodes to end" in observed.message
-    ended = observe_train(job, [_failed_node(0, 1, now), _failed_node(1, 1, now)], 2, lost)
+    # every node has ended: the failing one is named once their last lines can be in the logs
+    settling = observe_train(job, [_failed_node(0, 1, now), _failed_node(1, 1, now)], 2, lost)
+    assert settling is not None and settling.status == "running", settling
+    assert settling.message == "node 1 failed; reading the nodes' last lines"
+    before = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 5))
+    ended = observe_train(job, [_failed_node(0, 1, before), _failed_node(1, 1, before)], 2, lost)
     assert ended is not None and ended.status == "failed" and ended.message.startswith("node 1 (job-1)")
     assert LOST_PEER.search("Connection reset by peer")

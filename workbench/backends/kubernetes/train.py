@@ -104,6 +104,8 @@ def _phase(pod: Mapping[str, Any]) -> str:
 #: Seconds a failed job whose ended nodes all lost a peer waits for the others to end (then
 #: the node that failed on its own is named, not one that noticed it going away).
 _PEER_WAIT = 30.0
+#: Seconds after a node's exit before its log is read to name the failing node.
+_LOG_SETTLE = 3.0
 #: How a rank's last line reads when it failed only because a peer went away first (gloo's TCP
 #: pair errors included: a peer that died before the connection was made is "timed out
 #: connecting: ... Connection refused").
@@ -151,6 +153,12 @@ def observe_train(
             and time.time() - (base.ended or 0.0) < _PEER_WAIT
         ):  # only a node that lost its peer has ended yet: the node that failed is ending too
             wait = f"node {node_index(pod)} lost a peer; waiting for the other nodes to end"
+            return Observed(RUNNING, wait, None, base.started)
+        ended = timestamp((terminated(pod) or {}).get("finishedAt")) or 0.0
+        if lost_peer is not None and len(pods) > 1 and time.time() - ended < _LOG_SETTLE:
+            # a node's last lines can reach its log after its exit does (a CI run named rank 0's
+            # 'Connection reset by peer' read too early): name the failing node once they are in
+            wait = f"node {node_index(pod)} failed; reading the nodes' last lines"
             return Observed(RUNNING, wait, None, base.started)
         code = int((terminated(pod) or {})["exitCode"])
         message = f"node {node_index(pod)} ({pod['metadata']['name']}) exited with code {code}"
