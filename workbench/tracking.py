@@ -146,16 +146,18 @@ def submit(
         return backend.submit(workload_id, spec, payload)
     require_mlflow()
     sweep = tracking_sweeps.current()
+    tags = run_tags(settings, spec, payload, workload_id, backend.name, cwd)
     parent = None
     if sweep is not None:  # a point of a tracked sweep: a child of the sweep's run
-        parent = sweep_run(
-            where, settings, sweep, run_tags(settings, spec, payload, workload_id, backend.name, cwd)
-        )
+        parent = sweep_run(where, settings, sweep, tags)
         if parent is None:  # said once for the whole sweep
             return backend.submit(workload_id, spec, payload)
-    tracked = start_run(where, settings, spec, payload, workload_id, backend.name, cwd, parent=parent)
+        tags[tracking_sweeps.PARENT_TAG] = parent
+    tracked = start_run(where, settings, workload_id, tags, run_params(spec, payload), "the run")
     if tracked is None:
         return backend.submit(workload_id, spec, payload)
+    if parent is not None:
+        tracked["parent_run_id"] = parent
     env = {"MLFLOW_TRACKING_URI": where.uri, "MLFLOW_RUN_ID": tracked["run_id"]}
     env["MLFLOW_EXPERIMENT_ID"] = tracked["experiment_id"]
     if backend.name != "local" and on_this_machine(where.uri):
@@ -180,64 +182,31 @@ def sweep_run(
     when the store cannot be reached."""
     with sweep.lock:
         if sweep.run is None and not sweep.unreachable:
-            try:
-                with track_end.short_requests():
-                    client, experiment_id = _experiment(where, settings)
-                    tags = tracking_sweeps.parent_tags(sweep, child_tags)
-                    run = client.create_run(experiment_id, run_name=sweep.name, tags=tags)
-                    _log_params(client, run.info.run_id, tracking_sweeps.parent_params(sweep))
-                sweep.run = _tracked(where, experiment_id, run.info.run_id)
-            except Exception as exc:
-                sweep.unreachable = True
-                _warn(
-                    f"MLflow at {track_end.shown_uri(where.uri)} unreachable ({track_end.reason(exc)}); "
-                    f"sweep {sweep.name} is not tracked, metrics stay in provenance.json"
-                )
+            tags = tracking_sweeps.parent_tags(sweep, child_tags)
+            params = tracking_sweeps.parent_params(sweep)
+            sweep.run = start_run(where, settings, sweep.name, tags, params, f"sweep {sweep.name}")
+            sweep.unreachable = sweep.run is None
         return None if sweep.run is None else str(sweep.run["run_id"])
 
 
 def start_run(
-    where: Target,
-    settings: Settings,
-    spec: CommonSpec,
-    payload: Payload,
-    workload_id: str,
-    backend: str,
-    cwd: str | None,
-    *,
-    parent: str | None = None,
+    where: Target, settings: Settings, name: str, tags: dict[str, str], params: Mapping[str, str], what: str
 ) -> dict[str, Any] | None:
-    """Create the run (a child of run ``parent`` when given); None (and one warning line) when
-    the store cannot be reached."""
+    """Create run ``name`` with its tags and params: ``{"run_id", "experiment_id", "tracking_uri",
+    "url"}``; None, and one warning line saying ``what`` is not tracked, when the store cannot
+    be reached."""
     try:
         with track_end.short_requests():
-            return _create_run(where, settings, spec, payload, workload_id, backend, cwd, parent)
+            client, experiment_id = _experiment(where, settings)
+            run = client.create_run(experiment_id, run_name=name, tags=tags)
+            _log_params(client, run.info.run_id, params)
     except Exception as exc:
         _warn(
             f"MLflow at {track_end.shown_uri(where.uri)} unreachable ({track_end.reason(exc)}); "
-            "the run is not tracked, metrics stay in provenance.json"
+            f"{what} is not tracked, metrics stay in provenance.json"
         )
         return None
-
-
-def _create_run(
-    where: Target,
-    settings: Settings,
-    spec: CommonSpec,
-    payload: Payload,
-    workload_id: str,
-    backend: str,
-    cwd: str | None,
-    parent: str | None,
-) -> dict[str, Any]:
-    client, experiment_id = _experiment(where, settings)
-    tags = run_tags(settings, spec, payload, workload_id, backend, cwd)
-    if parent is not None:
-        tags[tracking_sweeps.PARENT_TAG] = parent
-    run = client.create_run(experiment_id, run_name=workload_id, tags=tags)
-    _log_params(client, run.info.run_id, run_params(spec, payload))
-    tracked = _tracked(where, experiment_id, run.info.run_id)
-    return tracked if parent is None else {**tracked, "parent_run_id": parent}
+    return _tracked(where, experiment_id, run.info.run_id)
 
 
 def _experiment(where: Target, settings: Settings) -> tuple[Any, str]:

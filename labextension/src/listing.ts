@@ -6,6 +6,7 @@
  */
 import { isActive, isFinal, kindLabel } from './format';
 import type { IWorkload, Kind, Status } from './types';
+import { formatDuration as formatRunTime } from './usage';
 
 /** A status filter: one status, the active ones, the finished ones, or all. */
 export type StatusFilter = Status | 'active' | 'finished' | 'all';
@@ -299,17 +300,10 @@ export function formatDuration(seconds: number | null): string {
     return `${(Math.floor(seconds * 10) / 10).toFixed(1)}s`;
   }
   const s = Math.max(0, Math.floor(seconds));
-  if (s < 60) {
-    return `${s}s`;
+  if (s < 86400) {
+    return formatRunTime(s); // whole seconds: "42s", "5m 3s", "1h 20m"
   }
-  const m = Math.floor(s / 60);
-  if (m < 60) {
-    return s % 60 ? `${m}m ${s % 60}s` : `${m}m`;
-  }
-  const h = Math.floor(m / 60);
-  if (h < 24) {
-    return m % 60 ? `${h}h ${m % 60}m` : `${h}h`;
-  }
+  const h = Math.floor(s / 3600);
   const d = Math.floor(h / 24);
   return h % 24 ? `${d}d ${h % 24}h` : `${d}d`;
 }
