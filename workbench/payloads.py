@@ -130,6 +130,25 @@ def _current_folder(run_dir: Path) -> Path:
         return run_dir / "payload"
 
 
+def stored_code(workload: Workload) -> str | None:
+    """The cell code a workload was launched with (kept in its payload, not in its record; an
+    endpoint's current revision's); None when it has none or it cannot be read."""
+    try:
+        return (_current_folder(Path(workload.run_dir)) / "cell.py").read_text()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def launch_cwd(workload: Workload) -> str | None:
+    """The working directory the workload was launched from (its ``launch.json``), when recorded."""
+    try:
+        launch = json.loads((Path(workload.run_dir) / "launch.json").read_text())
+    except (OSError, ValueError):
+        return None
+    cwd = launch.get("cwd") if isinstance(launch, dict) else None
+    return cwd if isinstance(cwd, str) and cwd else None
+
+
 def saved_launch(workload: Workload) -> tuple[CommonSpec, Payload]:
     """The spec and payload of ``workload``: its record and the payload kept in its run directory.
 

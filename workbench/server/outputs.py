@@ -15,7 +15,6 @@ needs to clone it): its stored fields without the name, nulls and fields a launc
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import mimetypes
 import os
@@ -31,7 +30,7 @@ from tornado.iostream import StreamClosedError
 
 from ..errors import NotFound, PermissionDenied, SpecError
 from ..notebooks import EXECUTED
-from ..payloads import _current_folder
+from ..payloads import launch_cwd, stored_code
 from .base import WorkbenchHandler
 
 if TYPE_CHECKING:
@@ -261,9 +260,10 @@ def launchable_spec(workload: Workload, root: Path) -> dict[str, Any]:
         spec["resources"] = {k: v for k, v in spec["resources"].items() if v is not None}
     spec["kind"] = workload.kind
     if workload.kind in _CODE_KINDS and not spec.get("script") and spec.get("code") is None:
-        with contextlib.suppress(OSError, UnicodeDecodeError):  # kept in the payload, not the record
-            spec["code"] = (_current_folder(Path(workload.run_dir)) / "cell.py").read_text()
-    cwd = _launch_cwd(workload)
+        code = stored_code(workload)
+        if code is not None:
+            spec["code"] = code
+    cwd = launch_cwd(workload)
     for field in _FILE_FIELDS:
         value = spec.get(field)
         if isinstance(value, str) and value and cwd is not None:
@@ -274,16 +274,6 @@ def launchable_spec(workload: Workload, root: Path) -> dict[str, Any]:
             if path.is_relative_to(root):
                 spec[field] = path.relative_to(root).as_posix()
     return json.loads(json.dumps(spec, default=str))  # type: ignore[no-any-return]
-
-
-def _launch_cwd(workload: Workload) -> str | None:
-    """The working directory the workload was launched from (``launch.json``), when recorded."""
-    try:
-        launch = json.loads((Path(workload.run_dir) / "launch.json").read_text())
-    except (OSError, ValueError):
-        return None
-    cwd = launch.get("cwd") if isinstance(launch, dict) else None
-    return cwd if isinstance(cwd, str) and cwd else None
 
 
 class SpecHandler(WorkbenchHandler):
