@@ -32,6 +32,63 @@ _bench_report(seconds=_dt)
 """
 
 
+# Wraps the magics' own Service instance (instance attributes shadow the methods) so each step
+# of the real code path leaves a wall-clock mark; the package itself is untouched.
+INSTRUMENT = """
+_marks = {}
+_svc = get_ipython().magics_manager.registry['WorkbenchMagics'].service
+
+def _timed(obj, name):
+    orig = getattr(obj, name)
+    def wrapper(*args, **kwargs):
+        _marks.setdefault(name + '0', _bench_time.time())
+        try:
+            return orig(*args, **kwargs)
+        finally:
+            _marks[name + '1'] = _bench_time.time()
+    setattr(obj, name, wrapper)
+
+for _name in ('dask_cluster', 'dask_address', 'dask_client'):
+    _timed(_svc, _name)
+"""
+BREAKDOWN = """
+_marks.clear()
+_marks['cell0'] = _bench_time.time()
+_c = get_ipython().run_line_magic('dask', '--workers 2 --threads 1 --name b4-run')
+_marks['magic1'] = _bench_time.time()
+assert _c.submit(sum, [1, 2]).result() == 3
+_marks['task1'] = _bench_time.time()
+_w = _svc.get('b4-run')
+_c.close()
+get_ipython().run_line_magic('wb', 'rm b4-run --force')
+_bench_report(started=_w.started, **_marks)
+"""
+# (label, from mark, to mark): consecutive, so the phases add up to the whole cell
+PHASES = [
+    ("parse, validate, launch", "cell0", "dask_cluster1"),
+    ("supervisor starts the cluster process", "dask_cluster1", "started"),
+    ("cluster process: import distributed, scheduler + 2 nanny workers, address recorded",
+     "started", "dask_address1"),
+    ("Client connects", "dask_address1", "dask_client1"),
+    ("rest of %dask (scheduler_info, widget)", "dask_client1", "magic1"),
+    ("first task round trip", "magic1", "task1"),
+]  # fmt: skip
+
+
+def import_floor() -> float:
+    """Seconds a fresh interpreter takes to import distributed (what the cluster process pays)."""
+    import subprocess
+    import sys
+    import time
+
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import distributed"], check=True)
+        times.append(time.perf_counter() - start)
+    return _common.median(times)
+
+
 def main() -> None:
     with _common.isolated_home("b4") as tmp:
         kernel = _common.BenchKernel(tmp)
@@ -43,6 +100,8 @@ def main() -> None:
             for _ in range(RUNS):
                 ours.append(kernel.measure(OURS, timeout=120)["seconds"])
                 base.append(kernel.measure(BASELINE, timeout=120)["seconds"])
+            kernel.run(INSTRUMENT)
+            breakdowns = [kernel.measure(BREAKDOWN, timeout=120) for _ in range(3)]
         finally:
             kernel.stop()
     mine, theirs = _common.median(ours), _common.median(base)
@@ -54,6 +113,13 @@ def main() -> None:
     )
     print(f"   spread over {RUNS} runs: %dask {_common.ms(min(ours))}..{_common.ms(max(ours))}, "
           f"baseline {_common.ms(min(base))}..{_common.ms(max(base))}")  # fmt: skip
+    total = _common.median([b["task1"] - b["cell0"] for b in breakdowns])
+    print(
+        f"   where the time goes (medians of {len(breakdowns)} instrumented runs, total {_common.ms(total)}):"
+    )
+    for label, start, end in PHASES:
+        print(f"     {label} {_common.ms(_common.median([b[end] - b[start] for b in breakdowns]))}")
+    print(f"   informative: a fresh interpreter imports distributed in {_common.ms(import_floor())}")
 
 
 if __name__ == "__main__":

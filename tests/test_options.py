@@ -96,9 +96,13 @@ def test_store_true_flag() -> None:
 @pytest.mark.parametrize(
     ("kind", "present", "missing"),
     [
-        ("pod", ["--retries", "--send", "--get"], ["--workers", "--nodes", "--output"]),
-        ("dask", ["--workers", "--threads", "--adapt", "--idle-timeout", "--keep"], ["--send", "--retries"]),
-        ("train", ["--nodes", "--procs-per-node", "--max-restarts", "--operator"], ["--workers", "--keep"]),
+        ("pod", ["--retries", "--send", "--get", "--output"], ["--workers", "--nodes", "--checkpoint-dir"]),
+        ("dask", ["--workers", "--threads", "--adapt", "--idle-timeout", "--keep"], ["--send", "--output"]),
+        (
+            "train",
+            ["--nodes", "--procs-per-node", "--max-restarts", "--operator", "--checkpoint-dir", "--output"],
+            ["--workers", "--keep"],
+        ),
         ("notebook", ["--output", "--kernel", "--schedule", "--strict"], ["--send", "--get", "--nodes"]),
     ],
 )

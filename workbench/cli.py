@@ -49,8 +49,9 @@ def build_parser() -> ArgumentParser:
             action="store_true",
             help="print the Kubernetes manifests instead (kubectl apply / GitOps)",
         )
+        # --output is where the outputs go
         run.add_argument(
-            "-o", "--output", choices=("yaml", "json"), default="yaml", help="format of --dry-run"
+            "-o", "--format", choices=("yaml", "json"), default="yaml", help="format of --dry-run"
         )
 
     _notebook_parsers(sub)
@@ -307,7 +308,7 @@ def _run(args: argparse.Namespace, script_args: list[str]) -> int:
     raw = spec_fields(args, "pod" if args.command == "run" else "train")
     raw.update(script=args.script, args=script_args)
     if args.dry_run:
-        _print_docs(service.dry_run(raw, cwd=os.getcwd()), args.output)
+        _print_docs(service.dry_run(raw, cwd=os.getcwd()), args.format)
         return 0
     return _follow_run(service, service.launch(raw, cwd=os.getcwd()), args.detach)
 

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import getpass
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -264,12 +264,20 @@ class Settings(BaseSettings):
         return self.profiles[name]
 
 
+def _yaml_errors() -> tuple[type[Exception], ...]:
+    yaml = sys.modules.get("yaml")
+    return (yaml.YAMLError,) if yaml is not None else ()
+
+
 def load_settings(**explicit: Any) -> Settings:
     """Build settings with the precedence rule; a bad setting is a one-line SpecError."""
     try:
         path = config_path()
-        if path.is_file() and not isinstance(yaml.safe_load(path.read_bytes()) or {}, dict):
-            raise TypeError("not a mapping")  # pydantic-settings would read a list as pairs
+        if path.is_file():
+            import yaml  # only with a config file: it costs a kernel's first magic ~15 ms
+
+            if not isinstance(yaml.safe_load(path.read_bytes()) or {}, dict):
+                raise TypeError("not a mapping")  # pydantic-settings would read a list as pairs
         return Settings(**explicit)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
@@ -282,7 +290,9 @@ def load_settings(**explicit: Any) -> Settings:
             value=first.get("input"),
             hint=f"fix WORKBENCH_{where.split('.')[0].upper()} or {config_path()}",
         ) from None
-    except (OSError, ValueError, TypeError, yaml.YAMLError) as exc:  # unreadable or malformed YAML
+    except Exception as exc:  # unreadable or malformed YAML
+        if not isinstance(exc, (OSError, ValueError, TypeError, *_yaml_errors())):
+            raise
         detail = " ".join(str(exc).split())
         if isinstance(exc, TypeError):
             detail = "the top level must be a mapping of setting: value"

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     Field,
-    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
@@ -38,6 +38,7 @@ from .spec_types import (
     split_names,
 )
 from .units import (
+    DNS_SUBDOMAIN,
     check_cron,
     check_location,
     parse_duration,
@@ -71,6 +72,12 @@ __all__ = [
 ]
 
 Kind = Literal["pod", "dask", "train", "notebook", "serve"]
+#: a run location: a path, or a URL of a filesystem fsspec knows (see :func:`check_location`)
+Location = Annotated[str, AfterValidator(check_location)]
+_OUTPUT_HELP = (
+    "where WORKBENCH_OUTPUT_DIR is published at the end (OUTPUT/NAME; rank 0 of a training job): "
+    "a path on a --volume or an fsspec URL"
+)
 KINDS: tuple[str, ...] = ("pod", "dask", "train", "notebook", "serve")
 
 
@@ -80,6 +87,9 @@ class PodSpec(CodeSpec):
     kind: Literal["pod"] = "pod"
     retries: int = Field(
         0, ge=0, le=10, json_schema_extra=flag("--retries", help="Job backoffLimit (Kubernetes)")
+    )
+    output: Location | None = Field(
+        None, json_schema_extra=flag("--output", help=_OUTPUT_HELP, metavar="LOCATION")
     )
 
 
@@ -129,9 +139,49 @@ class TrainSpec(CodeSpec):
     max_restarts: int = Field(
         0, ge=0, le=100, json_schema_extra=flag("--max-restarts", help="elastic restarts")
     )
-    operator: Literal["job", "kubeflow"] = Field(
-        "job", json_schema_extra=flag("--operator", help="job (Indexed Job) or kubeflow (PyTorchJob)")
+    checkpoint_dir: Location | None = Field(
+        None,
+        json_schema_extra=flag(
+            "--checkpoint-dir",
+            help="where wt.save_checkpoint writes (DIR/checkpoint.pt): a path on a --volume or an fsspec URL",
+            metavar="LOCATION",
+        ),
     )
+    output: Location | None = Field(
+        None, json_schema_extra=flag("--output", help=_OUTPUT_HELP, metavar="LOCATION")
+    )
+    operator: Literal["job", "kubeflow"] = Field(
+        "job",
+        json_schema_extra=flag(
+            "--operator", help="job (Indexed Job) or kubeflow (Kubeflow Trainer TrainJob, else PyTorchJob)"
+        ),
+    )
+    runtime: str | None = Field(
+        None,
+        json_schema_extra=flag(
+            "--runtime",
+            help="Kubeflow Trainer ClusterTrainingRuntime (--operator kubeflow; default torch-distributed)",
+            metavar="NAME",
+        ),
+    )
+
+    @field_validator("runtime")
+    @classmethod
+    def _runtime_name(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) > 253 or not DNS_SUBDOMAIN.match(value)):
+            raise ValueError(
+                f"--runtime {value!r} is not a Kubernetes name (lower-case letters, digits, '-', '.')"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _runtime_needs_kubeflow(self) -> TrainSpec:
+        if self.runtime is not None and self.operator != "kubeflow":
+            raise ValueError(
+                f"--runtime {self.runtime} names a Kubeflow Trainer runtime: add --operator kubeflow, "
+                "or drop --runtime to run an Indexed Job"
+            )
+        return self
 
 
 class NotebookSpec(CommonSpec):
@@ -189,7 +239,6 @@ MODELS: dict[str, type[CommonSpec]] = {
     "notebook": NotebookSpec,
     "serve": ServeSpec,
 }
-_ADAPTER: TypeAdapter[Any] = TypeAdapter(Spec)
 
 
 def _local(loc: tuple[int | str, ...], kind: str | None) -> tuple[int | str, ...]:
@@ -227,11 +276,16 @@ _RANGE_ERRORS = {
 }
 
 
-def spec_error(exc: ValidationError, kind: str | None, model: type[BaseModel] | None = None) -> SpecError:
+def spec_error(
+    exc: ValidationError, kind: str | None, model: type[BaseModel] | None = None, *, tagged: bool = True
+) -> SpecError:
     """One-line :class:`SpecError` from a pydantic error: the field, the bad value, the fix
-    (``model``: the model that was validated, when it is not ``kind``'s spec); its ``fields``
+    (``model``: the model that was validated, when it is not ``kind``'s spec; ``tagged``: the
+    error locations start with the kind, as a discriminated union gives them); its ``fields``
     list every bad field with a message in the words of a form (no flag names)."""
     errors = exc.errors(include_url=False)
+    if not tagged and kind:  # validated by the kind's own model: locations as the union gives them
+        errors = [{**error, "loc": (kind, *error["loc"])} for error in errors]
     first = errors[0]
     where = _where(tuple(first["loc"]), kind, model)
     more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
@@ -278,11 +332,12 @@ def parse_spec(data: Mapping[str, Any]) -> AnySpec:
             hint="set kind: pod, dask, train, notebook or serve",
         )
     try:
-        result: PodSpec | DaskSpec | TrainSpec | NotebookSpec | ServeSpec = _ADAPTER.validate_python(
+        # the kind's own model (not the union of all): only its validator is built
+        result: PodSpec | DaskSpec | TrainSpec | NotebookSpec | ServeSpec = MODELS[kind].model_validate(
             dict(data)
-        )
+        )  # type: ignore[assignment]
     except ValidationError as exc:
-        raise spec_error(exc, str(kind)) from None
+        raise spec_error(exc, str(kind), tagged=False) from None
     return result
 
 

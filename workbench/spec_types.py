@@ -39,7 +39,8 @@ def flag(name: str, *, help: str, metavar: str | None = None, **extra: Any) -> d
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True)
+    # built on first use (defer_build): a launch builds only its own kind's validator
+    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True, defer_build=True)
 
     @model_validator(mode="before")
     @classmethod

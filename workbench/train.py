@@ -12,17 +12,33 @@
     if ctx.is_main:
         torch.save(model.state_dict(), ctx.output_dir / "model.pt")
 
+Checkpoints go to ``<checkpoint dir>/checkpoint.pt``: ``--checkpoint-dir`` (the environment's
+``WORKBENCH_CHECKPOINT_DIR``: a path, or an fsspec URL such as ``s3://bucket/ckpt/run-1``),
+else the outputs folder. On Kubernetes each node's outputs folder is its pod's own disk, so a
+multi-node job that restarts needs ``--checkpoint-dir`` on a shared volume or an object store.
+Give each job its own directory: a job started with a directory that already holds a
+checkpoint resumes from it.
+
 torch is imported when :func:`init` runs, never when this module is imported.
 """
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 CHECKPOINT = "checkpoint.pt"
+CHECKPOINT_ENV = "WORKBENCH_CHECKPOINT_DIR"
+
+
+def _local(location: str) -> Path | None:
+    """``location`` as a local folder (a path or a ``file://`` URL); None for another URL."""
+    if location.startswith("file://"):
+        return Path(location.removeprefix("file://"))
+    return None if "://" in location else Path(location)
 
 
 @dataclass(frozen=True)
@@ -35,6 +51,15 @@ class Context:
     backend: str
     device: str
     output_dir: Path
+    #: where checkpoints go: a local folder or an fsspec URL (default: ``output_dir``)
+    checkpoint_dir: str = ""
+
+    @property
+    def checkpoint_path(self) -> Path | str:
+        """The checkpoint file, ``<checkpoint dir>/checkpoint.pt``: a local path, or a URL."""
+        base = self.checkpoint_dir or str(self.output_dir)
+        folder = _local(base)
+        return base.rstrip("/") + "/" + CHECKPOINT if folder is None else folder / CHECKPOINT
 
     @property
     def is_main(self) -> bool:
@@ -46,26 +71,51 @@ class Context:
 
         dist.barrier()
 
-    def save_checkpoint(self, state: dict[str, Any]) -> Path:
-        """Rank 0 writes ``state`` atomically to the job's output folder; every rank waits for it."""
+    def save_checkpoint(self, state: dict[str, Any]) -> Path | str:
+        """Rank 0 writes ``state`` to :attr:`checkpoint_path`; every rank waits for it.
+
+        A local folder (a path, a ``file://`` URL, a mounted volume) gets a temporary file
+        renamed over the last checkpoint, so a crash mid-write leaves the previous one whole;
+        another URL gets one put of the whole file (an object store's put is atomic).
+        Returns the checkpoint's path (a local folder) or URL.
+        """
         import torch
 
-        path = self.output_dir / CHECKPOINT
+        path = self.checkpoint_path
         if self.is_main:
-            tmp = path.with_suffix(".tmp")
-            torch.save(state, tmp)
-            tmp.replace(path)
+            if isinstance(path, Path):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(".tmp")
+                torch.save(state, tmp)
+                tmp.replace(path)
+            else:
+                import fsspec
+
+                buffer = io.BytesIO()
+                torch.save(state, buffer)
+                fs, target = fsspec.core.url_to_fs(path)
+                fs.pipe_file(target, buffer.getvalue())
         self.barrier()
         return path
 
     def load_checkpoint(self) -> dict[str, Any] | None:
-        """The last checkpoint (after an elastic restart), or None when the job starts fresh."""
+        """The last checkpoint (after an elastic restart, or a job started with a
+        ``--checkpoint-dir`` that holds one), or None when the job starts fresh."""
         import torch
 
-        path = self.output_dir / CHECKPOINT
-        if not path.exists():
-            return None
-        state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=False)
+        path = self.checkpoint_path
+        if isinstance(path, Path):
+            if not path.exists():
+                return None
+            source: Any = path
+        else:
+            import fsspec
+
+            fs, target = fsspec.core.url_to_fs(path)
+            if not fs.exists(target):
+                return None
+            source = io.BytesIO(fs.cat_file(target))
+        state: dict[str, Any] = torch.load(source, map_location="cpu", weights_only=False)
         return state
 
 
@@ -103,4 +153,5 @@ def init(backend: str | None = None, *, timeout: float | None = None) -> Context
         backend=chosen,
         device=device,
         output_dir=output,
+        checkpoint_dir=os.environ.get(CHECKPOINT_ENV, ""),
     )

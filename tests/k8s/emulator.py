@@ -321,6 +321,18 @@ class Emulator(RequestLog):
 
         return self.call(find)
 
+    def disrupt(
+        self,
+        name: str,
+        namespace: str = "default",
+        reason: str = "PreemptionByScheduler",
+        message: str = "Preempted in order to admit critical pod",
+    ) -> bool:
+        """Evict or preempt a running pod as the cluster does: it gets the ``DisruptionTarget``
+        condition (``reason``), its processes are killed, and it ends Failed; False when no
+        such pod runs here."""
+        return self.call(lambda: self.kubelet.disrupt(namespace, name, reason, message))
+
     def pod_dir(self, name: str, namespace: str = "default") -> Path | None:
         """The pod's directory here (rootfs/ holds its volumes, logs/ its output)."""
         run = self.call(lambda: self.kubelet.find(namespace, name))

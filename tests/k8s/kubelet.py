@@ -1,4 +1,12 @@
-"""The process kubelet: runs each bound pod's containers as local processes and reports status."""
+"""The process kubelet: runs each bound pod's containers as local processes and reports status.
+
+Each container gets its termination message file (``terminationMessagePath``, by default
+``/dev/termination-log``): a file of its own under the pod's directory, named by that path in
+the container's argv and env; what the process wrote there (its last 4096 bytes) becomes
+``state.terminated.message``, or with ``terminationMessagePolicy: FallbackToLogsOnError`` and
+an empty file after a failure, the end of its log. :meth:`Kubelet.disrupt` evicts a pod as a
+node-pressure eviction or a preemption does: the ``DisruptionTarget`` condition, then the kill.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +19,8 @@ import subprocess
 import time
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from .cluster import PODS, Cluster, now
 from .podfs import (
@@ -26,6 +36,26 @@ from .podips import PodIPs
 from .podstatus import TERMINAL, Container, PodRun, pod_status
 from .resources import ResourceType
 from .store import Obj
+
+#: the kubelet's limits on a termination message: the file's last 4096 bytes; from the log,
+#: the last 80 lines or 2048 bytes
+MESSAGE_BYTES = 4096
+FALLBACK_LINES, FALLBACK_BYTES = 80, 2048
+DEFAULT_MESSAGE_PATH = "/dev/termination-log"
+#: in the env of every container process: the kill of a container reaches the processes it
+#: started in sessions of their own (torchrun's workers), as a container runtime's cgroup does
+CONTAINER_TAG = "K8S_EMULATOR_CONTAINER"
+
+
+def _kill_container(c: Container) -> None:
+    """SIGKILL every process of the container ``c`` (by its tag), its process group or not."""
+    tag = c.env.get(CONTAINER_TAG)
+    if not tag:
+        return
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, OSError):
+            if proc.pid != os.getpid() and proc.environ().get(CONTAINER_TAG) == tag:
+                proc.kill()
 
 
 class Kubelet:
@@ -90,10 +120,20 @@ class Kubelet:
             env = container_env(self.cluster.store, pod, c.spec)
             paths, hosts = translator(rootfs, c.spec, pod), dns_rewriter(self.cluster.store, run.namespace)
 
-            def translate(text: str, paths: Any = paths, hosts: Any = hosts) -> str:
-                return str(hosts(paths(text)))
+            message_path = str(c.spec.get("terminationMessagePath") or DEFAULT_MESSAGE_PATH)
+            message_file = str(self._message_file(run, c))
+
+            def translate(
+                text: str,
+                paths: Any = paths,
+                hosts: Any = hosts,
+                mp: str = message_path,
+                mf: str = message_file,
+            ) -> str:
+                return mf if text == mp else str(hosts(paths(text)))
 
             c.env = process_env(pod, env, translate)
+            c.env[CONTAINER_TAG] = f"{run.uid}/{c.name}"  # its processes, whatever session they start
             c.argv = command_line(c.spec, env, translate, self.em.image_entrypoints)
             if not c.argv:
                 raise ConfigError(
@@ -109,9 +149,45 @@ class Kubelet:
             c.cwd = cwd
         run.prepared = True
 
+    def _message_file(self, run: PodRun, c: Container) -> Path:
+        return run.dir / "termination" / c.name
+
+    def _message(self, run: PodRun, c: Container, code: int) -> str | None:
+        """The termination message of a container that just ended (see the module doc)."""
+        try:
+            with self._message_file(run, c).open("rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                fh.seek(max(0, fh.tell() - MESSAGE_BYTES))
+                data = fh.read()
+        except OSError:
+            data = b""
+        if (
+            not data.strip()
+            and code != 0
+            and c.spec.get("terminationMessagePolicy") == "FallbackToLogsOnError"
+        ):
+            with contextlib.suppress(OSError, IndexError):
+                lines = c.logs[-1].read_bytes().splitlines(keepends=True)[-FALLBACK_LINES:]
+                data = b"".join(lines)[-FALLBACK_BYTES:]
+        return data.decode("utf-8", "replace") or None
+
+    def disrupt(self, namespace: str, name: str, reason: str, message: str) -> bool:
+        """Evict the pod: the ``DisruptionTarget`` condition, then its processes are killed and
+        it ends Failed (it is not deleted: the Job controller reads its failure policy first)."""
+        run = self.find(namespace, name)
+        if run is None or run.gone:
+            return False
+        run.disruption, run.disrupted_at = (reason, message), now()
+        self._signal(run, signal.SIGKILL)
+        return True
+
     def _start(self, run: PodRun, pod: Obj, c: Container) -> None:
         log = run.dir / "logs" / f"{c.name}-{len(c.logs)}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
+        message_file = self._message_file(run, c)  # a new container's file starts empty
+        message_file.parent.mkdir(parents=True, exist_ok=True)
+        message_file.write_bytes(b"")
+        message_file.chmod(0o666)
         c.logs.append(log)
         c.started, c.finished, c.exit_code, c.signal, c.reason, c.message = (
             now(),
@@ -144,7 +220,7 @@ class Kubelet:
         self._event(run, pod, "Created", f"Created container: {c.name}")
         self._event(run, pod, "Started", f"Started container {c.name}")
 
-    def _poll(self, c: Container) -> None:
+    def _poll(self, run: PodRun, c: Container) -> None:
         if c.proc is None or c.exit_code is not None:
             return
         code = c.proc.poll()
@@ -156,9 +232,10 @@ class Kubelet:
         c.exit_code = 128 - code if code < 0 else code
         c.signal = -code if code < 0 else None
         c.reason = "Completed" if code == 0 else "Error"
+        c.message = self._message(run, c, c.exit_code)
 
     def _maybe_restart(self, run: PodRun, pod: Obj, c: Container) -> None:
-        if c.exit_code is None or run.gone or run.deadline_hit:
+        if c.exit_code is None or run.gone or run.deadline_hit or run.disruption:
             return
         again = run.policy == "Always" or (run.policy == "OnFailure" and c.exit_code != 0)
         if c.init and run.policy == "Always":
@@ -200,8 +277,8 @@ class Kubelet:
                 return
         self._check_deadline(run, pod)
         for c in run.containers:
-            self._poll(c)
-        if not run.gone and not run.deadline_hit:
+            self._poll(run, c)
+        if not run.gone and not run.deadline_hit and not run.disruption:
             for c in run.init:
                 self._maybe_restart(run, pod, c)
                 if c.exit_code == 0:
@@ -249,6 +326,8 @@ class Kubelet:
             if c.running and c.proc is not None:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(c.proc.pid, sig)
+                if sig == signal.SIGKILL:
+                    _kill_container(c)
 
     def on_deleted(self, pod: Obj, grace: float) -> None:
         run = self.runs.get(pod["metadata"]["uid"])
@@ -266,7 +345,7 @@ class Kubelet:
 
     def _reap(self, run: PodRun) -> None:
         for c in run.containers:
-            self._poll(c)
+            self._poll(run, c)
         if any(c.running for c in run.containers):
             if run.kill_at is not None and time.monotonic() >= run.kill_at:
                 self._signal(run, signal.SIGKILL)

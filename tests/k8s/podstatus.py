@@ -82,6 +82,9 @@ class PodRun:
     deadline_hit: bool = False
     #: the pod's IP: a loopback address of its own (127.0.0.1 with hostNetwork)
     ip: str = "127.0.0.1"
+    #: (reason, message) of the DisruptionTarget condition once it was evicted or preempted
+    disruption: tuple[str, str] | None = None
+    disrupted_at: str | None = None
 
     @property
     def containers(self) -> list[Container]:
@@ -89,7 +92,7 @@ class PodRun:
 
 
 def phase(run: PodRun) -> str:
-    if run.deadline_hit and not any(c.running for c in run.containers):
+    if (run.deadline_hit or run.disruption) and not any(c.running for c in run.containers):
         return "Failed"
     init_failed = any(
         c.exit_code not in (None, 0) and c.restart_at is None and run.policy == "Never" for c in run.init
@@ -204,6 +207,18 @@ def pod_status(run: PodRun, old: Obj) -> Obj:
         conditions.append(cond)
     if "PodScheduled" in previous:
         conditions.append(previous["PodScheduled"])
+    if run.disruption is not None:  # as the kubelet (or the scheduler) marks it before the kill
+        reason, message = run.disruption
+        conditions.append(
+            {
+                "type": "DisruptionTarget",
+                "status": "True",
+                "reason": reason,
+                "message": message,
+                "lastProbeTime": None,
+                "lastTransitionTime": run.disrupted_at,
+            }
+        )
     status["conditions"] = conditions
     if run.init:
         status["initContainerStatuses"] = [container_status(run, c) for c in run.init]

@@ -26,11 +26,14 @@ relies on it:
   pods go as ``runPolicy.cleanPodPolicy`` says (``None``, the operator's default, keeps them;
   ``Running`` deletes the running and pending ones; ``All`` every one), and
   ``ttlSecondsAfterFinished`` deletes the job itself;
-- ``runPolicy.suspend``: no pods while true (a ``Suspended`` condition).
+- ``runPolicy.suspend``: no pods while true (a ``Suspended`` condition);
+- ``runPolicy.activeDeadlineSeconds`` (from ``startTime``): ``Failed`` with the operator's
+  reason ``PyTorchJobFailed`` and message "Job <name> has failed because it was active longer
+  than specified deadline"; the pods then go as ``cleanPodPolicy`` says.
 
 Deleting the PyTorchJob removes its pods and Services through their ownerReferences (the
-emulator's garbage collector). ``elasticPolicy``, ``activeDeadlineSeconds``, the ``ExitCode``
-restart policy and gang scheduling are not emulated.
+emulator's garbage collector). ``elasticPolicy``, the ``ExitCode`` restart policy and gang
+scheduling are not emulated.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .cluster import PODS, now
+from .cluster import PODS, now, parse_time
 from .dask_operator import _owned_by, _owner, free_port
 from .errors import ApiError
 from .resources import ResourceType
@@ -271,6 +274,9 @@ class PyTorchOperator:
             _set_condition(
                 status, "Failed", "PyTorchJobFailed", f"PyTorchJob {name} is failed because {failed_type}."
             )
+        elif self._past_deadline(status, run_policy):  # the operator's words (reason: PyTorchJobFailed)
+            message = f"Job {name} has failed because it was active longer than specified deadline"
+            _set_condition(status, "Failed", "PyTorchJobFailed", message)
         elif limit is not None and restarts > 0 and restarts >= int(limit):
             _set_condition(
                 status,
@@ -280,6 +286,11 @@ class PyTorchOperator:
             )
         if _is(status, "Succeeded") or _is(status, "Failed"):
             status.setdefault("completionTime", now())
+
+    @staticmethod
+    def _past_deadline(status: Obj, run_policy: Obj) -> bool:
+        deadline, started = run_policy.get("activeDeadlineSeconds"), parse_time(status.get("startTime"))
+        return deadline is not None and started is not None and time.time() - started >= float(deadline)
 
     def _finished(self, job: Obj, status: Obj, pods: list[Obj], run_policy: Obj) -> None:
         uid = job["metadata"]["uid"]

@@ -9,6 +9,13 @@ environment before the code starts) and written to ``RUN_DIR/results.sealed`` or
 ``--results-to-log`` (a pod, whose disk goes away with it), printed as one final marked line
 that the backend takes out of the logs. The traceback of a failure is trimmed to the user's
 own frames.
+
+When the code ends (rank 0 of a training job), what it wrote to ``WORKBENCH_OUTPUT_DIR`` is
+published to ``WORKBENCH_OUTPUT_LOCATION`` if that is set (``--output``; :mod:`.publish`).
+A failure the runner itself knows the reason of (a missing ``--get`` value, outputs that
+could not be published) is also written, in one line, to ``WORKBENCH_TERMINATION_LOG``: on
+Kubernetes the container's termination message, which reaches the workload's status even
+where torchrun turns the runner's exit code into its own.
 """
 
 from __future__ import annotations
@@ -27,10 +34,42 @@ from types import TracebackType
 from typing import Any
 
 from . import results as sealed
+from .publish import publish_outputs
 
 _NAMESPACES: list[dict[str, Any]] = []  # the code's globals, dropped before a hard exit
 #: Exit code when a ``--get`` name is missing or cannot be pickled (Kubernetes: fail the Job at once).
 MISSING_RESULT_EXIT = 3
+#: the container's termination message file (Kubernetes), where the runner says why it failed
+TERMINATION_ENV = "WORKBENCH_TERMINATION_LOG"
+
+
+def _say_why(reason: str, *, start: bool = False) -> None:
+    """Write ``reason`` (one line) to the termination message file, if there is one; with
+    ``start``, empty it (an earlier attempt's reason must not outlive a restart)."""
+    path = os.environ.get(TERMINATION_ENV)
+    if not path:
+        return
+    with contextlib.suppress(OSError), open(path, "w", encoding="utf-8") as fh:
+        fh.write("" if start else reason.strip().splitlines()[0][:1000] + "\n")
+
+
+def _publish(main_rank: bool, *, failed: bool) -> str | None:
+    """Rank 0 publishes the outputs (:func:`.publish.publish_outputs`); what went wrong, said
+    at once when the code ``failed`` already (its exit code stands)."""
+    if not main_rank:
+        return None
+    sys.stdout.flush()
+    problem = publish_outputs()
+    if problem and failed:
+        print(f"workbench: {problem}", file=sys.stderr)
+    return problem
+
+
+def _fail(message: str, code: int) -> int:
+    """Say ``message`` on stderr (prefixed) and in the termination message; ``code``."""
+    print(f"workbench: {message}", file=sys.stderr)
+    _say_why(message)
+    return code
 
 
 def _user_traceback(exc: BaseException, entry: str, shown: str) -> str:
@@ -141,31 +180,41 @@ def run(run_dir: Path, payload: Path | None = None, *, results_to_log: bool = Fa
     inputs = load_inputs(payload)
     sys.argv = [meta.get("argv0") or entry, *meta.get("args", [])]
     rank = os.environ.get("RANK")
+    main_rank = rank in (None, "0")  # global rank 0: its outputs are published, its results come back
+    if main_rank:
+        _say_why("", start=True)
     if rank is not None and os.environ.get("WORLD_SIZE", "1") != "1":
         sys.stdout = _RankPrefix(sys.stdout, f"[rank {rank}] ")
         sys.stderr = _RankPrefix(sys.stderr, f"[rank {rank}] ")
     if meta.get("cwd_on_path", True):
         sys.path.insert(0, os.getcwd())
+    failed = False
     try:
         namespace = runpy.run_path(entry, init_globals=inputs, run_name="__main__")
         _NAMESPACES.append(namespace)
     except SystemExit:
+        _publish(main_rank, failed=True)  # sys.exit() in the code, or SIGTERM: keep what it wrote
         raise
     except BaseException as exc:
         _record_rank_failure(_user_traceback(exc, entry, sys.argv[0]))
+        failed = True
+    # whatever the code's outcome: what it wrote may be what explains it
+    unpublished = _publish(main_rank, failed=failed)
+    if failed:
         return 1
+    if unpublished:
+        return _fail(unpublished, 1)
     _leave_process_group()
     sys.stdout.flush()
     sys.stderr.flush()
-    wanted: list[str] = meta.get("get", []) if rank in (None, "0") else []  # results come from rank 0
+    wanted: list[str] = meta.get("get", []) if main_rank else []  # results come from rank 0
     missing = [name for name in wanted if name not in namespace]
     if missing:
-        print(
-            f"workbench: --get {','.join(missing)}: not defined when the code finished; "
+        return _fail(
+            f"--get {','.join(missing)}: not defined when the code finished; "
             "assign it in the cell or drop it from --get",
-            file=sys.stderr,
+            MISSING_RESULT_EXIT,
         )
-        return MISSING_RESULT_EXIT
     if not wanted:
         return 0
     if key is None:
@@ -184,8 +233,7 @@ def run(run_dir: Path, payload: Path | None = None, *, results_to_log: bool = Fa
 
             blob = cloudpickle.dumps(results)
     except Exception as exc:
-        print(f"workbench: cannot bring back {','.join(wanted)}: {exc!r}", file=sys.stderr)
-        return MISSING_RESULT_EXIT
+        return _fail(f"cannot bring back {','.join(wanted)}: {exc!r}", MISSING_RESULT_EXIT)
     if results_to_log:
         out = sys.__stdout__ or sys.stdout  # not through a rank prefix: the line must start with the marker
         sys.stdout.flush()

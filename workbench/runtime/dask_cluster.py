@@ -91,6 +91,48 @@ def describe_end(
     return f"the Dask scheduler closed unexpectedly (reason: {reason})", 1
 
 
+#: Dask's own value for workers' ``PYTHONHASHSEED`` when none is configured (distributed.nanny):
+#: every worker of a cluster must hash alike.
+_DASK_HASH_SEED = "6640"
+
+
+def start_worker_server() -> bool:
+    """Have the nannies fork their workers from a warm server instead of spawning interpreters.
+
+    By default each worker is a fresh interpreter that imports distributed (``spawn``). Unless
+    the Dask config chooses a method itself, this starts multiprocessing's ``forkserver`` now,
+    with distributed preloaded, so it imports distributed while this process builds the
+    scheduler (its dashboard's imports take as long), and each worker is then a fork of a clean
+    process that has never run anything else. The server gets the environment a spawned worker
+    would (distributed's ``pre-spawn-environ``, ``PYTHONHASHSEED`` included). True when started.
+    """
+    import multiprocessing
+    import multiprocessing.forkserver
+
+    import dask.config
+    import distributed.utils
+    from distributed import nanny
+
+    user = dask.config.collect(env=os.environ)  # files and DASK_* variables, without the defaults
+    method = dask.config.get("distributed.worker.multiprocessing-method", None, config=user)
+    get_env = getattr(nanny, "_get_env_variables", None)
+    if method is not None or get_env is None or not hasattr(distributed.utils, "_forkserver_preload_set"):
+        return False
+    environ = get_env("distributed.nanny.pre-spawn-environ")
+    if environ.get("PYTHONHASHSEED") in (None, "0"):
+        environ["PYTHONHASHSEED"] = _DASK_HASH_SEED
+    os.environ.update(environ)  # what the nannies do before each spawn, done once before the server
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["distributed"])
+    try:
+        multiprocessing.forkserver.ensure_running()
+    except OSError:
+        return False
+    distributed.utils._forkserver_preload_set = True  # preloaded here: not numpy and pandas too
+    dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"})
+    return True
+
+
 async def serve(run_dir: Path, config: dict[str, Any], store: Store, workload_id: str) -> tuple[str, int]:
     """Run the cluster until it is stopped (a signal) or its scheduler closes.
 
@@ -98,6 +140,8 @@ async def serve(run_dir: Path, config: dict[str, Any], store: Store, workload_id
         The final message and this process's exit status (see :func:`describe_end`).
     """
     from distributed import Nanny, Scheduler, SpecCluster
+
+    start_worker_server()
 
     class WorkbenchScheduler(Scheduler):
         """Remembers why it was closed (distributed only logs it)."""

@@ -1,13 +1,16 @@
-"""A notebook run's files at its run location: a path or an fsspec URL (``--output``).
+"""A run's files at its run location: a path or an fsspec URL (``--output``).
 
-The runner executes into its own run directory (a local folder, or the pod's emptyDir) and
-a :class:`Publisher` copies the files to ``OUTPUT/NAME``: the executed notebook and the log
-while cells run, everything at the end, the manifest last.
+The notebook runner executes into its own run directory (a local folder, or the pod's
+emptyDir) and a :class:`Publisher` copies the files to ``OUTPUT/NAME``: the executed notebook
+and the log while cells run, everything at the end, the manifest last. A ``pod`` or ``train``
+workload's runner publishes what the code wrote to ``WORKBENCH_OUTPUT_DIR`` to
+``WORKBENCH_OUTPUT_LOCATION`` (``OUTPUT/NAME``) when the code ends (:func:`publish_outputs`).
 """
 
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import threading
 from pathlib import Path
@@ -96,6 +99,37 @@ class Publisher:
                 self.put(rel)
         for rel in PUBLISHED:
             self.put(rel)
+
+
+#: where a pod or train workload's outputs are published (``<--output>/<workload id>``)
+OUTPUT_LOCATION_ENV = "WORKBENCH_OUTPUT_LOCATION"
+
+
+def publish_tree(folder: Path, location: str) -> int:
+    """Copy every file under ``folder`` to ``location`` (a path or an fsspec URL), keeping
+    their relative paths; how many were copied."""
+    files = sorted(path for path in folder.rglob("*") if path.is_file()) if folder.is_dir() else []
+    publisher = Publisher(location, folder)
+    for path in files:
+        publisher.put(path.relative_to(folder).as_posix())
+    return len(files)
+
+
+def publish_outputs() -> str | None:
+    """Publish ``WORKBENCH_OUTPUT_DIR`` to ``WORKBENCH_OUTPUT_LOCATION`` when that is set.
+
+    Returns:
+        None when done (or nothing to do), else what went wrong in one line.
+    """
+    location = os.environ.get(OUTPUT_LOCATION_ENV)
+    folder = os.environ.get("WORKBENCH_OUTPUT_DIR")
+    if not location or not folder:
+        return None
+    try:
+        publish_tree(Path(folder), location)
+    except Exception as exc:  # any filesystem's error: said in one line, the run fails
+        return f"the outputs could not be published to {location}: {type(exc).__name__}: {exc}"
+    return None
 
 
 class Tee(io.TextIOBase):

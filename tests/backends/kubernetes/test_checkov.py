@@ -2,10 +2,10 @@
 
 The CLI prints each kind's manifests (``workbench ... --backend kubernetes --dry-run -o yaml``,
 no cluster needed): a pod, a Dask cluster with an autoscaler, a training job as an Indexed
-Job and as a Kubeflow PyTorchJob, a notebook run with ``--output`` on a ``--volume``, and a
+Job and as a Kubeflow Trainer TrainJob, a notebook run with ``--output`` on a ``--volume``, and a
 scheduled notebook (a CronJob), an endpoint (Deployment, Service, HPA, PDB) and a KServe
 InferenceService. checkov knows no custom resource, so the pods the Dask operator, the
-training operator and KServe will make from the DaskCluster's, the PyTorchJob's and the
+Trainer and KServe will make from the DaskCluster's, the TrainJob's and the
 InferenceService's templates are written out too (as Deployments and Jobs). One checkov run scans them all;
 no check may fail except CKV_K8S_43 (an image pinned by tag rather than by digest: the
 default image is published by version tag), which is reported once. The objects go to a
@@ -30,6 +30,7 @@ import pytest
 import yaml
 
 from tests.backends.local.test_notebook import write_notebook
+from workbench.backends.kubernetes.trainjob_manifests import node_pod
 from workbench.cli import main
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -38,7 +39,7 @@ CHECKOV = Path(os.environ.get("WORKBENCH_CHECKOV") or ROOT / ".venv-checkov" / "
 IMAGE_BY_TAG = "CKV_K8S_43"
 #: a namespace of its own, as an admin sets kubernetes.namespace (CIS 5.7.4: not "default")
 NAMESPACE = "ml-team"
-CUSTOM_KINDS = ("DaskCluster", "PyTorchJob", "InferenceService")
+CUSTOM_KINDS = ("DaskCluster", "PyTorchJob", "TrainJob", "InferenceService")
 
 # file name -> the CLI arguments that print it
 DRY_RUNS: dict[str, list[str]] = {
@@ -79,6 +80,8 @@ def _operator_objects(doc: dict[str, Any]) -> list[dict[str, Any]]:
     if doc["kind"] == "DaskCluster":
         parts = {"scheduler": spec["scheduler"], "worker": spec["worker"]}
         kind, api = "Deployment", "apps/v1"
+    elif doc["kind"] == "TrainJob":  # Kubeflow Trainer's runtime runs the node pods in a Job
+        parts, kind, api = {"node": node_pod(doc)}, "Job", "batch/v1"
     elif doc["kind"] == "InferenceService":  # KServe runs the predictor's pod spec in a Deployment
         pod = {k: v for k, v in spec["predictor"].items() if k not in _PREDICTOR_ONLY}
         parts = {"predictor": {"metadata": {"labels": spec["predictor"]["labels"]}, "spec": pod}}

@@ -1,10 +1,11 @@
-"""`train --operator kubeflow` on the Kubernetes backend, end to end against the API emulator.
+"""`train --operator kubeflow` on a cluster with only the v1 training operator, end to end.
 
-The real `kubernetes` client creates a PyTorchJob; the stand-in for the training operator
-(tests/k8s/pytorch_operator.py) makes its master and worker pods with torchrun's ``PET_*``
-environment and a headless Service for each, and the process kubelet runs the real torchrun
-on every node: the nodes meet on the master (``<job>-master-0``, rewritten to 127.0.0.1) and
-train with DDP on gloo.
+API discovery finds ``pytorchjobs.kubeflow.org`` and no Kubeflow Trainer v2 (whose TrainJob
+path is tests/backends/kubernetes/test_trainjob.py), so the real `kubernetes` client creates a
+PyTorchJob; the stand-in for the training operator (tests/k8s/pytorch_operator.py) makes its
+master and worker pods with torchrun's ``PET_*`` environment and a headless Service for each,
+and the process kubelet runs the real torchrun on every node: the nodes meet on the master
+(``<job>-master-0``, rewritten to 127.0.0.1) and train with DDP on gloo.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def test_two_nodes_train_through_a_pytorchjob_and_end_with_identical_weights(
     workload = kube.launch(
         {"kind": "train", "code": DDP, "nodes": 2, "operator": "kubeflow", "get": "digest", "name": "kfddp"}
     )
+    assert workload.info["kubeflow_api"] == "PyTorchJob" and workload.message == "creating the PyTorchJob"
     job = k8s.get("pytorchjobs", "kfddp", group=GROUP)
     assert job is not None and sorted(job["spec"]["pytorchReplicaSpecs"]) == ["Master", "Worker"]
     assert k8s.get("jobs", "kfddp", group="batch") is None and k8s.get("services", "kfddp") is None

@@ -16,6 +16,7 @@ from tests.k8s.emulator import Emulator
 from tests.k8s.fixtures import run_kubectl
 from tests.k8s.kserve import install_kserve
 from tests.k8s.pytorch_operator import install_pytorch_operator
+from tests.k8s.trainer_operator import install_trainer_operator
 from workbench.backends.kubernetes.settings import CLUSTER_PERMISSIONS, NAMESPACED_PERMISSIONS
 from workbench.backends.kubernetes.tracker import Tracker
 from workbench.service import Service
@@ -82,8 +83,15 @@ def dask_flow(kube: Service) -> None:
     kube.list()
 
 
+#: Kubeflow Trainer v2
+TRAINER = "trainer.kubeflow.org"
+#: what a launch reads cluster-wide besides the nodes: the TrainJob's runtime (optional rules)
+CLUSTER_READS = {("list", "", "nodes"), ("get", TRAINER, "clustertrainingruntimes")}
+
+
 def train_flow(kube: Service, k8s: Emulator) -> None:
-    """Every train operation, on an Indexed Job and on a PyTorchJob: logs, results, rm, cancel."""
+    """Every train operation, on an Indexed Job, a PyTorchJob and a TrainJob: logs, results, rm,
+    cancel."""
     job = kube.launch({"kind": "train", "code": "v = 1", "nodes": 2, "get": "v"})
     "".join(kube.logs(job.id, follow=True))
     kube.wait(job.id, timeout=60)
@@ -101,6 +109,18 @@ def train_flow(kube: Service, k8s: Emulator) -> None:
     kube.get(kubeflow.id)
     kube.cancel(kubeflow.id)
     kube.delete(kubeflow.id)
+    install_trainer_operator(k8s)
+    trainjob = kube.launch({"kind": "train", "code": "v = 3", "nodes": 2, "get": "v", "operator": "kubeflow"})
+    "".join(kube.logs(trainjob.id, follow=True))
+    kube.wait(trainjob.id, timeout=60)
+    assert kube.results(trainjob.id) == {"v": 3}
+    "".join(kube.logs(trainjob.id))
+    kube.list()
+    kube.delete(trainjob.id)
+    cancelled = kube.launch({"kind": "train", "code": "pass", "nodes": 2, "operator": "kubeflow"})
+    kube.get(cancelled.id)
+    kube.cancel(cancelled.id)
+    kube.delete(cancelled.id)
 
 
 def notebook_flow(kube: Service, k8s: Emulator, folder: Path) -> None:
@@ -175,12 +195,12 @@ def test_the_rbac_role_covers_every_verb_used_and_nothing_more(
     others = {
         p
         for p in granted(NAMESPACED_PERMISSIONS)
-        if p[1] in (GROUP, "kubeflow.org", *SERVE_GROUPS)
+        if p[1] in (GROUP, "kubeflow.org", TRAINER, *SERVE_GROUPS)
         or p[2] in ("services", "services/proxy")
         or p in CRONJOB_CHANGES | SERVE_ONLY
     }
     assert used == granted(NAMESPACED_PERMISSIONS) - others | {("list", "", "nodes")}
-    assert granted(CLUSTER_PERMISSIONS) >= {("list", "", "nodes")}
+    assert granted(CLUSTER_PERMISSIONS) >= CLUSTER_READS
     install_dask_operator(k8s)
     k8s.reset_requests()
     dask_flow(kube)
@@ -189,7 +209,9 @@ def test_the_rbac_role_covers_every_verb_used_and_nothing_more(
     k8s.reset_requests()
     train_flow(kube, k8s)
     train_used = permissions_used(k8s.requests)
-    train_only = {p for p in others if p[1] == "kubeflow.org" or (p[2] == "services" and p[0] != "get")}
+    train_only = {
+        p for p in others if p[1] in ("kubeflow.org", TRAINER) or (p[2] == "services" and p[0] != "get")
+    }
     assert train_used >= train_only
     k8s.reset_requests()
     notebook_flow(kube, k8s, tmp_path)
@@ -199,9 +221,10 @@ def test_the_rbac_role_covers_every_verb_used_and_nothing_more(
     serve_flow(kube, k8s)
     serve_used = permissions_used(k8s.requests)
     assert serve_used >= {p for p in others if p[1] in SERVE_GROUPS or p[2] == "services/proxy"} | SERVE_ONLY
-    assert used | dask_used | train_used | notebook_used | serve_used == granted(NAMESPACED_PERMISSIONS) | {
-        ("list", "", "nodes")
-    }
+    assert (
+        used | dask_used | train_used | notebook_used | serve_used
+        == granted(NAMESPACED_PERMISSIONS) | CLUSTER_READS
+    )
 
 
 def test_printed_rbac_applies_with_kubectl(kube_env: object, k8s: Emulator) -> None:

@@ -181,3 +181,21 @@ def test_dry_run_prints_a_service_and_an_indexed_job_that_kubectl_applies(
     while (k8s.get("jobs", "gitops", group="batch") or {}).get("status", {}).get("succeeded") != 2:
         assert time.monotonic() < deadline, k8s.get("jobs", "gitops", group="batch")
         time.sleep(0.1)
+
+
+def test_a_missing_get_value_under_torchrun_reaches_the_status_through_the_termination_message(
+    kube: Service, k8s: Emulator
+) -> None:
+    # torchrun turns the runner's own exit code (3) into 1: the reason travels in rank 0's
+    # termination message, and reaches the status even when the logs cannot be read
+    k8s.deny("get", "pods/log")
+    workload = kube.launch(
+        {"kind": "train", "code": "w = 1", "nodes": 2, "get": "missing_name", "name": "noget"}
+    )
+    final = kube.wait(workload.id, timeout=90)
+    assert final.status == "failed"
+    assert re.fullmatch(
+        r"node \d \(noget-\d-\w+\) exited with code 1: --get missing_name: not defined when the code "
+        r"finished; assign it in the cell or drop it from --get",
+        final.message,
+    ), final.message

@@ -8,6 +8,7 @@ offline, so the PyTorchJob's pod templates are validated as Pods and its shape i
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import kubernetes_validate
@@ -32,6 +33,10 @@ CASES: dict[str, dict[str, Any]] = {
         "max_restarts": 3,
         "timeout": "2h",
         "resources": {"gpus": 8, "gpu_type": "NVIDIA-H100-80GB-HBM3", "cpu": "32", "memory": "256Gi"},
+        # restarts on several nodes resume from a checkpoint every node sees
+        "volumes": ["pvc/ckpt:/mnt/ckpt"],
+        "checkpoint_dir": "/mnt/ckpt/run-1",
+        "output": "s3://bucket/models",
     },
     "queue": {"code": "1", "nodes": 2, "queue": "team-a", "env": {"OMP_NUM_THREADS": "4"}},
 }
@@ -100,16 +105,21 @@ def test_indexed_job_and_headless_service_shape() -> None:
     ]  # fmt: skip
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["TORCH_GLOO_LAZY_INIT"] == "1" and env["OMP_NUM_THREADS"] == "1"
+    # a replaced node can rejoin: no agent keeps a store address of a node that is gone
+    assert env["TORCH_DISABLE_SHARE_RDZV_TCP_STORE"] == "1"
     assert [e["name"] for e in container["env"]] == sorted(env)
     for doc in (configmap, service, job, job["spec"]["template"]):
         assert doc["metadata"]["labels"]["workbench.jupyter.org/kind"] == "train"
     assert json.loads(configmap["data"]["meta.json"])["get"] == ["model"]
-    rules = spec["podFailurePolicy"]["rules"]
-    assert rules[0]["onExitCodes"]["values"] == [3] and rules[0]["action"] == "FailJob"
-    assert rules[1] == {
-        "action": "Ignore",
-        "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
-    }
+    # only a disruption is retried (without counting); any other failure has used up torchrun's
+    # restarts and fails the job (no pod-level retry)
+    assert spec["podFailurePolicy"]["rules"] == [
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
+    ]
+    # the runner says why it failed in the termination message (torchrun hides its exit code)
+    assert env["WORKBENCH_TERMINATION_LOG"] == container["terminationMessagePath"] == "/dev/termination-log"
+    assert container["terminationMessagePolicy"] == "File"
+    assert "WORKBENCH_OUTPUT_LOCATION" not in env and "WORKBENCH_CHECKPOINT_DIR" not in env
 
 
 def test_one_node_is_standalone_and_user_env_wins() -> None:
@@ -120,11 +130,12 @@ def test_one_node_is_standalone_and_user_env_wins() -> None:
 
 
 def test_version_gated_fields() -> None:
+    # --max-restarts 3 is torchrun's budget alone: the Job never retries a failed node
     old = build(CASES["gpus"], server_version=(1, 29))[2]["spec"]
-    assert old["backoffLimit"] == 3 and "backoffLimitPerIndex" not in old and "maxFailedIndexes" not in old
+    assert old["backoffLimit"] == 0 and "backoffLimitPerIndex" not in old and "maxFailedIndexes" not in old
     assert "successPolicy" not in old
     new = build(CASES["gpus"], server_version=(1, 33))[2]["spec"]
-    assert new["backoffLimitPerIndex"] == 3 and new["maxFailedIndexes"] == 0
+    assert new["backoffLimitPerIndex"] == 0 and new["maxFailedIndexes"] == 0
     ancient = build(CASES["gpus"], server_version=(1, 25))[2]
     assert "podFailurePolicy" not in ancient["spec"]
     kubernetes_validate.validate(ancient, BUNDLED[25], strict=True)
@@ -163,7 +174,9 @@ def test_same_input_same_dicts() -> None:
 
 @pytest.mark.parametrize("minor", [29, 33, 37])
 def test_pytorchjob_pod_templates_validate_as_pods(minor: int) -> None:
-    docs = build({**CASES["gpus"], "operator": "kubeflow"}, server_version=(1, minor))
+    docs = build(
+        {**CASES["gpus"], "operator": "kubeflow"}, server_version=(1, minor), kubeflow_api="PyTorchJob"
+    )
     assert [d["kind"] for d in docs] == ["ConfigMap", "PyTorchJob"]
     job = docs[1]
     assert job["apiVersion"] == "kubeflow.org/v1"
@@ -171,13 +184,13 @@ def test_pytorchjob_pod_templates_validate_as_pods(minor: int) -> None:
     assert (replicas["Master"]["replicas"], replicas["Worker"]["replicas"]) == (1, 3)
     assert job["spec"]["nprocPerNode"] == "8"
     assert job["spec"]["runPolicy"] == {
-        "backoffLimit": 3,
+        "backoffLimit": 0,  # torchrun restarts the workers inside the pods (--max-restarts 3)
         "cleanPodPolicy": "Running",  # a failed job's other nodes are stopped, as a Job's are
         "ttlSecondsAfterFinished": 86400,
         "activeDeadlineSeconds": 7200,
     }
     for role in ("Master", "Worker"):
-        assert replicas[role]["restartPolicy"] == "OnFailure"
+        assert replicas[role]["restartPolicy"] == "Never"
         template = replicas[role]["template"]
         container = template["spec"]["containers"][0]
         assert container["name"] == "pytorch"  # the operator injects PET_* into this container only
@@ -186,4 +199,66 @@ def test_pytorchjob_pod_templates_validate_as_pods(minor: int) -> None:
         assert kubernetes_validate.validate(_as_pod(template), BUNDLED[minor], strict=True) == f"1.{minor}"
         assert check_restricted(template["spec"]) == []
     assert check_manifest(job) == []
-    assert "Worker" not in build({"code": "1", "operator": "kubeflow"})[1]["spec"]["pytorchReplicaSpecs"]
+    one = build({"code": "1", "operator": "kubeflow"}, kubeflow_api="PyTorchJob")[1]
+    assert "Worker" not in one["spec"]["pytorchReplicaSpecs"]
+
+
+def test_checkpoint_dir_and_output_reach_every_node() -> None:
+    _, _, job = build(CASES["gpus"])
+    container = pod_of(job)["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["WORKBENCH_CHECKPOINT_DIR"] == "/mnt/ckpt/run-1"
+    assert env["WORKBENCH_OUTPUT_LOCATION"] == "s3://bucket/models/tr-1"  # <output>/<workload id>
+    assert {"name": "volume-0", "mountPath": "/mnt/ckpt", "readOnly": False} in container["volumeMounts"]
+    url = build({"code": "1", "nodes": 2, "max_restarts": 1, "checkpoint_dir": "gs://b/ckpt"})[2]
+    assert {"name": "WORKBENCH_CHECKPOINT_DIR", "value": "gs://b/ckpt"} in pod_of(url)["containers"][0]["env"]
+
+
+REFUSED = [
+    (
+        {"nodes": 2, "max_restarts": 2},
+        r"^--max-restarts 2 on 2 nodes needs --checkpoint-dir: each node's outputs folder is its "
+        r"pod's own disk",
+        2,
+    ),
+    (
+        {"checkpoint_dir": "ckpt"},
+        r"^--checkpoint-dir 'ckpt' is a relative path; in the pod it must be an absolute path",
+        "ckpt",
+    ),
+    (
+        {"checkpoint_dir": "/data/ckpt", "volumes": ["pvc/d:/mnt/d", "emptydir:/data"]},
+        r"^--checkpoint-dir '/data/ckpt' is not on a --volume pvc mount \(the pvc mounts are /mnt/d\)",
+        "/data/ckpt",
+    ),
+    (
+        {"checkpoint_dir": "/mnt/d/c", "volumes": ["pvc/d:/mnt/d:ro"]},
+        r"^--checkpoint-dir '/mnt/d/c' is on a read-only volume: --volume pvc/d:/mnt/d:ro",
+        "/mnt/d/c",
+    ),
+    ({"output": "out"}, r"^--output 'out' is a relative path", "out"),
+    (
+        {"output": "/mnt/out"},
+        r"^--output '/mnt/out' is not on a --volume pvc mount \(no --volume pvc is mounted\)",
+        "/mnt/out",
+    ),
+]
+
+
+@pytest.mark.parametrize(("fields", "says", "value"), REFUSED)
+@pytest.mark.parametrize("operator", ["job", "kubeflow"])
+def test_locations_the_pods_cannot_keep_files_in_are_refused(
+    fields: dict[str, Any], says: str, value: object, operator: str
+) -> None:
+    with pytest.raises(SpecError) as info:
+        build({"code": "1", "operator": operator, **fields})
+    line = info.value.one_line()
+    assert "\n" not in line and info.value.value == value
+    assert re.search(says, line), line
+    assert "--volume" in (info.value.hint or "")  # what to run instead
+
+
+def test_one_node_may_restart_without_a_checkpoint_dir() -> None:
+    # its outputs folder outlives torchrun's restarts: the pod stays
+    command = pod_of(build({"code": "1", "max_restarts": 2})[2])["containers"][0]["command"]
+    assert "--max-restarts=2" in command

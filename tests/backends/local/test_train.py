@@ -77,45 +77,75 @@ def test_a_failing_rank_is_named_with_its_traceback(service: Service) -> None:
     assert "[rank 1] ValueError: bad batch on rank 1" in logs  # as it happened, prefixed
 
 
-def test_a_killed_worker_is_restarted_and_resumes_from_its_checkpoint(
-    service: Service, tmp_path: Path
-) -> None:
-    # One worker: torchrun's restart of a gloo *group* after a SIGKILL races on a busy loopback
-    # (torch 2.13; seen with plain torchrun too), so the kill-and-resume contract is checked on
-    # a world of one, where the restart itself is what is tested.
-    pidfile = tmp_path / "worker.pid"
-    code = f"""
-import os, time
+# Rank 1 is killed (SIGKILL) after the checkpoint of step 3 while rank 0 waits for it in an
+# allreduce; torchrun stops rank 0, restarts both, and both resume from that checkpoint.
+RESUMABLE = """
+import hashlib, io, os, time
 import torch
 import workbench.train as wt
 
-ctx = wt.init(timeout=15)
-state = ctx.load_checkpoint() or {{"step": 0, "starts": []}}
-state["starts"].append((int(os.environ["TORCHELASTIC_RESTART_COUNT"]), state["step"]))
+ctx = wt.init(timeout=20)
+attempt = int(os.environ["TORCHELASTIC_RESTART_COUNT"])
+torch.manual_seed(0)
+model = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(8, 2))
+opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+# every rank has read it before rank 0 saves again: the next step's allreduce waits for all
+state = ctx.load_checkpoint() or {"step": 0, "starts": []}
+if state["step"]:
+    model.module.load_state_dict(state["model"])
+    opt.load_state_dict(state["opt"])
+starts = state["starts"] + [(attempt, state["step"])]
 for step in range(state["step"], 6):
-    state["step"] = step + 1
+    x = torch.randn(16, 8, generator=torch.Generator().manual_seed(1000 * ctx.rank + step))
+    loss = model(x).pow(2).mean()
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    state = {"step": step + 1, "starts": starts, "model": model.module.state_dict(), "opt": opt.state_dict()}
     ctx.save_checkpoint(state)
-    if step == 2 and os.environ["TORCHELASTIC_RESTART_COUNT"] == "0":
-        open({str(pidfile)!r}, "w").write(str(os.getpid()))
-        time.sleep(60)                     # the test kills the worker here
-    time.sleep(0.1)
-resumed = state
+    if step == KILL_AFTER and attempt == 0 and ctx.rank == 1:
+        open(PIDFILE, "w").write(str(os.getpid()))
+        time.sleep(60)  # killed here by the test
+weights = {k: v.detach().clone() for k, v in model.module.state_dict().items()}
+buffer = io.BytesIO()
+torch.save(weights, buffer)
+(ctx.output_dir / f"weights-rank{ctx.rank}.sha256").write_text(hashlib.sha256(buffer.getvalue()).hexdigest())
 """
-    workload = service.launch(
-        {"kind": "train", "code": code, "procs_per_node": 1, "max_restarts": 1, "get": "resumed"}
-    )
-    deadline = time.monotonic() + 60
+
+
+def test_a_killed_rank_is_restarted_and_the_job_resumes_from_its_checkpoint(
+    service: Service, tmp_path: Path
+) -> None:
+    """A world of two: the restarted gloo group meets again (each attempt has a rendezvous store
+    of its own) and ends with the weights of a run that was never interrupted."""
+    import torch
+
+    pidfile = tmp_path / "rank1.pid"
+
+    def launch(kill_after: int) -> str:
+        code = RESUMABLE.replace("KILL_AFTER", str(kill_after)).replace("PIDFILE", repr(str(pidfile)))
+        spec = {"kind": "train", "code": code, "procs_per_node": 2, "max_restarts": 1}
+        return service.launch({**spec, "get": "starts,weights"}).id
+
+    whole = launch(kill_after=-1)  # the same job, never interrupted, alongside
+    killed = launch(kill_after=2)
+    deadline = time.monotonic() + 90
     while not (pidfile.exists() and pidfile.read_text()):
-        assert time.monotonic() < deadline, "".join(service.logs(workload.id))
+        assert time.monotonic() < deadline, "".join(service.logs(killed))
         time.sleep(0.05)
     os.kill(int(pidfile.read_text()), signal.SIGKILL)
-    final = service.wait(workload.id, timeout=120)
-    assert final.status == "succeeded", "".join(service.logs(workload.id))
-    resumed = service.results(workload.id)["resumed"]
-    assert resumed["step"] == 6
-    first, last = resumed["starts"][0], resumed["starts"][-1]
-    assert first == (0, 0)
-    assert last == (1, 3)  # the restarted attempt resumed from the checkpoint, not from 0
+    for name in (killed, whole):
+        final = service.wait(name, timeout=120)
+        assert final.status == "succeeded", "".join(service.logs(name))
+    resumed, reference = service.results(killed), service.results(whole)
+    assert resumed["starts"] == [(0, 0), (1, 3)]  # attempt 1 resumed from step 3's checkpoint
+    assert reference["starts"] == [(0, 0)]
+    assert sorted(resumed["weights"]) == ["bias", "weight"]
+    for key, value in reference["weights"].items():
+        assert torch.equal(resumed["weights"][key], value), (key, resumed["weights"][key], value)
+    hashes = {p.name: p.read_text() for p in outputs(service, killed).glob("weights-rank*.sha256")}
+    assert sorted(hashes) == ["weights-rank0.sha256", "weights-rank1.sha256"]
+    assert len(set(hashes.values())) == 1, hashes  # both ranks ended with the same weights
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import shutil
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -42,6 +43,7 @@ from ..base import (
 )
 from .build import LATEST_VERSION, SPEC_ANNOTATION, build_manifests, kube_settings, payload_parts
 from .endpoint_ability import EndpointAbility
+from .locations import outputs_warning
 from .logs import MarkerFilter, results_secret_name, sealed_results
 from .manifests import container_resources
 from .metering import Metered
@@ -83,6 +85,7 @@ class KubernetesBackend(EndpointAbility, Metered):
         self._client = client
         self._tracker: Any = None
         self._kube: KubeSettings | None = None
+        self._said_outputs = False  # the "outputs are not kept" line, once per process
 
     # -- connections -----------------------------------------------------------------------
     @property
@@ -145,7 +148,7 @@ class KubernetesBackend(EndpointAbility, Metered):
         if isinstance(spec, DaskSpec):
             return self.dask.submit(workload_id, spec, payload, docs)
         if isinstance(spec, TrainSpec):
-            return self.train.submit(workload_id, spec, payload, docs)
+            return self._say_outputs(spec, self.train.submit(workload_id, spec, payload, docs))
         if isinstance(spec, NotebookSpec):
             return self.notebook.submit(workload_id, spec, payload, docs)
         if isinstance(spec, ServeSpec):
@@ -164,7 +167,15 @@ class KubernetesBackend(EndpointAbility, Metered):
             self.store.delete(workload_id)
             shutil.rmtree(run_dir, ignore_errors=True)
             raise
-        return self.store.get(workload_id)
+        return self._say_outputs(spec, self.store.get(workload_id))
+
+    def _say_outputs(self, spec: CommonSpec, workload: Workload) -> Workload:
+        """Say once that a pod's or training job's outputs are not kept without --output."""
+        warning = outputs_warning(spec)
+        if warning and not self._said_outputs:
+            self._said_outputs = True
+            print(warning, file=sys.stderr, flush=True)
+        return workload
 
     def insert_pending(
         self,
@@ -281,7 +292,7 @@ class KubernetesBackend(EndpointAbility, Metered):
             return self.store.get(workload.id)
         message = observed.message
         if observed.status == FAILED and observed.exit_code not in (None, 0):
-            last = detail()
+            last = observed.reason or detail()
             message = f"{message}: {last}" if last else message
         self.store.update(workload.id, only_if=ACTIVE, started=observed.started or workload.started)
         self.store.finish(workload.id, observed.status, exit_code=observed.exit_code, message=message)
@@ -384,8 +395,13 @@ class KubernetesBackend(EndpointAbility, Metered):
 
     # -- offline: manifests, RBAC; doctor and the sidebar ----------------------------------
     def manifests(self, workload_id: str, spec: CommonSpec, payload: Payload) -> list[dict[str, Any]]:
-        """The objects a launch would create, for the settings alone (no cluster is contacted)."""
-        return build_manifests(workload_id, spec, payload, self.settings, kube_settings(self.settings))
+        """The objects a launch would create, for the settings alone (no cluster is contacted);
+        a launched ``--operator kubeflow`` workload's as the kind it was made with."""
+        kube = kube_settings(self.settings)
+        with contextlib.suppress(NotFound):
+            if made := self.store.get(workload_id).info.get("kubeflow_api"):
+                kube = KubeSettings(**{**kube.__dict__, "kubeflow_api": made})
+        return build_manifests(workload_id, spec, payload, self.settings, kube)
 
     def rbac(self, namespace: str | None, service_account: str, *, cluster: bool) -> list[dict[str, Any]]:
         from .rbac import rbac_manifests

@@ -26,6 +26,7 @@ from .policy import check_manifest
 from .serve_manifests import build_serve_manifests, serve_network_policy
 from .settings import KubeSettings, Toleration, workload_labels
 from .train_manifests import build_train_manifests
+from .trainjob_manifests import with_trainer_env
 
 SPEC_ANNOTATION = "workbench.jupyter.org/spec"
 LATEST_VERSION = (1, 33)
@@ -75,7 +76,9 @@ def build_manifests(
     Raises:
         SpecError: an invalid spec, or an object that breaks a policy check; nothing exists yet.
     """
-    docs = with_env(_kind_manifests(workload_id, spec, payload, settings, kube), payload.extra.get("env", {}))
+    env = payload.extra.get("env", {})
+    # a TrainJob's node env lives in its trainer block, not in its runtime patch
+    docs = with_trainer_env(with_env(_kind_manifests(workload_id, spec, payload, settings, kube), env), env)
     kind = str(getattr(spec, "kind", "pod"))
     labels = workload_labels(workload_id, kind, settings.owner, spec.labels)
     ports = (SCHEDULER_PORT, DASHBOARD_PORT) if isinstance(spec, DaskSpec) else ()

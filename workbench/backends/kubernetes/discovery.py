@@ -13,6 +13,7 @@ from .build import SPEC_ANNOTATION
 from .notebook_manifests import notebook_location
 from .settings import ID_LABEL
 from .status import observe, timestamp
+from .trainjob import KUBEFLOW_API_INFO
 
 if TYPE_CHECKING:
     from .backend import KubernetesBackend
@@ -21,13 +22,16 @@ if TYPE_CHECKING:
 def discover(backend: KubernetesBackend) -> None:
     """Add to the store the workloads found in the cluster by their labels.
 
-    The main object of each carries its spec (a Job, or a scheduled notebook's CronJob);
-    the Jobs a CronJob makes do not, so they are not found as workloads of their own.
+    The main object of each carries its spec (a Job, a scheduled notebook's CronJob, or a
+    Kubeflow TrainJob where the cluster has Trainer v2); the Jobs a CronJob or a TrainJob
+    makes do not, so they are not found as workloads of their own.
     """
     known = {w.id for w in backend.store.list(backend=backend.name)}
     found = list(backend.tracker.objects("Job"))
     with contextlib.suppress(PermissionDenied):  # a Role from before scheduled notebooks
         found += backend.tracker.objects("CronJob")
+    with contextlib.suppress(PermissionDenied):  # a Role from before TrainJobs
+        found += backend.train.kubeflow.tracked()
     for obj in found:
         meta = obj.get("metadata", {})
         workload_id = meta.get("labels", {}).get(ID_LABEL)
@@ -42,9 +46,11 @@ def discover(backend: KubernetesBackend) -> None:
             info = {}
             if isinstance(spec, NotebookSpec):
                 info["location"] = notebook_location(spec, workload_id)
+            if obj.get("kind") == "TrainJob":
+                info[KUBEFLOW_API_INFO] = "TrainJob"
         except (WorkbenchError, ValueError):
             continue
-        if obj.get("kind") == "CronJob":
+        if obj.get("kind") in ("CronJob", "TrainJob"):
             created = timestamp(meta.get("creationTimestamp"))
         else:
             observed = observe(obj, [])

@@ -11,10 +11,10 @@ from ...config import Settings
 from ...errors import WorkbenchError
 from ..base import FAIL, INFO, OK, WARN, Check
 from .settings import NAMESPACED_PERMISSIONS
+from .trainjob import training_check
 
 OPTIONAL_CRDS = {
     "daskclusters.kubernetes.dask.org": "Dask operator (dask workloads)",
-    "pytorchjobs.kubeflow.org": "Kubeflow training operator (train --operator kubeflow)",
     "localqueues.kueue.x-k8s.io": "Kueue (--queue)",
 }
 
@@ -53,6 +53,7 @@ def diagnose(settings: Settings, *, required: bool) -> list[Check]:
     for crd, what in OPTIONAL_CRDS.items():
         found = client.crd_exists(crd)
         checks.append(Check(OK if found else INFO, what, "installed" if found else f"not found ({crd})"))
+    checks.append(training_check(client))  # Kubeflow Trainer v2, the v1 operator, or none
     metrics = available(client)
     if metrics:
         checks.append(Check(OK, "resource metrics", "metrics.k8s.io is served (workbench top, describe)"))

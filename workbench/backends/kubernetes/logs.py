@@ -116,7 +116,9 @@ def with_results_key(docs: list[dict[str, Any]], workload_id: str, key: str) -> 
 
 
 def _containers(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [c for _, spec in pod_specs(docs) for c in spec["containers"] if isinstance(c, dict)]
+    found = [c for _, spec in pod_specs(docs) for c in spec["containers"] if isinstance(c, dict)]
+    # a Kubeflow TrainJob's node container is its trainer block (command, args, env)
+    return found + [doc["spec"]["trainer"] for doc in docs if doc.get("kind") == "TrainJob"]
 
 
 def take_waiting(lines: queue.Queue[str | None], first: str | None) -> tuple[list[str], int]:

@@ -12,7 +12,8 @@ A ``pod`` workload becomes two objects:
   ``--send`` inputs, mounted read-only at ``/workbench/run/payload``;
 - ``<id>``: a batch/v1 Job of one pod that runs ``python -m workbench.runtime.cell
   /workbench/run``, the runner the local backend uses too. The run directory and its
-  ``outputs/`` (the working directory) are emptyDirs.
+  ``outputs/`` (the working directory) are emptyDirs: with ``--output`` the runner publishes
+  ``outputs/`` there when the code ends (:mod:`.locations`).
 
 Beyond *restricted* (:mod:`.hardening`): the root filesystem is read-only, with emptyDirs at
 ``/tmp`` and at ``HOME`` (``/home/workbench``); CPU and memory have requests and limits
@@ -35,6 +36,7 @@ from ...errors import SpecError
 from ...spec import CommonSpec, PodSpec, Resources, SecretRef, Volume
 from ...units import parse_cpu
 from .hardening import HOME_DIR, TMP_DIR, image_pull_policy, pod_specs, writable_dirs
+from .locations import runner_outputs
 from .payload import code_payload, payload_configmap
 from .settings import (
     APP_NAME,
@@ -416,6 +418,7 @@ def build_pod_manifests(
     job_spec["template"] = pod_template(
         spec, workload_id, labels, configmap=configmap_name, settings=settings
     )
+    runner_outputs(job_spec["template"]["spec"]["containers"][0], workload_id, spec)
     job = batch_job(job_name, labels, job_spec, spec, settings)
     if owner:  # the label is lossy (lower-cased, trimmed); keep who it was
         job["metadata"]["annotations"] = {OWNER_LABEL: owner}

@@ -23,7 +23,6 @@ path on a ``--volume pvc/...`` mount. Each run publishes its run directory to
 from __future__ import annotations
 
 import json
-import posixpath
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,6 +30,7 @@ from ...errors import SpecError
 from ...runtime.notebook import INPUT, SIGN_ENV, run_location
 from ...spec import NotebookSpec
 from ...units import format_bytes
+from .locations import OUTPUT_HINT, is_url, mounted_location
 from .manifests import IGNORE_DISRUPTION, RUN_DIR, batch_job, job_lifecycle, pod_template, refuse_reserved_env
 from .payload import payload_configmap
 from .settings import OWNER_LABEL, KubeSettings, object_name, workload_labels
@@ -59,14 +59,6 @@ RUNNER = ["python", "-m", "workbench.runtime.notebook", RUN_DIR]
 HISTORY_LIMIT = 3
 #: the CronJob controller adds 11 characters (``-<minutes>``) to name a run's Job
 CRONJOB_NAME_LIMIT = 52
-_OUTPUT_HINT = (
-    "give --output an fsspec URL such as s3://bucket/runs or file:///shared/runs, "
-    "or a path on a PersistentVolumeClaim: --volume pvc/runs:/mnt/runs --output /mnt/runs"
-)
-
-
-def _is_url(location: str) -> bool:
-    return "://" in location
 
 
 def check_output(spec: NotebookSpec) -> str:
@@ -81,37 +73,9 @@ def check_output(spec: NotebookSpec) -> str:
         raise SpecError(
             "a notebook run on Kubernetes needs --output: the pod's disk goes away with it",
             value=None,
-            hint=_OUTPUT_HINT,
+            hint=OUTPUT_HINT,
         )
-    if _is_url(output):
-        return output
-    if not output.startswith("/"):
-        raise SpecError(
-            f"--output {output!r} is a relative path; in the pod it must be an absolute path "
-            "on a --volume pvc mount",
-            value=output,
-            hint=_OUTPUT_HINT,
-        )
-    path = posixpath.normpath(output)
-    for volume in spec.volumes:
-        mount = volume.mount_path.rstrip("/") or "/"
-        if volume.type != "pvc" or not (path == mount or path.startswith(f"{mount.rstrip('/')}/")):
-            continue
-        if volume.read_only:
-            raise SpecError(
-                f"--output {output!r} is on a read-only volume: --volume "
-                f"pvc/{volume.source}:{volume.mount_path}:ro",
-                value=output,
-                hint=f"mount it read-write: --volume pvc/{volume.source}:{volume.mount_path}",
-            )
-        return output
-    mounts = [v.mount_path for v in spec.volumes if v.type == "pvc"]
-    where = f"the pvc mounts are {', '.join(mounts)}" if mounts else "no --volume pvc is mounted"
-    raise SpecError(
-        f"--output {output!r} is not on a --volume pvc mount ({where}); the pod's own disk goes away with it",
-        value=output,
-        hint=_OUTPUT_HINT,
-    )
+    return mounted_location(spec, output, "--output", OUTPUT_HINT)
 
 
 def notebook_location(spec: NotebookSpec, workload_id: str) -> str:
@@ -152,7 +116,7 @@ def _payload(
     limit = settings.max_configmap_bytes
     files: dict[str, str | bytes] = {CONFIG_KEY: inline, INPUT: notebook}
     if size > limit:
-        if not _is_url(output):
+        if not is_url(output):
             raise SpecError(
                 f"notebook {spec.notebook!r} is {len(notebook)} bytes ({format_bytes(len(notebook))}) "
                 f"with its config {size}; a ConfigMap holds at most {limit} bytes, and --output "

@@ -28,6 +28,7 @@ from typing import Any
 from ...units import DNS_LABEL, DNS_SUBDOMAIN, check_label, parse_quantity
 from .hardening import MIN_UID, image_pull_policy, pod_specs
 from .settings import CONFIGMAP_HARD_LIMIT, QUEUE_LABEL
+from .trainjob_manifests import trainjob_pod_specs
 
 #: Volume types Pod Security Standards *restricted* allows.
 RESTRICTED_VOLUME_TYPES = frozenset(
@@ -410,7 +411,9 @@ def check_manifest(doc: Mapping[str, Any]) -> list[str]:
             problems.append(f"metadata.annotations: {exc}")
     for where, labels in _templates_labels(doc.get("spec"), "spec"):
         problems += _label_problems(where, labels)
-    for where, pod_spec in pod_specs(doc.get("spec"), "spec"):
+    # a TrainJob's pods are its trainer block and runtime patches over the runtime's pod
+    pods = trainjob_pod_specs(doc) if kind == "TrainJob" else pod_specs(doc.get("spec"), "spec")
+    for where, pod_spec in pods:
         problems += _pod_spec_problems(where, pod_spec)
     if kind == "ConfigMap":
         problems += _configmap_problems(doc)

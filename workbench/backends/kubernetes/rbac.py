@@ -21,8 +21,9 @@ def rbac_manifests(
 ) -> list[dict[str, Any]]:
     """ServiceAccount, Role and RoleBinding (and, optionally, the read-only cluster rules).
 
-    The cluster part (listing nodes for the preflight check, reading CRDs for `doctor`) is
-    optional: without it the backend skips the capacity check.
+    The cluster part (listing nodes for the preflight check, reading CRDs for `doctor`, reading
+    the Kubeflow Trainer runtime a TrainJob names) is optional: without it the backend skips the
+    capacity and runtime checks.
     """
     meta = {"namespace": namespace, "labels": dict(_LABELS)}
     subject = {"kind": "ServiceAccount", "name": service_account, "namespace": namespace}

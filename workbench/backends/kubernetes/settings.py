@@ -44,7 +44,9 @@ NAMESPACED_PERMISSIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("networking.k8s.io", "networkpolicies", ("create", "delete", "patch")),
     # scheduled notebook runs
     ("batch", "cronjobs", ("create", "delete", "list", "patch", "watch")),  # patch: pause/resume
-    # train workloads with --operator kubeflow: the Kubeflow training operator's PyTorchJobs
+    # train workloads with --operator kubeflow: Kubeflow Trainer v2's TrainJobs (listed and
+    # watched by label), or the v1 training operator's PyTorchJobs
+    ("trainer.kubeflow.org", "trainjobs", ("create", "delete", "list", "watch")),
     ("kubeflow.org", "pytorchjobs", ("create", "delete", "get")),
     # dask workloads: the dask-kubernetes operator's resources
     ("kubernetes.dask.org", "daskautoscalers", ("create", "delete", "patch")),
@@ -66,6 +68,9 @@ NAMESPACED_PERMISSIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 CLUSTER_PERMISSIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("", "nodes", ("list",)),
     ("apiextensions.k8s.io", "customresourcedefinitions", ("get",)),
+    # the Kubeflow Trainer runtime a TrainJob names is checked before it is created (and listed
+    # when it is missing); without this rule the check is skipped
+    ("trainer.kubeflow.org", "clustertrainingruntimes", ("get", "list")),
 )
 
 _SETTINGS_HINT = "fix the Kubernetes settings in the workbench config"
@@ -131,6 +136,9 @@ class KubeSettings:
             Dask scheduler through its NetworkPolicy: label the notebook and Jupyter pods so.
         dask_operator_namespace: where the Dask operator runs; its pods may reach the
             schedulers too (it checks idleness and adaptive targets). ``None``: nobody else.
+        kubeflow_api: what ``--operator kubeflow`` makes: a Kubeflow Trainer v2 ``TrainJob``
+            or, where the cluster has only the v1 training operator, a ``PyTorchJob`` (the
+            backend discovers which; offline, ``--dry-run`` prints a TrainJob).
     """
 
     namespace: str = "default"
@@ -148,6 +156,7 @@ class KubeSettings:
     default_memory: str = "1Gi"
     client_labels: tuple[tuple[str, str], ...] = ((f"{LABEL_DOMAIN}/client", "true"),)
     dask_operator_namespace: str | None = "dask-operator"
+    kubeflow_api: Literal["TrainJob", "PyTorchJob"] = "TrainJob"
 
     def __post_init__(self) -> None:
         object_name(self.namespace, what="namespace", limit=63)

@@ -3,7 +3,8 @@
 Pending says why: the scheduler's message ("0/3 nodes are available: 3 Insufficient
 nvidia.com/gpu."), an image that cannot be pulled, a missing secret, or a queue that has
 not admitted the Job yet. Failed says how: the container's exit code and reason, a
-deadline, or the pods the Job gave up on.
+deadline, or the pods the Job gave up on; and why, when the container wrote its
+termination message (``Observed.reason``, which the backend prefers to the log's last line).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ class Observed:
     exit_code: int | None = None
     started: float | None = None
     ended: float | None = None
+    #: why it failed in the container's own words (its termination message), when it said
+    reason: str = ""
 
 
 def timestamp(value: str | None) -> float | None:
@@ -80,6 +83,14 @@ def terminated(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return dict(state) if state else None
 
 
+def termination_reason(pod: Mapping[str, Any] | None) -> str:
+    """The last line of the main container's termination message (the runner writes one line
+    there when it knows why it failed, e.g. a missing ``--get`` value); "" when there is none."""
+    message = str((terminated(pod) or {}).get("message") or "") if pod else ""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""
+
+
 def observe(job: Mapping[str, Any] | None, pods: Sequence[Mapping[str, Any]]) -> Observed | None:
     """The status of a pod workload from its Job and the Job's pods; None if the Job is gone."""
     if job is None:
@@ -106,7 +117,7 @@ def observe(job: Mapping[str, Any] | None, pods: Sequence[Mapping[str, Any]]) ->
         ended = timestamp(failed.get("lastTransitionTime")) or (
             timestamp(last_exit.get("finishedAt")) if last_exit else None
         )
-        return Observed(FAILED, message, exit_code, started, ended)
+        return Observed(FAILED, message, exit_code, started, ended, termination_reason(latest))
     if job.get("spec", {}).get("suspend"):
         queue = job.get("metadata", {}).get("labels", {}).get("kueue.x-k8s.io/queue-name")
         where = f" in queue {queue!r}" if queue else ""

@@ -1,8 +1,9 @@
 """Distributed training (``train`` workloads) on the Kubernetes backend.
 
 The objects come from :mod:`.train_manifests`: a payload ConfigMap, a headless Service and
-an Indexed Job of one pod per node (or, with ``operator: kubeflow``, a PyTorchJob). The
-cluster is the source of truth, as for pods:
+an Indexed Job of one pod per node (or, with ``operator: kubeflow``, a Kubeflow Trainer
+TrainJob or a PyTorchJob, whichever the cluster has: :mod:`.trainjob`). The cluster is the
+source of truth, as for pods:
 
 - status: the Job and all its pods through the backend's tracker. Running while any node
   runs; pending says which node waits and why; failed names the node (completion index)
@@ -11,7 +12,8 @@ cluster is the source of truth, as for pods:
   runner prefixes each line with its rank); the ``--get`` marker line is filtered out;
 - results: the marker line, printed by whichever pod holds global rank 0 (c10d rendezvous
   assigns ranks, so it is looked for in every node's log, index 0 first);
-- cancel and rm: the Job (or PyTorchJob), the Service, the ConfigMap and the NetworkPolicy.
+- cancel and rm: the Job (or TrainJob, PyTorchJob), the Service, the ConfigMap and the
+  NetworkPolicy.
 """
 
 from __future__ import annotations
@@ -34,8 +36,10 @@ from .client import Resource, register_resource
 from .logs import MarkerFilter, results_secret_name, take_waiting
 from .manifests import CONTAINER_NAME, container_resources
 from .preflight import check_fits
-from .status import Observed, observe, pod_pending_reason, terminated, timestamp
+from .status import Observed, observe, pod_pending_reason, terminated, termination_reason, timestamp
 from .train_manifests import KUBEFLOW_CONTAINER, KUBEFLOW_GROUP
+from .trainjob import KUBEFLOW_API_INFO, TRAINJOB, KubeflowTraining, kubeflow_missing
+from .trainjob_manifests import NODE, node_pod
 
 if TYPE_CHECKING:
     from .backend import KubernetesBackend
@@ -43,10 +47,6 @@ if TYPE_CHECKING:
 INDEX_LABEL = "batch.kubernetes.io/job-completion-index"
 KUBEFLOW_TYPE_LABEL = "training.kubeflow.org/replica-type"
 KUBEFLOW_INDEX_LABEL = "training.kubeflow.org/replica-index"
-KUBEFLOW_INSTALL = (
-    'kubectl apply --server-side -k "github.com/kubeflow/training-operator.git'
-    '/manifests/overlays/standalone?ref=v1.9.2"'
-)
 PYTORCHJOB = Resource("PyTorchJob", KUBEFLOW_GROUP, "v1", "pytorchjobs", custom=True)
 _RANK_LINE = re.compile(r"^\[rank \d+\] \S")
 _RANKED = re.compile(r"^\[rank (\d+)\] ?(.*)$")
@@ -76,15 +76,6 @@ def traceback_banner(log: str) -> str:
     first = min(started, key=started.__getitem__)
     body = "\n".join(lines[first]).rstrip()
     return f"\n==== rank {first} failed first; its traceback ====\n{body}\n"
-
-
-def kubeflow_missing() -> BackendUnavailable:
-    return BackendUnavailable(
-        "the Kubeflow training operator is not installed: the cluster does not serve "
-        f"pytorchjobs.{KUBEFLOW_GROUP}",
-        value="pytorchjobs",
-        hint=f"install it with `{KUBEFLOW_INSTALL}`, or drop --operator kubeflow to run an Indexed Job",
-    )
 
 
 def node_index(pod: Mapping[str, Any]) -> int:
@@ -162,7 +153,7 @@ def observe_train(
             return Observed(RUNNING, wait, None, base.started)
         code = int((terminated(pod) or {})["exitCode"])
         message = f"node {node_index(pod)} ({pod['metadata']['name']}) exited with code {code}"
-        return Observed(FAILED, message, code, base.started, base.ended)
+        return Observed(FAILED, message, code, base.started, base.ended, termination_reason(pod))
     running = [p for p in pods if _phase(p) == "Running"]
     waiting = sorted((p for p in pods if _phase(p) == "Pending"), key=node_index)
     if running:
@@ -187,6 +178,8 @@ def as_job(obj: Mapping[str, Any] | None) -> dict[str, Any] | None:
         kind = {"Succeeded": "Complete", "Failed": "Failed"}.get(str(cond.get("type")))
         if kind:
             conditions.append({**cond, "type": kind})
+            if kind == "Failed" and "active longer than specified deadline" in str(cond.get("message")):
+                conditions[-1]["reason"] = "DeadlineExceeded"  # the operator's reason is PyTorchJobFailed
     suspend = ((obj.get("spec") or {}).get("runPolicy") or {}).get("suspend")
     return {
         "metadata": obj.get("metadata") or {},
@@ -202,6 +195,7 @@ class TrainJobs:
         self.backend = backend
         self.store = backend.store
         register_resource(PYTORCHJOB)
+        self.kubeflow = KubeflowTraining(backend)
 
     @property
     def client(self) -> Any:
@@ -211,22 +205,25 @@ class TrainJobs:
     def submit(
         self, workload_id: str, spec: TrainSpec, payload: Payload, docs: list[dict[str, Any]]
     ) -> Workload:
+        if spec.operator == "kubeflow":  # what the cluster has; refusals create nothing
+            docs = self.kubeflow.prepare(workload_id, spec, payload, docs)
         job = docs[-1]
-        template = (
-            job["spec"]["template"]
-            if job["kind"] == "Job"
-            else job["spec"]["pytorchReplicaSpecs"]["Master"]["template"]
-        )
+        if job["kind"] == "PyTorchJob":
+            template = job["spec"]["pytorchReplicaSpecs"]["Master"]["template"]
+        else:
+            template = node_pod(job) if job["kind"] == TRAINJOB.kind else job["spec"]["template"]
         requests = container_resources(spec.resources, self.backend.kube).get("limits", {})
         check_fits(requests, template["spec"].get("nodeSelector", {}), self.client.nodes())
         run_dir = self.backend.settings.runs_dir / workload_id
-        self.backend.insert_pending(workload_id, spec, payload, f"creating the {job['kind']}")
+        info = {KUBEFLOW_API_INFO: job["kind"]} if spec.operator == "kubeflow" else {}
+        self.backend.insert_pending(workload_id, spec, payload, f"creating the {job['kind']}", info)
         try:
             self.backend.keep_payload(run_dir, spec, payload)
             try:
                 created = self.client.create_all(docs)
             except BackendUnavailable as exc:
-                raise kubeflow_missing() if exc.value == PYTORCHJOB.plural else exc from None
+                gone = exc.value in (PYTORCHJOB.plural, TRAINJOB.plural)  # uninstalled since
+                raise kubeflow_missing() if gone else exc from None
             for obj in created[:-1]:  # the Job's TTL (or deletion) then removes them too
                 self.backend.adopt(obj, created[-1])
         except BaseException:
@@ -236,12 +233,17 @@ class TrainJobs:
         return self.store.get(workload_id)
 
     # -- state -----------------------------------------------------------------------------------------
-    def _kubeflow(self, workload: Workload) -> bool:
-        return workload.spec.get("operator") == "kubeflow"
+    def _kubeflow(self, workload: Workload) -> str | None:
+        """The Kubeflow kind that runs the workload (TrainJob or PyTorchJob); None: an Indexed Job."""
+        if workload.spec.get("operator") != "kubeflow":
+            return None
+        return str(workload.info.get(KUBEFLOW_API_INFO) or PYTORCHJOB.kind)  # older records: v1
 
     def job_of(self, workload: Workload, *, fresh: bool = True) -> dict[str, Any] | None:
         if not self._kubeflow(workload):
             return self.backend.job(workload.id, fresh=fresh)
+        if self._kubeflow(workload) == TRAINJOB.kind:
+            return self.kubeflow.job_of(workload.id, fresh=fresh)
         try:
             return as_job(self.client.get(PYTORCHJOB.kind, workload.id))
         except NotFound:  # also when the operator (and so its jobs) is gone
@@ -279,7 +281,9 @@ class TrainJobs:
         return lambda pod: bool(LOST_PEER.search(last_line(pod["metadata"]["name"])))
 
     def _container(self, workload: Workload) -> str:
-        return KUBEFLOW_CONTAINER if self._kubeflow(workload) else CONTAINER_NAME
+        return {TRAINJOB.kind: NODE, PYTORCHJOB.kind: KUBEFLOW_CONTAINER}.get(
+            self._kubeflow(workload) or "", CONTAINER_NAME
+        )
 
     def _log(self, workload: Workload, pod: str) -> str:
         data = b"".join(self.client.logs(pod, container=self._container(workload)))
@@ -350,6 +354,8 @@ class TrainJobs:
         streamed: set[str] = set()
         open_streams, said = 0, ""
         self.backend.tracker.watch()  # pods and Jobs come from watches, not one list per turn
+        if self._kubeflow(workload) == TRAINJOB.kind:
+            self.kubeflow.tracker.watch()
         while True:
             record = self.backend.refresh(self.store.get(workload.id))
             for pod in self.pods(workload.id):
@@ -386,8 +392,8 @@ class TrainJobs:
 
     # -- stopping --------------------------------------------------------------------------------------
     def delete_objects(self, workload: Workload) -> None:
-        if self._kubeflow(workload):
-            self.client.delete(PYTORCHJOB.kind, workload.id)  # no operator: nothing to delete
+        if self._kubeflow(workload):  # its JobSet or pods go with it; no operator: nothing to delete
+            self.client.delete(str(self._kubeflow(workload)), workload.id)
         else:
             self.client.delete("Job", workload.id)
             self.client.delete("Service", workload.id)

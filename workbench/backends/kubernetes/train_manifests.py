@@ -13,9 +13,10 @@ created in this order:
   ``torchrun`` with its completion index as node rank; the nodes meet through c10d rendezvous
   on index 0 (``<id>-0.<id>:29400``), the contract the local backend keeps on 127.0.0.1.
 
-``operator: kubeflow`` makes a ``kubeflow.org/v1`` PyTorchJob (a Master and ``nodes - 1``
-Workers with the same pod template) instead of the Service and the Job; the training
-operator then sets torchrun's ``PET_*`` environment itself.
+``operator: kubeflow`` makes a Kubeflow Trainer v2 TrainJob (:mod:`.trainjob_manifests`) or,
+with ``settings.kubeflow_api`` ``PyTorchJob`` (a cluster with only the v1 training operator), a
+``kubeflow.org/v1`` PyTorchJob (a Master and ``nodes - 1`` Workers with the same pod template)
+instead of the Service and the Job; the operator then sets torchrun's ``PET_*`` environment.
 """
 
 from __future__ import annotations
@@ -26,10 +27,9 @@ import re
 from typing import Any
 
 from ...errors import SpecError
-from ...runtime.cell import MISSING_RESULT_EXIT
 from ...spec import TrainSpec
+from .locations import check_train_locations, runner_outputs
 from .manifests import (
-    CONTAINER_NAME,
     IGNORE_DISRUPTION,
     RUN_DIR,
     batch_job,
@@ -39,6 +39,7 @@ from .manifests import (
 )
 from .payload import code_payload
 from .settings import ID_LABEL, OWNER_LABEL, KubeSettings, object_name, workload_labels
+from .trainjob_manifests import trainjob
 
 __all__ = [
     "KUBEFLOW_API_VERSION",
@@ -56,6 +57,7 @@ KUBEFLOW_API_VERSION = f"{KUBEFLOW_GROUP}/v1"
 #: The training operator injects its environment only into a container of this name.
 KUBEFLOW_CONTAINER = "pytorch"
 INDEX_ENV = "JOB_COMPLETION_INDEX"
+SHARED_STORE_ENV = "TORCH_DISABLE_SHARE_RDZV_TCP_STORE"
 # Service names are RFC 1035 labels: they must start with a letter
 _DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _RUNNER = ["-m", "workbench.runtime.cell", RUN_DIR, "--results-to-log"]
@@ -85,7 +87,7 @@ def torchrun_command(workload_id: str, spec: TrainSpec, *, service: str | None) 
     return [*argv, *_RUNNER]
 
 
-def _names(workload_id: str, spec: TrainSpec) -> str:
+def _names(workload_id: str, spec: TrainSpec, *, pytorchjob: bool) -> str:
     """Check every name derived from the id; the Job's (and the Service's) name back."""
     job = object_name(workload_id, what="workload id", limit=63)
     if spec.operator == "job":
@@ -98,7 +100,7 @@ def _names(workload_id: str, spec: TrainSpec) -> str:
                 value=workload_id,
                 hint="use a --name such as 'train-1'",
             )
-    else:  # the operator names the pods <job>-master-0 and <job>-worker-<i>
+    elif pytorchjob:  # the v1 operator names the pods <job>-master-0 and <job>-worker-<i>
         object_name(f"{workload_id}-worker-{max(0, spec.nodes - 2)}", what="pod name of the last worker")
     return job
 
@@ -109,6 +111,9 @@ def _train_env(env: list[dict[str, Any]]) -> list[dict[str, Any]]:
     # peers that start later (another node's pod) or restart (elastic), as on the local backend
     entries.setdefault("TORCH_GLOO_LAZY_INIT", {"name": "TORCH_GLOO_LAZY_INIT", "value": "1"})
     entries.setdefault("OMP_NUM_THREADS", {"name": "OMP_NUM_THREADS", "value": "1"})
+    # torchrun's agents otherwise share one TCP store, hosted by rendezvous rank 0 and its address
+    # kept for good: a replaced node (evicted, preempted) could never join the others again
+    entries.setdefault(SHARED_STORE_ENV, {"name": SHARED_STORE_ENV, "value": "1"})
     return [entries[name] for name in sorted(entries)]
 
 
@@ -127,11 +132,14 @@ def _template(
     container["command"] = torchrun_command(workload_id, spec, service=service)
     container["env"] = _train_env(container["env"])
     container["ports"] = [{"name": "c10d", "containerPort": RDZV_PORT, "protocol": "TCP"}]
+    runner_outputs(container, workload_id, spec)
+    # --max-restarts is torchrun's budget alone (it restarts the workers inside the pod): a pod
+    # is never restarted in place, and only a disruption recreates it (the failure policy)
+    pod["restartPolicy"] = "Never"
     if service is not None:
         pod["subdomain"] = service
     else:
         container["name"] = KUBEFLOW_CONTAINER
-        pod["restartPolicy"] = "OnFailure" if spec.max_restarts else "Never"
     return template
 
 
@@ -150,21 +158,11 @@ def _headless_service(name: str, workload_id: str, labels: dict[str, str], names
     }
 
 
-def _pod_failure_policy(container: str) -> dict[str, Any]:
-    return {
-        "rules": [
-            # the runner's "a --get variable is missing": the same code fails the same way again
-            {
-                "action": "FailJob",
-                "onExitCodes": {
-                    "containerName": container,
-                    "operator": "In",
-                    "values": [MISSING_RESULT_EXIT],
-                },
-            },
-            IGNORE_DISRUPTION,  # an evicted or preempted node: recreated without using up a restart
-        ]
-    }
+def _pod_failure_policy() -> dict[str, Any]:
+    # an evicted or preempted node is recreated without counting; any other failure has used
+    # up torchrun's restarts already (the runner's own exit codes never reach the pod: torchrun
+    # exits 1), and with no backoff left it fails the job
+    return {"rules": [IGNORE_DISRUPTION]}
 
 
 def _indexed_job(
@@ -175,16 +173,17 @@ def _indexed_job(
         "completions": spec.nodes,
         "parallelism": spec.nodes,
     }
+    # no pod-level retry: a node that fails has used up torchrun's --max-restarts, and the first
+    # one fails the whole job at once (the other ranks cannot go on without it); a disruption
+    # is retried by the failure policy without counting
     if settings.supports(1, 33):
-        # restarts count per node, and the first node out of restarts fails the whole job at
-        # once: the other ranks cannot go on without it
-        job_spec["backoffLimitPerIndex"] = spec.max_restarts
+        job_spec["backoffLimitPerIndex"] = 0
         job_spec["maxFailedIndexes"] = 0
     else:
-        job_spec["backoffLimit"] = spec.max_restarts
+        job_spec["backoffLimit"] = 0
     job_spec.update(job_lifecycle(spec, settings))
     if settings.supports(1, 26):
-        job_spec["podFailurePolicy"] = _pod_failure_policy(CONTAINER_NAME)
+        job_spec["podFailurePolicy"] = _pod_failure_policy()
     job_spec["template"] = template
     return batch_job(name, labels, job_spec, spec, settings)
 
@@ -205,7 +204,8 @@ def _pytorch_job(
     # the operator keeps every pod of a finished job by default: a node still running when
     # another failed (its ranks wait for the lost peer) would hold its GPUs and its log stream
     # open until a collective times out. The Indexed Job's controller ends them at once.
-    run_policy: dict[str, Any] = {"backoffLimit": spec.max_restarts, "cleanPodPolicy": "Running"}
+    # torchrun restarts the workers inside the pods (--max-restarts); the pods are not retried
+    run_policy: dict[str, Any] = {"backoffLimit": 0, "cleanPodPolicy": "Running"}
     if settings.ttl_seconds_after_finished is not None:
         run_policy["ttlSecondsAfterFinished"] = settings.ttl_seconds_after_finished
     if spec.timeout is not None:
@@ -237,14 +237,17 @@ def build_train_manifests(
     """The objects of a ``train`` workload, in creation order.
 
     ``[payload ConfigMap, headless Service, Indexed Job]``, or with ``operator: kubeflow``
-    ``[payload ConfigMap, PyTorchJob]``. The arguments are those of
+    ``[payload ConfigMap, TrainJob]`` (or ``PyTorchJob``). The arguments are those of
     :func:`~.manifests.build_pod_manifests`.
 
     Raises:
         SpecError: a name that Kubernetes would refuse (the last node's hostname must fit
-            63), a payload too large for a ConfigMap, or a spec that contradicts itself.
+            63), a payload too large for a ConfigMap, a spec that contradicts itself, a
+            ``--checkpoint-dir`` or ``--output`` the pods cannot keep files in, or
+            ``--max-restarts`` on several nodes without ``--checkpoint-dir``.
     """
-    name = _names(workload_id, spec)
+    name = _names(workload_id, spec, pytorchjob=settings.kubeflow_api == "PyTorchJob")  # TrainJob: its own
+    check_train_locations(spec)
     labels = workload_labels(workload_id, "train", owner, spec.labels)
     configmap = code_payload(
         workload_id, spec, code=code, entry_name=entry_name, inputs=inputs, labels=labels, settings=settings
@@ -254,8 +257,9 @@ def build_train_manifests(
     template = _template(
         workload_id, spec, labels, configmap=configmap_name, settings=settings, service=service
     )
-    if service is None:
-        job = _pytorch_job(name, spec, labels, template, settings)
+    if service is None:  # Kubeflow Trainer v2's TrainJob, or the v1 operator's PyTorchJob
+        kubeflow = trainjob if settings.kubeflow_api == "TrainJob" else _pytorch_job
+        job = kubeflow(name, spec, labels, template, settings)
         docs = [configmap, job]
     else:
         job = _indexed_job(name, spec, labels, template, settings)

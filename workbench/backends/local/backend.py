@@ -17,7 +17,6 @@ import secrets
 import select
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -26,14 +25,13 @@ from typing import Any, ClassVar
 
 from ...config import Settings
 from ...errors import BackendUnavailable, Conflict, NotFound, PermissionDenied, SpecError, StoreError
-from ...private import create_private, exposed, make_private, private_dir, write_private
+from ...private import exposed, make_private, private_dir, write_private
 from ...runtime import guard, procs
 from ...runtime import results as sealed
 from ...spec import CommonSpec, NotebookSpec, RevisionChange
 from ...store import ACTIVE, CANCELLED, FAILED, PENDING, Store, Workload
 from ...units import format_bytes, parse_bytes
 from ..base import INFO, OK, Check, DaskControl, Diagnosis, Payload, Probing, Serving
-from . import serve
 from .gpus import allocate, check_request, detect_gpus
 from .kinds import Plan, plan_for
 
@@ -233,6 +231,7 @@ class LocalBackend:
             "WORKBENCH_RUN_DIR": str(run_dir),
             "WORKBENCH_OUTPUT_DIR": str(run_dir / "outputs"),
             "WORKBENCH_HOME": str(self.settings.home),
+            **plan.env,  # --output, --checkpoint-dir (see kinds.py)
         }
         if spec.resources.cpu:
             from ...units import parse_cpu
@@ -261,17 +260,10 @@ class LocalBackend:
         write_private(run_dir / "launch.json", json.dumps(launch, indent=2))
 
     def _start_supervisor(self, workload_id: str) -> None:
-        run_dir = self.settings.runs_dir / workload_id
-        create_private(run_dir / "logs" / "supervisor.log")
-        with (run_dir / "logs" / "supervisor.log").open("ab") as log:
-            subprocess.Popen(
-                [sys.executable, "-m", "workbench.runtime.supervisor", str(self.store.path), workload_id],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-            )
+        """Through the warm launcher when it is there, else the cold way (see :mod:`.launch`)."""
+        from .launch import start_supervisor
+
+        start_supervisor(str(self.store.path), workload_id, self.settings.runs_dir / workload_id)
 
     # -- state -----------------------------------------------------------------------------
     def refresh(self, workload: Workload) -> Workload:
@@ -375,32 +367,46 @@ class LocalBackend:
 
     # -- endpoints (serve) -------------------------------------------------------------------
     def rollout(self, workload: Workload, change: RevisionChange, payload: Payload) -> Workload:
+        from . import serve  # endpoints only: a pod's launch never loads it
+
         serve.rollout(self.refresh(workload), change, payload)
         return self.store.get(workload.id)
 
     def promote(self, workload: Workload) -> Workload:
+        from . import serve  # endpoints only: a pod's launch never loads it
+
         serve.promote(self.refresh(workload))
         return self.store.get(workload.id)
 
     def undo(self, workload: Workload, to_revision: int | None) -> Workload:
+        from . import serve  # endpoints only: a pod's launch never loads it
+
         serve.undo(self.refresh(workload), to_revision)
         return self.store.get(workload.id)
 
     def scale_endpoint(
         self, workload: Workload, replicas: int | None, autoscale: tuple[int, int] | None
     ) -> Workload:
+        from . import serve  # endpoints only: a pod's launch never loads it
+
         serve.scale(self.refresh(workload), replicas, autoscale)
         return self.store.get(workload.id)
 
     def rollout_state(self, workload: Workload) -> dict[str, Any]:
+        from . import serve  # endpoints only: a pod's launch never loads it
+
         return serve.state(self.refresh(workload))
 
     def history(self, workload: Workload) -> list[dict[str, Any]]:
+        from . import serve  # endpoints only: a pod's launch never loads it
+
         return serve.history(workload)
 
     def request(
         self, workload: Workload, method: str, path: str, body: bytes | None, timeout: float
     ) -> tuple[int, bytes]:
+        from . import serve  # endpoints only: a pod's launch never loads it
+
         return serve.request(self.store, workload, method, path, body, timeout)
 
     # -- doctor and the sidebar -------------------------------------------------------------

@@ -11,6 +11,10 @@ from ...errors import BackendUnavailable, Conflict, SpecError, Timeout
 from ...store import Store, Workload
 from .gpus import allocate
 
+#: Longest pause between two reads of the record while a cluster starts: a read costs well
+#: under a millisecond, and the address is wanted the moment it is there.
+ADDRESS_POLL = 0.02
+
 
 def call_scheduler(address: str, op: str, timeout: float = 30.0, **kwargs: Any) -> Any:
     """Call one of the scheduler's handlers (in a thread: the caller may run an event loop)."""
@@ -55,7 +59,7 @@ def wait_for_address(store: Store, workload: Workload, timeout: float = 60.0) ->
         if time.monotonic() > deadline:
             raise Timeout(f"Dask cluster {current.id} did not start within {timeout:.0f}s", value=current.id)
         time.sleep(pause)
-        pause = min(pause * 2, 0.2)
+        pause = min(pause * 2, ADDRESS_POLL)
 
 
 def _regrant(store: Store, workload: Workload, host: list[str], workers: int) -> list[str]:

@@ -10,7 +10,7 @@ from typing import Any
 
 from ...config import folder_problem
 from ...errors import SpecError
-from ...runtime.publish import run_location
+from ...runtime.publish import OUTPUT_LOCATION_ENV, run_location
 from ...spec import CodeSpec, CommonSpec, DaskSpec, NotebookSpec, PodSpec, ServeSpec, TrainSpec
 from ...units import parse_bytes
 from ..base import Payload
@@ -28,6 +28,8 @@ class Plan:
         group_memory_limit: whether the supervisor enforces ``resources.memory`` on the whole
             process group (a pod), or the runtime enforces it itself (Dask, per worker).
         info: what the store record keeps from the start (a notebook's published location).
+        env: what the workload's environment gets besides the runtime's own variables
+            (``WORKBENCH_OUTPUT_LOCATION``, ``WORKBENCH_CHECKPOINT_DIR``).
     """
 
     gpus: int
@@ -35,6 +37,7 @@ class Plan:
     stage: Callable[[Path], None]
     group_memory_limit: bool = True
     info: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
 
 
 def write_code(folder: Path, payload: Payload, script: str | None, meta: dict[str, Any]) -> None:
@@ -90,10 +93,31 @@ def _stage_train(spec: TrainSpec, payload: Payload) -> Callable[[Path], None]:
 
 
 def _notebook_output(spec: NotebookSpec, payload: Payload) -> str | None:
-    output = spec.output
-    if output is not None and "://" not in output:  # a path: relative to where it was launched
-        output = str((Path(payload.cwd or ".") / output).resolve())
-    return output
+    return _resolved(spec.output, payload)
+
+
+def _resolved(location: str | None, payload: Payload) -> str | None:
+    if location is not None and "://" not in location:  # a path: relative to where it was launched
+        location = str((Path(payload.cwd or ".") / location).resolve())
+    return location
+
+
+def _code_env(workload_id: str, spec: PodSpec | TrainSpec, payload: Payload) -> dict[str, str]:
+    """``--output`` (published to OUTPUT/ID by the runner) and ``--checkpoint-dir``, checked."""
+    env: dict[str, str] = {}
+    places = [("--output", spec.output, OUTPUT_LOCATION_ENV)]
+    if isinstance(spec, TrainSpec):
+        places.append(("--checkpoint-dir", spec.checkpoint_dir, "WORKBENCH_CHECKPOINT_DIR"))
+    for flag_name, given, variable in places:
+        if given is None:
+            continue
+        if "://" in given:
+            _check_filesystem(given, flag_name)
+        location = _resolved(given, payload)
+        assert location is not None
+        _check_output(given, location, flag_name)
+        env[variable] = run_location(location, workload_id) if flag_name == "--output" else location
+    return env
 
 
 def _stage_notebook(output: str | None, payload: Payload) -> Callable[[Path], None]:
@@ -106,17 +130,18 @@ def _stage_notebook(output: str | None, payload: Payload) -> Callable[[Path], No
     return stage
 
 
-def _check_output(spec: NotebookSpec, output: str | None) -> None:
+def _check_output(given: str | None, output: str | None, flag_name: str = "--output") -> None:
     """``--output`` must be a folder the run can write, checked before anything is created."""
     if output is None or ("://" in output and not output.startswith("file://")):
         return
     path = Path(output.removeprefix("file://"))
     problem = folder_problem(path, writable=True)
     if problem:
+        each = " (each run gets OUTPUT/NAME)" if flag_name == "--output" else ""
         raise SpecError(
-            f"--output {spec.output!r} {problem}",
-            value=spec.output,
-            hint="give a folder you can write in (each run gets OUTPUT/NAME)",
+            f"{flag_name} {given!r} {problem}",
+            value=given,
+            hint=f"give a folder you can write in{each}",
         )
 
 
@@ -140,14 +165,14 @@ def _check_kernel(spec: NotebookSpec, notebook: bytes) -> None:
         )
 
 
-def _check_filesystem(location: str) -> None:
+def _check_filesystem(location: str, flag_name: str = "--output") -> None:
     import fsspec
 
     try:
         fsspec.get_filesystem_class(location.partition("://")[0])
     except ImportError as exc:
         raise SpecError(
-            f"--output {location!r}: {exc}",
+            f"{flag_name} {location!r}: {exc}",
             value=location,
             hint="install that package where the runs execute, or give a path",
         ) from None
@@ -161,7 +186,8 @@ def plan_for(workload_id: str, spec: CommonSpec, payload: Payload) -> Plan:
     """
     check_capacity(spec.resources, "a Dask worker" if isinstance(spec, DaskSpec) else "each process")
     if isinstance(spec, PodSpec):
-        return Plan(spec.resources.gpus, "workbench.runtime.cell", _stage_code(spec, payload))
+        env = _code_env(workload_id, spec, payload)
+        return Plan(spec.resources.gpus, "workbench.runtime.cell", _stage_code(spec, payload), env=env)
     if isinstance(spec, DaskSpec):
         most = spec.adapt.maximum if spec.adapt else spec.workers
         return Plan(
@@ -176,6 +202,7 @@ def plan_for(workload_id: str, spec: CommonSpec, payload: Payload) -> Plan:
             "workbench.runtime.train_local",
             _stage_train(spec, payload),
             group_memory_limit=False,
+            env=_code_env(workload_id, spec, payload),
         )
     if isinstance(spec, ServeSpec):
         from .serve import check_model_server, stage_endpoint
@@ -202,7 +229,7 @@ def plan_for(workload_id: str, spec: CommonSpec, payload: Payload) -> Plan:
         if "notebook" not in payload.extra:
             raise SpecError("a notebook run needs its notebook read first", value=spec.notebook)
         output = _notebook_output(spec, payload)
-        _check_output(spec, output)
+        _check_output(spec.output, output)
         _check_kernel(spec, payload.extra["notebook"])
         info = {"location": run_location(output, workload_id)} if output else {}
         return Plan(
