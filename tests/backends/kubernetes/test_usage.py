@@ -70,6 +70,7 @@ def test_without_the_metrics_api_the_note_says_so(
     kube: Service, k8s: Emulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
     kube.launch({"kind": "pod", "code": "import time\ntime.sleep(60)", "name": "sleeper"})
+    capsys.readouterr()  # the launch's own lines (the once-per-process outputs warning)
     k8s.reset_requests()
     report = kube.usage("sleeper")
     assert report == {"summary": None, "history": [], "source": "metrics.k8s.io", "note": NO_API}
