@@ -20,22 +20,27 @@ where torchrun turns the runner's exit code into its own.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import pickle
-import runpy
 import signal
 import sys
 import time
-import traceback
-from pathlib import Path
-from types import TracebackType
-from typing import Any
 
+from . import OUTPUT_LOCATION_ENV, gate
 from . import results as sealed
-from .publish import publish_outputs
 
+# Every pod starts here, so this module imports only what each run uses: no ``typing``,
+# ``contextlib``, ``traceback``, ``pathlib`` or ``runpy`` (~20 ms of start-up together); the rest is imported
+# where needed. A local pod starts it with ``python -c`` (:data:`START`), which spares the
+# interpreter ``-m``'s own runpy machinery (~7 ms).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import TracebackType
+    from typing import Any
+
+#: The interpreter's arguments that start this runner without ``-m`` (then RUN_DIR and options).
+START = ("-c", "from workbench.runtime.cell import entry; entry()")
 _NAMESPACES: list[dict[str, Any]] = []  # the code's globals, dropped before a hard exit
 #: Exit code when a ``--get`` name is missing or cannot be pickled (Kubernetes: fail the Job at once).
 MISSING_RESULT_EXIT = 3
@@ -49,15 +54,20 @@ def _say_why(reason: str, *, start: bool = False) -> None:
     path = os.environ.get(TERMINATION_ENV)
     if not path:
         return
-    with contextlib.suppress(OSError), open(path, "w", encoding="utf-8") as fh:
-        fh.write("" if start else reason.strip().splitlines()[0][:1000] + "\n")
+    try:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write("" if start else reason.strip().splitlines()[0][:1000] + "\n")
+    except OSError:
+        pass
 
 
 def _publish(main_rank: bool, *, failed: bool) -> str | None:
     """Rank 0 publishes the outputs (:func:`.publish.publish_outputs`); what went wrong, said
     at once when the code ``failed`` already (its exit code stands)."""
-    if not main_rank:
+    if not main_rank or not os.environ.get(OUTPUT_LOCATION_ENV):
         return None
+    from .publish import publish_outputs
+
     sys.stdout.flush()
     problem = publish_outputs()
     if problem and failed:
@@ -79,6 +89,8 @@ def _user_traceback(exc: BaseException, entry: str, shown: str) -> str:
     it gets what ``python script.py`` prints, the file as the user named it (``shown``), the
     line and a caret, and the error; never this runner's or runpy's frames.
     """
+    import traceback
+
     tb: TracebackType | None = exc.__traceback__
     while tb is not None and tb.tb_frame.f_code.co_filename != entry:
         tb = tb.tb_next
@@ -146,9 +158,9 @@ def _record_rank_failure(text: str) -> None:
     rank = os.environ.get("RANK", "0")
     attempt = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
     record = {"rank": int(rank), "attempt": attempt, "time": time.time(), "traceback": text}
-    path = Path(folder) / f"rank-{rank}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record))
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, f"rank-{rank}.json"), "w") as fh:
+        fh.write(json.dumps(record))
 
 
 def _stop(signum: int, _frame: object) -> None:
@@ -157,26 +169,53 @@ def _stop(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def load_inputs(payload: Path) -> dict[str, Any]:
+def run_file(path: str, init_globals: dict[str, Any]) -> dict[str, Any]:
+    """Run the file at ``path`` as ``__main__`` with ``init_globals``; its globals.
+
+    What ``runpy.run_path`` does for a source file, without the import machinery it loads
+    (pkgutil, importlib.util): while the code runs, a fresh ``__main__`` module in
+    ``sys.modules`` and ``sys.argv[0]`` the file; the file compiled as the interpreter compiles
+    a script (its coding line honoured).
+    """
+    module = type(sys)("__main__")
+    namespace = module.__dict__
+    namespace.update(init_globals)
+    namespace.update(__file__=path, __cached__=None, __loader__=None, __package__="", __spec__=None)
+    with open(path, "rb") as fh:
+        code = compile(fh.read(), path, "exec", dont_inherit=True)
+    saved, argv0 = sys.modules.get("__main__"), sys.argv[0]
+    sys.modules["__main__"], sys.argv[0] = module, path
+    try:
+        exec(code, namespace)  # noqa: S102 - the workload's own code, run as its script
+    finally:
+        sys.argv[0] = argv0
+        if saved is not None:
+            sys.modules["__main__"] = saved
+    return namespace
+
+
+def load_inputs(payload: str | os.PathLike[str]) -> dict[str, Any]:
     """The ``--send`` values in ``payload/inputs.pkl`` (none when it is absent): the one place a
     workload unpickles what it was sent."""
-    inputs_path = payload / "inputs.pkl"
-    if not inputs_path.exists():
+    inputs_path = os.path.join(payload, "inputs.pkl")
+    if not os.path.exists(inputs_path):
         return {}
-    with inputs_path.open("rb") as fh:
+    with open(inputs_path, "rb") as fh:
         # written by the user who launched this workload (0600 in a 0700 run directory, or the
         # workload's own ConfigMap); imports cloudpickle only when needed
         inputs: dict[str, Any] = pickle.load(fh)  # noqa: S301
     return inputs
 
 
-def run(run_dir: Path, payload: Path | None = None, *, results_to_log: bool = False) -> int:
+def run(run_dir: str, payload: str | None = None, *, results_to_log: bool = False) -> int:
     key = sealed.take_key()  # before any user code: neither it nor its children see the key
     if "TORCHELASTIC_RESTART_COUNT" not in os.environ:  # torchrun's workers keep its own signal handling
         signal.signal(signal.SIGTERM, _stop)
-    payload = payload or run_dir / "payload"
-    meta: dict[str, Any] = json.loads((payload / "meta.json").read_text())
-    entry = str(payload / meta["entry"])
+    payload = payload or os.path.join(run_dir, "payload")
+    with open(os.path.join(payload, "meta.json"), encoding="utf-8") as fh:
+        meta: dict[str, Any] = json.load(fh)
+    entry = os.path.join(payload, meta["entry"])
+    gate.wait()  # in its cgroup from here on (a local pod): unpickling the inputs may run code
     inputs = load_inputs(payload)
     sys.argv = [meta.get("argv0") or entry, *meta.get("args", [])]
     rank = os.environ.get("RANK")
@@ -190,7 +229,7 @@ def run(run_dir: Path, payload: Path | None = None, *, results_to_log: bool = Fa
         sys.path.insert(0, os.getcwd())
     failed = False
     try:
-        namespace = runpy.run_path(entry, init_globals=inputs, run_name="__main__")
+        namespace = run_file(entry, inputs)
         _NAMESPACES.append(namespace)
     except SystemExit:
         _publish(main_rank, failed=True)  # sys.exit() in the code, or SIGTERM: keep what it wrote
@@ -240,22 +279,22 @@ def run(run_dir: Path, payload: Path | None = None, *, results_to_log: bool = Fa
         out.write(sealed.seal_line(blob, key))
         out.flush()
         return 0
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / (sealed.FILE + ".tmp")
+    os.makedirs(run_dir, exist_ok=True)
+    tmp = os.path.join(run_dir, sealed.FILE + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(sealed.seal(blob, key))
-    tmp.replace(run_dir / sealed.FILE)
+    os.replace(tmp, os.path.join(run_dir, sealed.FILE))
     return 0
 
 
 def main(argv: list[str]) -> int:
-    run_dir, payload, to_log = Path(argv[0]), None, False
+    run_dir, payload, to_log = argv[0], None, False
     rest = argv[1:]
     while rest:
         option = rest.pop(0)
         if option == "--payload" and rest:
-            payload = Path(rest.pop(0))
+            payload = rest.pop(0)
         elif option == "--results-to-log":
             to_log = True
         else:
@@ -271,6 +310,7 @@ def _exit(code: int) -> None:
         # into SIGABRT and a failed rank would stall torchrun's restart. Leave at once, after
         # what teardown would have saved: the code's objects (open files close as they go)
         # and the logging handlers.
+        import contextlib
         import gc
         import io
         import logging
@@ -289,9 +329,14 @@ def _exit(code: int) -> None:
     sys.exit(code)
 
 
-if __name__ == "__main__":
+def entry() -> None:
+    """Run with this process's arguments and leave with the code's exit status."""
     try:
         status = main(sys.argv[1:])
     except SystemExit as stop:  # sys.exit() in the code, or SIGTERM (see _stop)
         status = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
     _exit(status)
+
+
+if __name__ == "__main__":
+    entry()

@@ -101,15 +101,16 @@ def find(name: str, pids: list[int]) -> set[str]:
     return found
 
 
-def enter(path: str) -> None:
-    """Move the calling process into the cgroup at ``path`` (run in the child before exec).
+def enter(path: str, pid: int = 0) -> None:
+    """Move process ``pid`` (default: the calling one, e.g. a child before exec) into the
+    cgroup at ``path``, with all its threads.
 
     Never raises: where the move is refused the workload runs on, tracked as processes.
     """
     try:
         fd = os.open(os.path.join(path, "cgroup.procs"), os.O_WRONLY)
         try:
-            os.write(fd, b"0")
+            os.write(fd, str(pid).encode())
         finally:
             os.close(fd)
     except OSError:

@@ -54,6 +54,7 @@ STAMP_FILES = (
     "runtime/__init__.py",
     "runtime/cgroup.py",
     "runtime/disk.py",
+    "runtime/gate.py",
     "runtime/guard.py",
     "runtime/launcher.py",
     "runtime/procs.py",

@@ -16,6 +16,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from . import OUTPUT_LOCATION_ENV
+
 INPUT = "input.ipynb"
 OUTPUT = "output.ipynb"
 PROVENANCE = "provenance.json"
@@ -99,10 +101,6 @@ class Publisher:
                 self.put(rel)
         for rel in PUBLISHED:
             self.put(rel)
-
-
-#: where a pod or train workload's outputs are published (``<--output>/<workload id>``)
-OUTPUT_LOCATION_ENV = "WORKBENCH_OUTPUT_LOCATION"
 
 
 def publish_tree(folder: Path, location: str) -> int:

@@ -17,7 +17,10 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 #: The environment variable that hands the key to the runner (removed before the code runs).
 KEY_ENV = "WORKBENCH_RESULTS_KEY"

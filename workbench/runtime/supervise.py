@@ -30,7 +30,7 @@ from typing import Any
 from ..errors import NotFound
 from ..private import WORKLOAD_UMASK
 from ..store import CANCELLED, FAILED, PENDING, RUNNING, SUCCEEDED, Store
-from . import FINAL_MESSAGE, cgroup, disk, procs, track_end, usage
+from . import FINAL_MESSAGE, cgroup, disk, gate, procs, track_end, usage
 from .guard import Report
 from .results import KEY_ENV
 
@@ -180,21 +180,9 @@ class Supervisor:
         os.umask(WORKLOAD_UMASK)  # what the workload writes (logs, outputs) is private too
         self._write("update", self.id, supervisor_pid=os.getpid())
         home = self.store.path.parent
-        group = self.group
         try:
             env = _child_env(self.launch, home, self.store.results_key(self.id))
-            with self.log_path.open("ab") as log:
-                proc = subprocess.Popen(
-                    self.launch["argv"],
-                    cwd=self.launch.get("cwd") or None,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    process_group=0,
-                    # into its cgroup before it runs anything, so nothing it starts can leave it
-                    preexec_fn=(lambda: cgroup.enter(group)) if group else None,
-                )
+            proc = self._start(env)
         except (OSError, RuntimeError, KeyError) as exc:
             what = f"could not start: {exc}"
             if disk.is_full_error(exc):
@@ -208,7 +196,7 @@ class Supervisor:
             procs.kill_group(pgid)  # cancelled before it started
             proc.wait()
             return 0
-        sampler = usage.start(self.store, self.id, self.launch, env, granted=self.granted, group=group)
+        sampler = usage.start(self.store, self.id, self.launch, env, granted=self.granted, group=self.group)
         try:
             code = self._watch(proc, pgid)
         finally:
@@ -216,6 +204,38 @@ class Supervisor:
                 sampler.stop()
         self.stop_all(pgid)
         return self._record(code)
+
+    def _start(self, env: dict[str, str]) -> subprocess.Popen[bytes]:
+        """Start the command in its process group, in the workload's cgroup before it runs anything
+        (so nothing it starts can leave it): moved between fork and exec, or, for a gated
+        runner (:mod:`.gate`), moved while its interpreter boots and only then let through."""
+        group = self.group
+        gated = bool(group and self.launch.get("gate"))
+        gate_r, gate_w = os.pipe() if gated else (-1, -1)
+        if gated:
+            env[gate.GATE_ENV] = str(gate_r)
+        try:
+            with self.log_path.open("ab") as log:
+                proc = subprocess.Popen(
+                    self.launch["argv"],
+                    cwd=self.launch.get("cwd") or None,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    process_group=0,
+                    pass_fds=(gate_r,) if gated else (),
+                    preexec_fn=(lambda: cgroup.enter(group)) if group and not gated else None,
+                )
+            if gated and group is not None:
+                cgroup.enter(group, proc.pid)
+                with contextlib.suppress(OSError):  # it died already: its exit code is recorded
+                    os.write(gate_w, gate.OPEN)
+            return proc
+        finally:
+            if gated:
+                os.close(gate_r)
+                os.close(gate_w)  # also when the start failed: a runner never waits for nothing
 
     def stop_all(self, pgid: int | None) -> None:
         """Like a pod: nothing outlives the main process, not even what left its group."""

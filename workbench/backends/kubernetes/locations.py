@@ -23,6 +23,7 @@ import posixpath
 from typing import Any
 
 from ...errors import SpecError
+from ...runtime import OUTPUT_LOCATION_ENV
 from ...runtime.publish import run_location
 from ...spec import CommonSpec, PodSpec, TrainSpec
 
@@ -39,7 +40,6 @@ __all__ = [
     "runner_outputs",
 ]
 
-OUTPUT_LOCATION_ENV = "WORKBENCH_OUTPUT_LOCATION"
 CHECKPOINT_ENV = "WORKBENCH_CHECKPOINT_DIR"
 TERMINATION_ENV = "WORKBENCH_TERMINATION_LOG"
 #: the kubelet's default terminationMessagePath: writable even with a read-only root filesystem

@@ -245,7 +245,7 @@ class LocalBackend:
 
             env[SIGN_ENV] = "1"
         launch: dict[str, Any] = {
-            "argv": [sys.executable, "-m", plan.module, str(run_dir)],
+            "argv": [sys.executable, *(plan.start or ("-m", plan.module)), str(run_dir)],
             "cwd": payload.cwd,
             "env": env,
             "secrets": [ref.model_dump() for ref in spec.secrets],
@@ -253,6 +253,7 @@ class LocalBackend:
             "kill_grace": self.settings.kill_grace,
             "usage_period": self.settings.usage_period,
             "usage_history": self.settings.usage_history,
+            "gate": plan.gated,
         }
         if spec.resources.memory and plan.group_memory_limit:
             limit = parse_bytes(spec.resources.memory)

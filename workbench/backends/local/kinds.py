@@ -10,7 +10,9 @@ from typing import Any
 
 from ...config import folder_problem
 from ...errors import SpecError
-from ...runtime.publish import OUTPUT_LOCATION_ENV, run_location
+from ...runtime import OUTPUT_LOCATION_ENV
+from ...runtime.cell import START
+from ...runtime.publish import run_location
 from ...spec import CodeSpec, CommonSpec, DaskSpec, NotebookSpec, PodSpec, ServeSpec, TrainSpec
 from ...units import parse_bytes
 from ..base import Payload
@@ -30,6 +32,9 @@ class Plan:
         info: what the store record keeps from the start (a notebook's published location).
         env: what the workload's environment gets besides the runtime's own variables
             (``WORKBENCH_OUTPUT_LOCATION``, ``WORKBENCH_CHECKPOINT_DIR``).
+        start: the interpreter's arguments that start the runner (default ``-m module``).
+        gated: the runner waits at :mod:`workbench.runtime.gate` before it runs any of the
+            workload's code, so the supervisor may start it before moving it into its cgroup.
     """
 
     gpus: int
@@ -38,6 +43,8 @@ class Plan:
     group_memory_limit: bool = True
     info: dict[str, Any] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
+    start: tuple[str, ...] = ()
+    gated: bool = False
 
 
 def write_code(folder: Path, payload: Payload, script: str | None, meta: dict[str, Any]) -> None:
@@ -187,7 +194,8 @@ def plan_for(workload_id: str, spec: CommonSpec, payload: Payload) -> Plan:
     check_capacity(spec.resources, "a Dask worker" if isinstance(spec, DaskSpec) else "each process")
     if isinstance(spec, PodSpec):
         env = _code_env(workload_id, spec, payload)
-        return Plan(spec.resources.gpus, "workbench.runtime.cell", _stage_code(spec, payload), env=env)
+        stage = _stage_code(spec, payload)
+        return Plan(spec.resources.gpus, "workbench.runtime.cell", stage, env=env, start=START, gated=True)
     if isinstance(spec, DaskSpec):
         most = spec.adapt.maximum if spec.adapt else spec.workers
         return Plan(
