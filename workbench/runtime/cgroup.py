@@ -2,7 +2,8 @@
 
 The guard makes ``<its own cgroup>/workbench.slice/<id>-<store>`` on the cgroup2 mount (the
 store's part tells apart workloads of the same name in two WORKBENCH_HOMEs), the supervisor
-moves the workload's first process into it before that process runs anything, and every
+moves the workload's first process into it before that process runs anything of the workload
+(between fork and exec, or while a gated runner boots: :mod:`.gate`), and every
 process the workload starts stays in it, whatever it does with sessions, process groups or
 double forks. Ending the workload is then one write to ``cgroup.kill`` (or, on kernels before
 5.14, killing every pid listed until none is left), and the folder is removed once empty.

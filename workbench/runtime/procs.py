@@ -143,6 +143,15 @@ def reap() -> None:
             break
 
 
+def has_children() -> bool:
+    """Whether this process has a child, running or ended and not yet reaped (reaps none)."""
+    try:
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return False
+    return True
+
+
 def kill_descendants(pid: int) -> None:
     """SIGKILL everything below ``pid`` and reap what was ours to reap."""
     kill_pids(descendants(pid))

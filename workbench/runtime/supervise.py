@@ -240,8 +240,12 @@ class Supervisor:
     def stop_all(self, pgid: int | None) -> None:
         """Like a pod: nothing outlives the main process, not even what left its group."""
         procs.kill_group(pgid)
-        procs.kill_descendants(os.getpid())  # torchrun's workers, sessions of their own
         cgroup.kill(self.group)
+        procs.reap()
+        # torchrun's workers, sessions of their own, where no cgroup held them: only a process
+        # with children left can have descendants (the scan of /proc costs ms per hundred processes)
+        if procs.has_children():
+            procs.kill_descendants(os.getpid())
 
     def _watch(self, proc: subprocess.Popen[bytes], pgid: int) -> int:
         timeout = self.launch.get("timeout")
