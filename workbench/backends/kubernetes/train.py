@@ -110,15 +110,19 @@ LOST_PEER = re.compile(
 def first_failure(
     pods: Sequence[Mapping[str, Any]], lost_peer: Callable[[Mapping[str, Any]], bool] | None = None
 ) -> Mapping[str, Any] | None:
-    """The pod that failed first: a node that did not just lose a peer (``lost_peer``, from its
-    last line: its ranks failed because another node went away, whenever they noticed), then an
-    exit of its own before one by a signal, then the earliest, then the lower index."""
+    """The pod that failed first: a node whose runner said why it failed (its termination
+    message: the other nodes failed because of it, whenever they ended), then a node that did
+    not just lose a peer (``lost_peer``, from its last line: its ranks failed because another
+    node went away, whenever they noticed), then an exit of its own before one by a signal, then
+    the earliest, then the lower index."""
     failed = [p for p in pods if (terminated(p) or {}).get("exitCode") not in (None, 0)]
 
-    def order(pod: Mapping[str, Any]) -> tuple[bool, bool, float, int]:
+    def order(pod: Mapping[str, Any]) -> tuple[bool, bool, bool, float, int]:
         state = terminated(pod) or {}
         finished = timestamp(state.get("finishedAt")) or 0.0
-        return (bool(lost_peer and lost_peer(pod)), int(state["exitCode"]) >= 128, finished, node_index(pod))
+        said = bool(termination_reason(pod))
+        peer = bool(lost_peer and lost_peer(pod))
+        return (not said, peer, int(state["exitCode"]) >= 128, finished, node_index(pod))
 
     return min(failed, key=order, default=None)
 
