@@ -29,6 +29,18 @@ function fieldId(field: string): string {
   return `jp-WorkbenchBatch-${field.replace(/[^A-Za-z0-9_-]/g, '_')}`;
 }
 
+/**
+ * Focus `input` when it is the form's first field to fix, as it mounts. The dialog's own
+ * `focusNodeSelector` finds nothing while the body has not rendered yet (a loaded machine):
+ * the field must not depend on which comes first.
+ */
+function focusIfFirstInvalid(input: HTMLInputElement | null): void {
+  const form = input?.closest('.jp-WorkbenchBatch');
+  if (input && form?.querySelector('input[aria-invalid="true"]') === input) {
+    input.focus();
+  }
+}
+
 class BatchForm extends ReactWidget implements Dialog.IBodyWidget<IBatchForm> {
   constructor(
     private _form: IBatchForm,
@@ -76,6 +88,7 @@ class BatchForm extends ReactWidget implements Dialog.IBodyWidget<IBatchForm> {
           data-field={field}
           aria-invalid={error ? true : undefined}
           aria-describedby={describedBy || undefined}
+          ref={error ? focusIfFirstInvalid : undefined}
           onChange={event => onChange(event.target.value)}
         />
         {extra.help && (
