@@ -7,6 +7,7 @@ first magic call, so ``%load_ext workbench`` stays cheap.
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import sys
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 
 if TYPE_CHECKING:
+    from .options import ArgumentParser
     from .service import Service
     from .store import Workload
 
@@ -46,6 +48,17 @@ def split_line(line: str, magic: str) -> list[str]:
             value=line,
             hint="close the quote, or escape it with a backslash",
         ) from None
+
+
+@functools.cache
+def cell_parser(kind: str) -> ArgumentParser:
+    """The flags of ``%%pod`` or ``%%train``: built once per kernel (argparse takes ~2 ms to build)."""
+    from .options import ArgumentParser, add_spec_options
+
+    parser = ArgumentParser(prog=f"%%{kind}", add_help=True)
+    add_spec_options(parser, kind)
+    parser.add_argument("--detach", action="store_true", help="return at once; see %%wb logs")
+    return parser
 
 
 def kernel_session() -> str | None:
@@ -133,13 +146,10 @@ class WorkbenchMagics(Magics):
 
     def _run_cell(self, kind: str, line: str, cell: str) -> None:
         from .errors import WorkbenchError
-        from .options import ArgumentParser, HelpShown, add_spec_options, spec_fields
+        from .options import HelpShown, spec_fields
 
-        parser = ArgumentParser(prog=f"%%{kind}", add_help=True)
-        add_spec_options(parser, kind)
-        parser.add_argument("--detach", action="store_true", help="return at once; see %%wb logs")
         try:
-            args = parser.parse_args(split_line(line, f"%%{kind}"))
+            args = cell_parser(kind).parse_args(split_line(line, f"%%{kind}"))
             raw = spec_fields(args, kind)
             raw["code"] = cell
             user_ns = self.shell.user_ns if self.shell is not None else {}
