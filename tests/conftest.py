@@ -13,6 +13,13 @@ from workbench.config import load_settings
 from workbench.service import Service
 from workbench.store import ACTIVE
 
+# pytest-xdist: groups of tests kept on one worker, and tests that need the machine alone
+from .parallel import (  # noqa: F401 - hooks
+    pytest_collection_modifyitems,
+    pytest_runtest_protocol,
+    pytest_xdist_make_scheduler,
+)
+
 BIN = Path(sys.executable).parent
 
 

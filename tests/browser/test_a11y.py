@@ -56,6 +56,8 @@ def launch_form(page: sync_api.Page, label: str) -> sync_api.Locator:
     page.locator(".jp-WorkbenchPanel-launchMenu .lm-Menu-item", has_text=label).click()
     dialog = page.locator(".jp-Dialog")
     expect(dialog.locator("form")).to_be_visible(timeout=15_000)
+    # the dialog focuses its first field once its form has rendered: a fill before that can
+    # lose its text to that field (under load, a code fill once ended in the name field)
     return dialog
 
 
@@ -112,6 +114,7 @@ def test_status_change_is_announced(page: sync_api.Page) -> None:
     live = page.locator('#workbench-panel [aria-live="polite"][role="status"]')
     expect(live).to_have_count(1)
     dialog = launch_form(page, "Pod")
+    expect(dialog.locator("#root_name")).to_be_focused(timeout=10_000)  # see launch_form
     dialog.locator("#root_name").fill("a11y-live")
     dialog.locator("#root_code").fill("print('announced')\n")
     dialog.get_by_role("button", name="Launch").click()
@@ -121,6 +124,7 @@ def test_status_change_is_announced(page: sync_api.Page) -> None:
 
 def test_two_bad_fields_are_marked_next_to_themselves(page: sync_api.Page) -> None:
     dialog = launch_form(page, "Pod")
+    expect(dialog.locator("#root_name")).to_be_focused(timeout=10_000)  # see launch_form
     dialog.locator("#root_name").fill("a11y-bad")
     dialog.locator("#root_code").fill("print('never')\n")
     dialog.locator("#root_resources_cpu").fill("two cores")

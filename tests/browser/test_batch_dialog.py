@@ -40,6 +40,9 @@ def page(lab: Lab) -> Iterator[sync_api.Page]:
         yield page
 
 
+# under a second pytest-xdist worker's load, the reopened dialog's field to fix was seen not
+# focused (the dialog focuses it when its React body has rendered)
+@pytest.mark.alone
 def test_batch_dialog_prefilled_from_parameters_and_launch(lab: Lab, page: sync_api.Page) -> None:
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))

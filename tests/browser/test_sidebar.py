@@ -98,6 +98,8 @@ def test_sidebar_launch_follow_logs_delete_and_cli(lab: Lab, page: sync_api.Page
     expect(dialog.locator(".jp-Dialog-header")).to_contain_text("Launch pod")
     expect(dialog.locator("#root_code")).to_be_visible()
     shot("launch-form")
+    # the dialog focuses its first field once its form has rendered: typing waits for that
+    expect(dialog.locator("#root_name")).to_be_focused(timeout=10_000)
     dialog.locator("#root_name").fill("sidebar-pod")
     dialog.locator("#root_code").fill("import time\ntime.sleep(1)\nprint('hello from the sidebar')\n")
     dialog.locator("#root_resources_cpu").fill("two cores")
@@ -298,6 +300,7 @@ def test_serve_row_url_revision_canary_promote_undo_scale(
     expect(dialog.locator(".jp-Dialog-header")).to_contain_text("Serve a model")
     code = dialog.locator("#root_code")
     expect(code).to_have_attribute("placeholder", re.compile("def predict"))
+    expect(dialog.locator("#root_name")).to_be_focused(timeout=10_000)  # its first field: see above
     dialog.locator("#root_name").fill("sidebar-model")
     code.fill("def predict(inputs):\n    return inputs\n")
     shot("serve-form")

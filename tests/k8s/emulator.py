@@ -67,6 +67,9 @@ class Emulator(RequestLog):
         #: image → ENTRYPOINT, for containers that give no command
         self.image_entrypoints: dict[str, list[str]] = {}
         self.restart_delay = 0.2
+        #: set in every container process's environment, under the pod's own env (as a node's
+        #: container runtime sets defaults)
+        self.node_env: dict[str, str] = {}
         #: multiplies probes' initialDelaySeconds and periodSeconds (0.1: ten times faster)
         self.probe_scale = probe_scale
         #: (verb, group, resource) triples that RBAC denies; "*" matches anything

@@ -132,7 +132,7 @@ class Kubelet:
             ) -> str:
                 return mf if text == mp else str(hosts(paths(text)))
 
-            c.env = process_env(pod, env, translate)
+            c.env = {**self.em.node_env, **process_env(pod, env, translate)}
             c.env[CONTAINER_TAG] = f"{run.uid}/{c.name}"  # its processes, whatever session they start
             c.argv = command_line(c.spec, env, translate, self.em.image_entrypoints)
             if not c.argv:

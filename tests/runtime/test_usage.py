@@ -3,7 +3,6 @@ figures through NVML's Python API, and where the period comes from."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -23,34 +22,57 @@ for _ in range(3):
 time.sleep(30)
 """
 BURNER = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.5: pass"
+#: The sampled tree's root, as the supervisor is: it starts PARENT and BURNER (argv), says their
+#: pids, reaps BURNER when it ends; on "kill" it kills PARENT and says "killed"; it exits at EOF.
+#: Not the test's own process: that one may have children of its own (a session's server under
+#: pytest-xdist) that would be sampled too.
+ROOT = """
+import subprocess, sys
+parent = subprocess.Popen([sys.executable, "-c", sys.argv[1]])
+burner = subprocess.Popen([sys.executable, "-c", sys.argv[2]])
+print(parent.pid, burner.pid, flush=True)
+burner.wait()
+sys.stdin.readline()
+parent.kill()
+parent.wait()
+print("killed", flush=True)
+sys.stdin.read()
+"""
 
 
 def test_cpu_seconds_count_processes_that_ended() -> None:
     started = time.time()
-    tree = usage.Tree(os.getpid(), started, usage.Gpus(""))
-    parent = subprocess.Popen([sys.executable, "-c", PARENT])  # its children fold into its times
-    burner = subprocess.Popen([sys.executable, "-c", BURNER])  # ends, and is reaped here
-    samples = []
+    root = subprocess.Popen(
+        [sys.executable, "-c", ROOT, PARENT, BURNER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert root.stdin is not None and root.stdout is not None
     try:
+        parent, burner = (int(pid) for pid in root.stdout.readline().split())
+        tree = usage.Tree(root.pid, started, usage.Gpus(""))
+        samples = []
         deadline = time.monotonic() + 30
-        while parent.poll() is None and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
             sample = tree.read()
             assert sample is not None
             samples.append(sample)
-            ended = burner.poll() is not None and _children_of(parent.pid) == []
+            # the burner ended and was reaped by the root (its CPU folds into no process of the tree)
+            ended = _children_of(root.pid) == [parent] and _children_of(parent) == []
             if ended and sample["cpu_seconds"] >= 0.7 * (0.9 + 0.5):  # the short children ran too
                 break
             time.sleep(0.1)
+        root.stdin.write("kill\n")
+        root.stdin.flush()
+        assert root.stdout.readline() == "killed\n"
+        assert burner not in _children_of(root.pid)
+        cpu = [s["cpu_seconds"] for s in samples]
+        assert cpu == sorted(cpu)  # never backwards, though processes ended
+        assert cpu[-1] >= 0.7 * (0.9 + 0.5), cpu  # the children's CPU, and the reaped burner's
+        assert all(s["rss_bytes"] > 0 and s["threads"] >= 1 and s["gpu_util"] is None for s in samples)
+        assert max(s["cpu_percent"] for s in samples) > 0
+        assert tree.read() is None  # nothing of the tree is left (its root alone is not sampled)
     finally:
-        parent.kill()
-        parent.wait()
-        burner.wait()
-    cpu = [s["cpu_seconds"] for s in samples]
-    assert cpu == sorted(cpu)  # never backwards, though processes ended
-    assert cpu[-1] >= 0.7 * (0.9 + 0.5), cpu  # the children's CPU, and the reaped burner's
-    assert all(s["rss_bytes"] > 0 and s["threads"] >= 1 and s["gpu_util"] is None for s in samples)
-    assert max(s["cpu_percent"] for s in samples) > 0
-    assert tree.read() is None  # nothing of the tree is left
+        root.kill()
+        root.wait()
 
 
 def _children_of(pid: int) -> list[int]:

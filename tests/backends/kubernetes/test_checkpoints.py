@@ -119,6 +119,9 @@ def _store_host(k8s: Emulator, pods: list[dict[str, Any]]) -> str:
 def test_an_evicted_node_resumes_from_the_checkpoint_with_the_weights_of_an_uninterrupted_run(
     kube: Service, k8s: Emulator
 ) -> None:
+    # torchrun's rendezvous drops a node after keep_alive_interval * keep_alive_max_attempt seconds
+    # without its heartbeat (5 * 3 by default): 1 * 5 lets the survivor go on 10 s sooner
+    k8s.node_env["PET_RDZV_CONF"] = "keep_alive_interval=1,keep_alive_max_attempt=5"
     spec = {
         "kind": "train",
         "code": TRAIN,

@@ -102,6 +102,9 @@ def test_two_nodes_train_through_a_trainjob_and_end_with_identical_weights(
     assert _pods(k8s, "tjddp") == []
 
 
+# which node failed is told from the order the nodes end in and their last log lines; a second
+# pytest-xdist worker's load reorders them (a CI run named node 0, which only lost its peer)
+@pytest.mark.alone
 def test_a_failing_rank_fails_the_trainjob_naming_its_node(kube: Service, k8s: Emulator) -> None:
     install_trainer_operator(k8s)
     workload = kube.launch(
