@@ -8,12 +8,15 @@ are requested through two handlers added to the scheduler (``workbench_scale``,
 ``workbench_adapt``). With an idle timeout the scheduler closes itself when nothing has run
 for that long, and the process exits.
 
+Starting fast: the workers' forkserver starts first (it imports distributed while this process
+does), the record is written as soon as the first workers registered, and the Bokeh dashboard
+(about a second of imports) is attached just after; its link works from the start.
+
 The final message names why the cluster ended: its idle timeout or a client's
 ``Client.shutdown()`` (both a normal end, exit 0), a signal (a cancel or a timeout, which the
 supervisor names), or anything else that closed or failed the scheduler, with its reason or
-exception (a failure, exit 1). While the
-cluster runs, the final message already says the scheduler ended without closing, which is
-what the record keeps when this process is killed (SIGKILL, the kernel's OOM killer).
+exception (a failure, exit 1). While the cluster runs, the final message already says the
+scheduler ended without closing, which is what the record keeps when this process is killed.
 
 GPUs: the record holds the GPU indices granted to the cluster; each worker gets its own slice
 of them through ``CUDA_VISIBLE_DEVICES``.
@@ -21,17 +24,18 @@ of them through ``CUDA_VISIBLE_DEVICES``.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..store import Store
 from . import FINAL_MESSAGE
+
+if TYPE_CHECKING:  # imported where used: the workers' server starts before anything heavy
+    from ..store import Store
 
 
 class _Slices:
@@ -94,19 +98,73 @@ def describe_end(
 #: Dask's own value for workers' ``PYTHONHASHSEED`` when none is configured (distributed.nanny):
 #: every worker of a cluster must hash alike.
 _DASK_HASH_SEED = "6640"
+_PRE_SPAWN = "distributed.nanny.pre-spawn-environ"
+_METHOD = "distributed.worker.multiprocessing-method"
 
 
-def start_worker_server() -> bool:
-    """Have the nannies fork their workers from a warm server instead of spawning interpreters.
+def worker_environ(wanted: dict[str, Any]) -> dict[str, str]:
+    """The environment a nanny gives a worker it spawns, from the configured ``pre-spawn-environ``
+    (as ``distributed.nanny`` reads it: this process's own values win; Dask's hash seed)."""
+    environ = {k: os.environ.get(k, str(v)) for k, v in wanted.items() if v is not None}
+    if environ.get("PYTHONHASHSEED") in (None, "0"):
+        environ["PYTHONHASHSEED"] = _DASK_HASH_SEED
+    return environ
 
-    By default each worker is a fresh interpreter that imports distributed (``spawn``). Unless
-    the Dask config chooses a method itself, this starts multiprocessing's ``forkserver`` now,
-    with distributed preloaded, so it imports distributed while this process builds the
-    scheduler (its dashboard's imports take as long), and each worker is then a fork of a clean
-    process that has never run anything else. The server gets the environment a spawned worker
-    would (distributed's ``pre-spawn-environ``, ``PYTHONHASHSEED`` included). True when started.
-    """
+
+def _start_server(environ: dict[str, str]) -> bool:
+    """Start multiprocessing's forkserver, distributed preloaded, in ``environ`` (this process's
+    own environment is left as it was)."""
     import multiprocessing
+    import multiprocessing.forkserver
+
+    saved = dict(os.environ)
+    os.environ.update(environ)
+    try:
+        multiprocessing.get_context("forkserver").set_forkserver_preload(["distributed"])
+        multiprocessing.forkserver.ensure_running()
+    except OSError:
+        return False
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return True
+
+
+def start_worker_server() -> dict[str, str] | None:
+    """Start the workers' server before this process imports distributed; the environment it got.
+
+    By default each worker is a fresh interpreter that imports distributed (``spawn``). Instead
+    the nannies fork their workers from multiprocessing's ``forkserver`` with distributed
+    preloaded: each worker is then a fork of a clean process that has never run anything else.
+    Started first, the server imports distributed while this process does. Its environment is
+    the one a spawned worker would get from distributed's own defaults (read from its package,
+    not imported); :func:`use_worker_server` checks it against the Dask config once distributed
+    is imported. None when it could not be started.
+    """
+    import importlib.util
+
+    import yaml
+
+    spec = importlib.util.find_spec("distributed")  # finds it without importing it
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    try:
+        text = Path(spec.submodule_search_locations[0], "distributed.yaml").read_text()
+        safe = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's, when built with it
+        defaults = yaml.load(text, Loader=safe)  # noqa: S506 - a safe loader
+        environ = worker_environ(dict(defaults["distributed"]["nanny"]["pre-spawn-environ"]))
+    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
+        return None
+    return environ if _start_server(environ) else None
+
+
+def use_worker_server(started: dict[str, str] | None) -> bool:
+    """Have the nannies use the workers' server, unless the Dask config chooses a method itself.
+
+    ``started`` is the environment :func:`start_worker_server` gave the server; when the Dask
+    config (its files, ``DASK_*`` variables) asks for another one, the server is started again
+    in it. True when the nannies fork from the server.
+    """
     import multiprocessing.forkserver
 
     import dask.config
@@ -114,34 +172,43 @@ def start_worker_server() -> bool:
     from distributed import nanny
 
     user = dask.config.collect(env=os.environ)  # files and DASK_* variables, without the defaults
-    method = dask.config.get("distributed.worker.multiprocessing-method", None, config=user)
+    method = dask.config.get(_METHOD, None, config=user)
     get_env = getattr(nanny, "_get_env_variables", None)
-    if method is not None or get_env is None or not hasattr(distributed.utils, "_forkserver_preload_set"):
-        return False
-    environ = get_env("distributed.nanny.pre-spawn-environ")
-    if environ.get("PYTHONHASHSEED") in (None, "0"):
-        environ["PYTHONHASHSEED"] = _DASK_HASH_SEED
-    os.environ.update(environ)  # what the nannies do before each spawn, done once before the server
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["distributed"])
-    try:
-        multiprocessing.forkserver.ensure_running()
-    except OSError:
+    wanted = worker_environ(get_env(_PRE_SPAWN)) if get_env is not None else None
+    usable = method is None and wanted is not None and hasattr(distributed.utils, "_forkserver_preload_set")
+    if started is not None and (not usable or wanted != started):
+        stop = getattr(getattr(multiprocessing.forkserver, "_forkserver", None), "_stop", None)
+        if stop is None:
+            return False  # cannot be replaced: the nannies spawn (distributed's default)
+        stop()
+        started = None
+    if not usable or (started is None and not _start_server(wanted or {})):
         return False
     distributed.utils._forkserver_preload_set = True  # preloaded here: not numpy and pandas too
-    dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"})
+    dask.config.set({_METHOD: "forkserver"})
     return True
 
 
-async def serve(run_dir: Path, config: dict[str, Any], store: Store, workload_id: str) -> tuple[str, int]:
+async def serve(
+    run_dir: Path,
+    config: dict[str, Any],
+    store: Store,
+    workload_id: str,
+    server_env: dict[str, str] | None = None,
+) -> tuple[str, int]:
     """Run the cluster until it is stopped (a signal) or its scheduler closes.
 
     Returns:
         The final message and this process's exit status (see :func:`describe_end`).
     """
-    from distributed import Nanny, Scheduler, SpecCluster
+    import asyncio
 
-    start_worker_server()
+    import dask.config
+    from distributed import Nanny, Scheduler, SchedulerPlugin, SpecCluster
+
+    from . import dask_dashboard
+
+    use_worker_server(server_env)
 
     class WorkbenchScheduler(Scheduler):
         """Remembers why it was closed (distributed only logs it)."""
@@ -155,10 +222,7 @@ async def serve(run_dir: Path, config: dict[str, Any], store: Store, workload_id
 
     granted = [g for g in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if g]  # the whole grant
     slices = _Slices(granted, int(config.get("gpus_per_worker", 0)))
-    worker_options = {
-        "nthreads": int(config["threads"]),
-        "memory_limit": config.get("memory_limit") or "auto",
-    }
+    per_worker = {"nthreads": int(config["threads"]), "memory_limit": config.get("memory_limit") or "auto"}
 
     class WorkbenchCluster(SpecCluster):
         """Gives every new worker its own GPU slice."""
@@ -182,23 +246,42 @@ async def serve(run_dir: Path, config: dict[str, Any], store: Store, workload_id
         "host": "127.0.0.1",
         "port": 0,
         "dashboard_address": "127.0.0.1:0",
+        "dashboard": False,  # attached once the cluster is up (dask_dashboard.attach)
     }
     if config.get("idle_timeout"):
         scheduler_options["idle_timeout"] = float(config["idle_timeout"])
-    template = {"cls": Nanny, "options": worker_options}
     workers = {}
     for i in range(int(config["workers"])):
         workers[str(i)] = {
             "cls": Nanny,
-            "options": {**worker_options, "env": {"CUDA_VISIBLE_DEVICES": slices.take(str(i))}},
+            "options": {**per_worker, "env": {"CUDA_VISIBLE_DEVICES": slices.take(str(i))}},
         }
-    cluster: Any = await WorkbenchCluster(
-        workers=workers,
-        scheduler={"cls": WorkbenchScheduler, "options": scheduler_options},
-        worker=template,
-        asynchronous=True,
-        name=workload_id,
-    )
+    registered = asyncio.Event()
+
+    class Registered(SchedulerPlugin):
+        """Tells when the first workers are in: the nannies learn it up to 50 ms later (a poll)."""
+
+        def add_worker(self, scheduler: Any, worker: str) -> None:
+            if len(scheduler.workers) >= len(workers):
+                registered.set()
+
+    scheduler_options["plugins"] = [Registered()]
+    routes = dask.config.get("distributed.scheduler.http.routes")
+    late = [m for m in routes if m in dask_dashboard.LATE_ROUTES]
+    with dask.config.set({"distributed.scheduler.http.routes": [m for m in routes if m not in late]}):
+        cluster: Any = WorkbenchCluster(
+            workers=workers,
+            scheduler={"cls": WorkbenchScheduler, "options": scheduler_options},
+            worker={"cls": Nanny, "options": per_worker},
+            asynchronous=True,
+            name=workload_id,
+        )
+        up = asyncio.ensure_future(cluster)  # the scheduler, then the nannies and their workers
+        waiting = asyncio.ensure_future(registered.wait())
+        await asyncio.wait([up, waiting], return_when=asyncio.FIRST_COMPLETED)
+    waiting.cancel()
+    if up.done():
+        up.result()  # the cluster failed to start: its exception
     scheduler: Any = cluster.scheduler
 
     def scale(n: int, gpus: list[str] | None = None) -> int:
@@ -219,9 +302,8 @@ async def serve(run_dir: Path, config: dict[str, Any], store: Store, workload_id
     scheduler.handlers["workbench_scale"] = scale
     scheduler.handlers["workbench_adapt"] = adapt
     scheduler.handlers["terminate"] = terminate
-    if config.get("adapt"):
-        cluster.adapt(minimum=int(config["adapt"]["minimum"]), maximum=int(config["adapt"]["maximum"]))
     dashboard_port = scheduler.http_server.port if scheduler.http_server else None
+    dashboard = dask_dashboard.attach(scheduler, late)  # holds its requests before anyone knows the port
     info = {
         "address": scheduler.address,
         "dashboard": f"http://127.0.0.1:{dashboard_port}/status" if dashboard_port else None,
@@ -241,6 +323,9 @@ async def serve(run_dir: Path, config: dict[str, Any], store: Store, workload_id
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
+    await up  # the nannies know their workers started (or the start failed: its exception)
+    if config.get("adapt"):
+        cluster.adapt(minimum=int(config["adapt"]["minimum"]), maximum=int(config["adapt"]["maximum"]))
     closed = False
     live = None
     while not stop.is_set():
@@ -254,6 +339,7 @@ async def serve(run_dir: Path, config: dict[str, Any], store: Store, workload_id
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=0.5)
     idle = float(config["idle_timeout"]) if config.get("idle_timeout") else None
+    dashboard.cancel()  # when it is still loading
     reason = (scheduler.close_reason or "unknown") if closed else None
     message, code = describe_end(reason, scheduler.status.name, idle, *stopped_by[:1])
     # after the scheduler closed a full close would wait on it for its timeout; what is left
@@ -264,6 +350,11 @@ async def serve(run_dir: Path, config: dict[str, Any], store: Store, workload_id
 
 
 def main(argv: list[str]) -> int:
+    worker_server = start_worker_server()  # first: it imports distributed while this process does
+    import asyncio
+
+    from ..store import Store
+
     run_dir = Path(argv[0])
     config: dict[str, Any] = json.loads((run_dir / "payload" / "dask.json").read_text())
     home = Path(os.environ["WORKBENCH_HOME"])
@@ -271,7 +362,7 @@ def main(argv: list[str]) -> int:
     workload_id = os.environ["WORKBENCH_WORKLOAD_ID"]
     final = run_dir / FINAL_MESSAGE
     try:
-        message, code = asyncio.run(serve(run_dir, config, store, workload_id))
+        message, code = asyncio.run(serve(run_dir, config, store, workload_id, worker_server))
     except Exception as exc:
         import traceback
 
