@@ -39,6 +39,7 @@ from .dask_manifests import (
     worker_group_name,
 )
 from .manifests import container_resources
+from .part import BackendPart
 from .preflight import check_fits
 from .settings import ID_LABEL, workload_labels
 from .status import Observed, pod_pending_reason, timestamp
@@ -134,27 +135,15 @@ def address_info(service: Mapping[str, Any], namespace: str) -> dict[str, str]:
     }
 
 
-class DaskClusters:
+class DaskClusters(BackendPart):
     """The Dask half of :class:`~.backend.KubernetesBackend` (which dispatches here by kind)."""
 
+    TRACKED = ("DaskCluster",)
+
     def __init__(self, backend: KubernetesBackend) -> None:
-        self.backend = backend
+        super().__init__(backend)
         self.store = backend.store
-        self._tracker: Any = None
         register()
-
-    @property
-    def client(self) -> Any:
-        return self.backend.client
-
-    @property
-    def tracker(self) -> Any:
-        if self._tracker is None:
-            from .backend import SELECTOR
-            from .tracker import Tracker
-
-            self._tracker = Tracker(self.client, SELECTOR, kinds=("DaskCluster",))
-        return self._tracker
 
     # -- requests on one object (a 404 there means "gone", not "no operator") --------------------
     def _create(self, doc: Mapping[str, Any]) -> None:

@@ -34,6 +34,7 @@ from ..base import Payload
 from .build import SPEC_ANNOTATION
 from .client import Resource, register_resource
 from .manifests import container_resources
+from .part import BackendPart
 from .preflight import check_fits
 from .serve_changes import DEPLOYMENT, EndpointChanges
 from .serve_manifests import serve_labels
@@ -55,29 +56,19 @@ RESOURCES = (
 )
 
 
-class ServeEndpoints(EndpointState, EndpointChanges):
-    """The endpoint half of :class:`~.backend.KubernetesBackend` (which dispatches here by kind)."""
+class ServeEndpoints(BackendPart, EndpointState, EndpointChanges):
+    """The endpoint half of :class:`~.backend.KubernetesBackend` (which dispatches here by kind).
+
+    Its tracker lists and watches Deployments and ReplicaSets (this backend's only).
+    """
+
+    TRACKED = ("Deployment", "ReplicaSet")
 
     def __init__(self, backend: KubernetesBackend) -> None:
-        self.backend = backend
+        super().__init__(backend)
         self.store = backend.store
-        self._tracker: Any = None
         for resource in RESOURCES:
             register_resource(resource)
-
-    @property
-    def client(self) -> Any:
-        return self.backend.client
-
-    @property
-    def tracker(self) -> Any:
-        """Deployments and ReplicaSets, listed and watched (this backend's only)."""
-        if self._tracker is None:
-            from .backend import SELECTOR
-            from .tracker import Tracker
-
-            self._tracker = Tracker(self.client, SELECTOR, kinds=("Deployment", "ReplicaSet"))
-        return self._tracker
 
     @functools.cached_property
     def kserve(self) -> KServeEndpoints:

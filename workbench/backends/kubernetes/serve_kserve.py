@@ -32,6 +32,7 @@ from ...store import CANCELLED, FAILED, Workload
 from ..base import Payload
 from .build import refuse_unsafe
 from .client import Resource, register_resource
+from .part import BackendPart
 from .serve_changes import canary_in_the_way, json_pointer, payload_configmap_of
 from .serve_manifests import (
     KSERVE_API_VERSION,
@@ -95,28 +96,16 @@ def _condition(isvc: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
     return {}
 
 
-class KServeEndpoints:
+class KServeEndpoints(BackendPart):
     """The KServe half of :class:`~.serve.ServeEndpoints`."""
 
+    TRACKED = ("InferenceService",)
+
     def __init__(self, endpoints: ServeEndpoints) -> None:
+        super().__init__(endpoints.backend)
         self.endpoints = endpoints
-        self.backend = endpoints.backend
         self.store = endpoints.store
-        self._tracker: Any = None
         register_resource(INFERENCE_SERVICE)
-
-    @property
-    def client(self) -> Any:
-        return self.backend.client
-
-    @property
-    def tracker(self) -> Any:
-        if self._tracker is None:
-            from .backend import SELECTOR
-            from .tracker import Tracker
-
-            self._tracker = Tracker(self.client, SELECTOR, kinds=("InferenceService",))
-        return self._tracker
 
     def require(self) -> None:
         """Raises BackendUnavailable (one line) unless API discovery lists InferenceServices."""

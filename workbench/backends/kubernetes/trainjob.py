@@ -28,6 +28,7 @@ from ...errors import BackendUnavailable, NotFound, PermissionDenied, SpecError,
 from ...spec import TrainSpec
 from ..base import INFO, OK, WARN, Check, Payload
 from .client import Resource, register_resource
+from .part import BackendPart
 from .served import serves
 from .settings import ID_LABEL
 from .trainjob_manifests import (
@@ -103,30 +104,18 @@ def trainjob_as_job(obj: Mapping[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
-class KubeflowTraining:
+class KubeflowTraining(BackendPart):
     """Which Kubeflow training API the cluster serves (cached per backend), TrainJob reads,
     runtime checks. The train half of the backend holds one."""
 
+    TRACKED = (TRAINJOB.kind,)
+
     def __init__(self, backend: KubernetesBackend) -> None:
-        self.backend = backend
-        self._tracker: Any = None
+        super().__init__(backend)
         self._trainer_v2 = False
         self._asked_at = -math.inf
         register_resource(TRAINJOB)
         register_resource(CLUSTER_RUNTIME)
-
-    @property
-    def client(self) -> Any:
-        return self.backend.client
-
-    @property
-    def tracker(self) -> Any:
-        if self._tracker is None:
-            from .backend import SELECTOR
-            from .tracker import Tracker
-
-            self._tracker = Tracker(self.client, SELECTOR, kinds=(TRAINJOB.kind,))
-        return self._tracker
 
     # -- which API ---------------------------------------------------------------------------------
     def trainer_v2(self, *, max_age: float = 0.0) -> bool:
