@@ -20,9 +20,8 @@ from kubeflow_trainer_api.models import TrainerV1alpha1TrainJob
 from workbench.backends.base import Payload
 from workbench.backends.kubernetes.build import build_manifests, kube_settings
 from workbench.backends.kubernetes.hardening import check_workload
-from workbench.backends.kubernetes.manifests import QUEUE_LABEL, KubeSettings, with_env
+from workbench.backends.kubernetes.manifests import QUEUE_LABEL, with_env
 from workbench.backends.kubernetes.policy import check_manifest, check_restricted
-from workbench.backends.kubernetes.train_manifests import build_train_manifests
 from workbench.backends.kubernetes.trainjob_manifests import (
     PATCH_MANAGER,
     TOKEN_PATH,
@@ -31,9 +30,11 @@ from workbench.backends.kubernetes.trainjob_manifests import (
 )
 from workbench.config import load_settings
 from workbench.errors import SpecError
-from workbench.spec import TrainSpec, parse_spec
+from workbench.spec import TrainSpec
 
 from .test_manifests import BUNDLED
+from .test_train_manifests import _spec as train_spec
+from .test_train_manifests import build as build_train
 
 CASES: dict[str, dict[str, Any]] = {
     "one_node": {"code": "print(1)"},
@@ -69,22 +70,11 @@ SETTINGS = {"service_account": "trainer", "image_pull_secrets": ("regcred",)}
 
 
 def _spec(fields: dict[str, Any]) -> TrainSpec:
-    spec = parse_spec({"kind": "train", "operator": "kubeflow", **fields})
-    assert isinstance(spec, TrainSpec)
-    return spec
+    return train_spec({"operator": "kubeflow", **fields})
 
 
 def build(fields: dict[str, Any], *, workload_id: str = "tj-1", **settings: Any) -> list[dict[str, Any]]:
-    spec = _spec(fields)
-    return build_train_manifests(
-        workload_id,
-        spec,
-        code=b"print('x')\n" if spec.script else (spec.code or ""),
-        entry_name="train.py" if spec.script else "cell.py",
-        inputs=b"\x80\x05in",
-        owner="Ada",
-        settings=KubeSettings(**settings),
-    )
+    return build_train({"operator": "kubeflow", **fields}, workload_id=workload_id, **settings)
 
 
 def validated(doc: dict[str, Any]) -> TrainerV1alpha1TrainJob:
