@@ -35,6 +35,8 @@ import struct
 import sys
 import zlib
 
+from . import procs
+
 #: What the backend runs; the launcher's own command line is padded so a child can rewrite it.
 LAUNCHER_MODULE = "workbench.runtime.launcher"
 #: Seconds without a request after which the launcher exits.
@@ -52,8 +54,10 @@ STAMP_FILES = (
     "store_file.py",
     "usage_store.py",
     "runtime/__init__.py",
+    "runtime/cell.py",
     "runtime/cgroup.py",
     "runtime/disk.py",
+    "runtime/forked.py",
     "runtime/gate.py",
     "runtime/guard.py",
     "runtime/launcher.py",
@@ -187,23 +191,6 @@ def _refusal(request: dict[str, object], argv: bytes, room: int, own: str) -> st
     return None
 
 
-def _argv_area() -> tuple[int, int]:
-    """Where this process's command line is in its memory (``arg_start``, ``arg_end``)."""
-    with open("/proc/self/stat", "rb") as fh:
-        raw = fh.read()
-    fields = raw[raw.rfind(b")") + 2 :].split()
-    return int(fields[45]), int(fields[46])  # fields 48 and 49 of stat
-
-
-def _set_argv(argv: bytes) -> None:
-    """Write ``argv`` (NUL-separated) over this process's command line, NULs after it."""
-    import ctypes
-
-    start, end = _argv_area()
-    room = end - start
-    ctypes.memmove(start, argv.ljust(room, b"\0")[:room], room)
-
-
 def _apply(request: dict[str, object]) -> None:
     """In the forked child: take on the asking process's context (see :func:`context`)."""
     import resource
@@ -266,7 +253,7 @@ def _child(request: dict[str, object], argv: bytes) -> int:
     os.dup2(fd, 2)
     os.closerange(3, 1 << 16)
     try:
-        _set_argv(argv)
+        procs.set_argv(argv)
         _apply(request)
     except BaseException:
         import traceback
@@ -331,7 +318,11 @@ def serve(path: str, idle: float = IDLE_SECONDS) -> int:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         return 0  # another launcher serves this socket
-    from . import guard, supervise, supervisor  # noqa: F401 - loaded once, for every fork
+    # a pod's runner, forked from its supervisor (forked.py), seals its results with these (OpenSSL)
+    import hashlib  # noqa: F401
+    import hmac  # noqa: F401
+
+    from . import cell, guard, supervise, supervisor  # noqa: F401 - loaded once, for every fork
 
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
@@ -345,7 +336,7 @@ def serve(path: str, idle: float = IDLE_SECONDS) -> int:
     bound = os.stat(path).st_ino
     listener.listen(64)
     listener.settimeout(min(idle, 5.0))
-    start, end = _argv_area()
+    start, end = procs.argv_area()
     room = end - start
     quiet = 0.0
     try:
@@ -399,7 +390,8 @@ def main(argv: list[str]) -> int:
         os._exit(0)
     os.setsid()
     # the command line as ps shows it: without the padding (which stays, as NULs, for the children)
-    _set_argv(b"\0".join(part.encode() for part in (sys.executable, "-m", LAUNCHER_MODULE, path)) + b"\0")
+    own = (sys.executable, "-m", LAUNCHER_MODULE, path)
+    procs.set_argv(b"\0".join(part.encode() for part in own) + b"\0")
     return serve(path, idle)
 
 

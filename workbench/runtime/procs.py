@@ -205,3 +205,21 @@ def cgroup_of(pid: int) -> str | None:
         if line.startswith("0::"):
             return line[3:].removesuffix(" (deleted)")
     return None
+
+
+def argv_area() -> tuple[int, int]:
+    """Where this process's command line is in its memory (``arg_start``, ``arg_end``)."""
+    fields = _stat_fields(os.getpid())
+    if fields is None:
+        raise OSError("cannot read /proc/self/stat")
+    return int(fields[45]), int(fields[46])  # fields 48 and 49 of stat
+
+
+def set_argv(argv: bytes) -> None:
+    """Write ``argv`` (NUL-separated) over this process's command line, NULs after it
+    (what does not fit is cut: see :func:`argv_area` for the room)."""
+    import ctypes
+
+    start, end = argv_area()
+    room = end - start
+    ctypes.memmove(start, argv.ljust(room, b"\0")[:room], room)

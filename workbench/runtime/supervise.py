@@ -30,7 +30,7 @@ from typing import Any
 from ..errors import NotFound
 from ..private import WORKLOAD_UMASK
 from ..store import CANCELLED, FAILED, PENDING, RUNNING, SUCCEEDED, Store
-from . import FINAL_MESSAGE, cgroup, disk, gate, procs, track_end, usage
+from . import FINAL_MESSAGE, cgroup, disk, forked, gate, procs, track_end, usage
 from .guard import Report
 from .results import KEY_ENV
 
@@ -41,6 +41,8 @@ WRITE_PATIENCE = 20.0
 RESERVE_FILE = ".reserve"
 #: The supervisor's exit status when it could not write the outcome (the guard then does).
 UNRECORDED = 3
+#: The workload's first process: started by exec, or a pod's runner forked (:mod:`.forked`).
+Child = subprocess.Popen[bytes] | forked.Forked
 
 
 def last_error_line(log: Path, limit: int = 16384) -> str:
@@ -164,7 +166,7 @@ class Supervisor:
         self.stop_reason = self.stop_reason or "cancel"
         os.write(self._wake_w, b"x")
 
-    def _terminate(self, pgid: int, proc: subprocess.Popen[bytes]) -> None:
+    def _terminate(self, pgid: int, proc: Child) -> None:
         procs.signal_group(pgid, signal.SIGTERM)
         try:
             proc.wait(timeout=float(self.launch.get("kill_grace", 5.0)))
@@ -205,11 +207,15 @@ class Supervisor:
         self.stop_all(pgid)
         return self._record(code)
 
-    def _start(self, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    def _start(self, env: dict[str, str]) -> Child:
         """Start the command in its process group, in the workload's cgroup before it runs anything
         (so nothing it starts can leave it): moved between fork and exec, or, for a gated
-        runner (:mod:`.gate`), moved while its interpreter boots and only then let through."""
+        runner (:mod:`.gate`), moved while its interpreter boots and only then let through; a
+        gated runner this process can stand in for is forked instead (:mod:`.forked`)."""
         group = self.group
+        argv = self.launch["argv"]
+        if self.launch.get("gate") and forked.usable(argv, env):  # no interpreter to boot
+            return forked.start(argv, env, self.launch.get("cwd"), str(self.log_path), group)
         gated = bool(group and self.launch.get("gate"))
         gate_r, gate_w = os.pipe() if gated else (-1, -1)
         if gated:
@@ -247,7 +253,7 @@ class Supervisor:
         if procs.has_children():
             procs.kill_descendants(os.getpid())
 
-    def _watch(self, proc: subprocess.Popen[bytes], pgid: int) -> int:
+    def _watch(self, proc: Child, pgid: int) -> int:
         timeout = self.launch.get("timeout")
         deadline = time.monotonic() + float(timeout) if timeout else None
         memory_limit = self.launch.get("memory_limit")
