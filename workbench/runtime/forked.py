@@ -195,8 +195,10 @@ def _child(argv: list[str], env: dict[str, str], cwd: str | None, log_fd: int, g
     import time
 
     time.tzset()  # what a fresh interpreter takes from the environment at start: TZ, TMPDIR
-    if "tempfile" in sys.modules:
-        sys.modules["tempfile"].tempdir = None
+    if "tempfile" in sys.modules:  # loaded already: forget the folder it found then
+        import tempfile
+
+        tempfile.tempdir = None
     got = os.read(gate_r, 1)
     os.close(gate_r)
     if got != gate.OPEN:
