@@ -9,7 +9,9 @@ then both are run ``REPETITIONS`` times, interleaved and alternating which goes 
 
 B2c is that first ``%%pod`` as a user meets it: in each of ``FRESH_KERNELS`` fresh kernels,
 ``%load_ext workbench`` and then one ``%%pod``, against the same subprocess call run first in a
-fresh kernel of its own.
+fresh kernel of its own. Its breakdown comes from as many more fresh kernels that take the same
+steps one at a time: pydantic, its plugin scan, pydantic-settings, workbench's own modules, the
+service (settings, store, local backend), then the ``%%pod``.
 
 A second, instrumented series wraps the kernel's ``Service`` methods (in the kernel, not in
 the package) and reads the record's created/started/ended times, to show where the time goes.
@@ -92,15 +94,36 @@ _w = _svc.get(_marks['workload'])
 _bench_report(y=y, created=_w.created, started=_w.started, ended=_w.ended, **_marks)
 """
 
+# the first %%pod of a fresh kernel, one step at a time (each step pays only for what is new)
+FIRST_STEPS_CELL = """
+_steps = [('start', _bench_time.perf_counter())]
+import pydantic.main
+_steps.append(('pydantic', _bench_time.perf_counter()))
+from pydantic.plugin._loader import get_plugins as _plugins
+list(_plugins())
+_steps.append(('its plugin scan (entry points)', _bench_time.perf_counter()))
+import pydantic_settings
+_steps.append(('pydantic-settings', _bench_time.perf_counter()))
+import workbench.options, workbench.service
+_steps.append(('workbench modules (models built)', _bench_time.perf_counter()))
+_svc = get_ipython().magics_manager.registry['WorkbenchMagics'].service
+_svc.store, _svc.backend('local')
+_steps.append(('service: settings, store, backend', _bench_time.perf_counter()))
+y = None
+get_ipython().run_cell_magic('pod', '--send x --get y', 'y = x + 1\\nprint(y)')
+_steps.append(('the %%pod itself', _bench_time.perf_counter()))
+_bench_report(y=y, steps=[(b[0], b[1] - a[1]) for a, b in zip(_steps, _steps[1:])])
+"""
+
 # (label, from mark, to mark): consecutive, so the phases add up to the whole cell
 PHASES = [
     ("parse %%pod flags", "cell0", "launch0"),
     ("validate spec (resolve)", "resolve0", "resolve1"),
     ("stage + insert record", "submit0", "_start_supervisor0"),
-    ("spawn supervisor (Popen)", "_start_supervisor0", "_start_supervisor1"),
+    ("ask the launcher (it forks the guard)", "_start_supervisor0", "_start_supervisor1"),
     ("rest of launch", "_start_supervisor1", "launch1"),
-    ("supervisor boots, starts code", "launch1", "started"),
-    ("code process runs, exit recorded", "started", "ended"),
+    ("guard, supervisor, code process forked and in its cgroup", "launch1", "started"),
+    ("code runs, exit recorded", "started", "ended"),
     ("kernel notices the end (log poll)", "ended", "logs_end"),
     ("wait + check + load --get", "logs_end", "cell1"),
 ]
@@ -135,6 +158,22 @@ def first_in_fresh_kernels(tmp: Any) -> tuple[list[float], list[float]]:
     return pod_s, base_s
 
 
+def first_steps(tmp: Any) -> list[list[tuple[str, float]]]:
+    """B2c's breakdown: in ``FRESH_KERNELS`` fresh kernels, the first ``%%pod``'s steps timed apart."""
+    runs = []
+    for _ in range(FRESH_KERNELS):
+        kernel = c.BenchKernel(tmp)
+        try:
+            kernel.run(SETUP_CELL)
+            values = kernel.measure(FIRST_STEPS_CELL)
+        finally:
+            kernel.stop()
+        if values["y"] != 2:
+            raise c.BenchError(f"the stepped first %%pod gave y={values['y']!r}")
+        runs.append(values["steps"])
+    return runs
+
+
 def main() -> None:
     with c.isolated_home("pod-roundtrip") as tmp:
         kernel = c.BenchKernel(tmp)
@@ -163,6 +202,7 @@ def main() -> None:
         finally:
             kernel.stop()
         fresh_pod_s, fresh_base_s = first_in_fresh_kernels(tmp)
+        stepped = first_steps(tmp)
 
     pod, base = c.median(pod_s), c.median(base_s)
     extra = pod - base
@@ -184,6 +224,9 @@ def main() -> None:
         f"+{c.ms(fresh - fresh_base)}; target <= +{c.ms(B2C_TARGET)}: "
         f"{c.verdict(fresh - fresh_base, B2C_TARGET)}"
     )
+    print(f"   where it goes (medians of {FRESH_KERNELS} more fresh kernels, step by step):")
+    for index, (label, _) in enumerate(stepped[0]):
+        print(f"     {label} {c.ms(c.median([run[index][1] for run in stepped]))}")
     parts = []
     for label, start, end in PHASES:
         parts.append(f"{label} {c.ms(c.median([b[end] - b[start] for b in breakdowns]))}")

@@ -24,8 +24,12 @@ line. It waits at a gate (a pipe) until the supervisor has moved it into the wor
 cgroup. At the end it does what the interpreter's exit does (the code's non-daemon threads
 joined, ``atexit`` callbacks, the code's objects finalized, output flushed) and leaves with
 ``os._exit``, never returning into the supervisor's frames. What stays different: modules the
-supervisor had loaded are already in ``sys.modules``, and the string hash seed is the
-launcher's (set ``PYTHONHASHSEED`` in the workload's environment for a fresh interpreter).
+supervisor had loaded are already in ``sys.modules``; the string hash seed is the launcher's
+(set ``PYTHONHASHSEED`` in the workload's environment for a fresh interpreter); and
+``/proc/PID/environ``, which keeps a process's environment as of its exec, shows the
+launcher's. Every process the code execs gets the workload's environment, so the guard's last
+sweep (:func:`.procs.marked`) finds those; the runner itself and what it forks are found by
+their process group, their cgroup and the subreapers.
 """
 
 from __future__ import annotations

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from workbench.runtime import cgroup
 from workbench.service import Service
 
 from .test_launcher import runtime, start_launcher  # noqa: F401 - a fixture and its helper
+from .test_orphans import machine_allows_cgroups
 
 
 @pytest.fixture(autouse=True)
@@ -124,3 +126,19 @@ def test_a_python_path_in_the_environment_gets_a_fresh_interpreter(service: Serv
     final = service.wait(workload.id, timeout=60)
     assert final.status == "succeeded", "".join(service.logs(final.id))
     assert "".join(service.logs(final.id)) == "False from PYTHONPATH\n"
+
+
+def test_a_forked_runners_first_line_runs_in_its_cgroup(service: Service, tmp_path: Path) -> None:
+    """The supervisor moves the child before it opens the gate: the cell never runs outside."""
+    code = (
+        "import sys\n"
+        "print(open('/proc/self/cgroup').read().strip().splitlines()[-1])\n"
+        "print('forked', 'workbench.runtime.supervise' in sys.modules)\n"
+    )
+    workload = service.launch({"kind": "pod", "code": code}, cwd=str(tmp_path))
+    final = service.wait(workload.id, timeout=60)
+    assert final.status == "succeeded", final.message
+    first, second = "".join(service.logs(workload.id)).splitlines()
+    assert second == "forked True"
+    name = cgroup.name_for(str(service.store.path), workload.id)
+    assert first.endswith(f"/{cgroup.SLICE}/{name}") == machine_allows_cgroups()
