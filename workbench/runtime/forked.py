@@ -126,7 +126,10 @@ class Forked:
                 except ChildProcessError:
                     self.returncode = 0
             return self.returncode
-        pidfd = os.pidfd_open(self.pid)
+        try:
+            pidfd = os.pidfd_open(self.pid)
+        except ProcessLookupError:  # reaped elsewhere
+            return self.wait()
         try:
             poller = select.poll()
             poller.register(pidfd, select.POLLIN)
