@@ -19,3 +19,19 @@ def test_the_node_with_a_termination_message_is_named_before_an_earlier_silent_o
     # without any message the earliest exit is named, as before
     said["status"]["containerStatuses"][0]["state"]["terminated"].pop("message")
     assert first_failure([silent, said])["metadata"]["name"] == "job-1"  # type: ignore[index]
+
+
+def test_a_node_whose_message_says_it_lost_a_peer_is_named_after_the_one_that_failed() -> None:
+    """Both nodes said why; rank 0's gloo read failed because node 1's rank had died first."""
+    lost = _failed_node(0, 1, "2026-12-01T10:00:04Z")  # ended first, under its lost peer
+    cause = _failed_node(1, 1, "2026-12-01T10:00:06Z")
+    lost["status"]["containerStatuses"][0]["state"]["terminated"]["message"] = (
+        "[rank 0] RuntimeError: [third_party/gloo/gloo/transport/tcp/pair.cc:537] Read error "
+        "[127.0.0.1]:20364: Connection reset by peer\n"
+    )
+    cause["status"]["containerStatuses"][0]["state"]["terminated"]["message"] = (
+        "[rank 1] ValueError: bad batch on rank 1\n"
+    )
+    named = first_failure([lost, cause])
+    assert named is not None
+    assert named["metadata"]["name"] == "job-1"

@@ -112,19 +112,33 @@ def first_failure(
 ) -> Mapping[str, Any] | None:
     """The pod that failed first: a node whose runner said why it failed (its termination
     message: the other nodes failed because of it, whenever they ended), then a node that did
-    not just lose a peer (``lost_peer``, from its last line: its ranks failed because another
-    node went away, whenever they noticed), then an exit of its own before one by a signal, then
-    the earliest, then the lower index."""
+    not just lose a peer (its message or its last line: its ranks failed because another node
+    went away, whenever they noticed), then an exit of its own before one by a signal, then the
+    earliest, then the lower index."""
     failed = [p for p in pods if (terminated(p) or {}).get("exitCode") not in (None, 0)]
 
     def order(pod: Mapping[str, Any]) -> tuple[bool, bool, bool, float, int]:
         state = terminated(pod) or {}
         finished = timestamp(state.get("finishedAt")) or 0.0
         said = bool(termination_reason(pod))
-        peer = bool(lost_peer and lost_peer(pod))
-        return (not said, peer, int(state["exitCode"]) >= 128, finished, node_index(pod))
+        return (
+            not said,
+            _peer_lost(pod, lost_peer),
+            int(state["exitCode"]) >= 128,
+            finished,
+            node_index(pod),
+        )
 
     return min(failed, key=order, default=None)
+
+
+def _peer_lost(pod: Mapping[str, Any], lost_peer: Callable[[Mapping[str, Any]], bool] | None) -> bool:
+    """Whether a failed node says it failed because a peer went away: in its termination message
+    (a rank's "Connection reset by peer" can be the message of the node that did not fail
+    first), or in its last line (``lost_peer``)."""
+    if LOST_PEER.search(termination_reason(pod) or ""):
+        return True
+    return bool(lost_peer and lost_peer(pod))
 
 
 def observe_train(
@@ -143,7 +157,7 @@ def observe_train(
             return base
         if (
             lost_peer is not None
-            and lost_peer(pod)
+            and _peer_lost(pod, lost_peer)
             and any(terminated(p) is None and _phase(p) in ("Pending", "Running") for p in pods)
             and time.time() - (base.ended or 0.0) < _PEER_WAIT
         ):  # only a node that lost its peer has ended yet: the node that failed is ending too
