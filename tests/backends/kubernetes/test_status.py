@@ -273,3 +273,14 @@ def test_a_failed_job_waits_for_its_nodes_while_only_a_lost_peer_has_ended() -> 
     ended = observe_train(job, [_failed_node(0, 1, before), _failed_node(1, 1, before)], 2, lost)
     assert ended is not None and ended.status == "failed" and ended.message.startswith("node 1 (job-1)")
     assert LOST_PEER.search("Connection reset by peer")
+    # the other node's pod is not listed (yet): it may still end, so the lost peer is not named
+    alone = observe_train(job, [_failed_node(0, 1, before)], 2, lost)
+    assert alone is not None and alone.status == "running", alone
+    assert "node 0 lost a peer; waiting for the other nodes to end" in alone.message
+    # its termination message says so just as well as its last line does
+    said = _failed_node(0, 1, before)
+    said["status"]["containerStatuses"][0]["state"]["terminated"]["message"] = (
+        "[rank 0] RuntimeError: [pair.cc:537] Read error [127.0.0.1]:1: Connection reset by peer\n"
+    )
+    waiting = observe_train(job, [said], 2, lambda pod: False)
+    assert waiting is not None and waiting.status == "running", waiting

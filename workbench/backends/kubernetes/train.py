@@ -111,16 +111,17 @@ def first_failure(
     pods: Sequence[Mapping[str, Any]], lost_peer: Callable[[Mapping[str, Any]], bool] | None = None
 ) -> Mapping[str, Any] | None:
     """The pod that failed first: a node whose runner said why it failed (its termination
-    message: the other nodes failed because of it, whenever they ended), then a node that did
-    not just lose a peer (its message or its last line: its ranks failed because another node
-    went away, whenever they noticed), then an exit of its own before one by a signal, then the
-    earliest, then the lower index."""
+    message, unless that says a peer went away: the other nodes failed because of it, whenever
+    they ended), then a node that did not just lose a peer (its message or its last line: its
+    ranks failed because another node went away, whenever they noticed), then an exit of its
+    own before one by a signal, then the earliest, then the lower index."""
     failed = [p for p in pods if (terminated(p) or {}).get("exitCode") not in (None, 0)]
 
     def order(pod: Mapping[str, Any]) -> tuple[bool, bool, bool, float, int]:
         state = terminated(pod) or {}
         finished = timestamp(state.get("finishedAt")) or 0.0
-        said = bool(termination_reason(pod))
+        reason = termination_reason(pod)
+        said = bool(reason) and not LOST_PEER.search(reason)  # a reason of its own
         return (
             not said,
             _peer_lost(pod, lost_peer),
@@ -158,7 +159,10 @@ def observe_train(
         if (
             lost_peer is not None
             and _peer_lost(pod, lost_peer)
-            and any(terminated(p) is None and _phase(p) in ("Pending", "Running") for p in pods)
+            and (
+                any(terminated(p) is None and _phase(p) in ("Pending", "Running") for p in pods)
+                or len({node_index(p) for p in pods}) < nodes  # a node not listed (yet)
+            )
             and time.time() - (base.ended or 0.0) < _PEER_WAIT
         ):  # only a node that lost its peer has ended yet: the node that failed is ending too
             wait = f"node {node_index(pod)} lost a peer; waiting for the other nodes to end"
