@@ -9,10 +9,11 @@ differ in is checked first, and any difference starts it the usual way (:func:`u
 
 - the command is the runner's own (:data:`.cell.START`) with this process's executable;
 - every variable that shapes how an interpreter starts (``PYTHON*`` but ``PYTHONUNBUFFERED``,
-  which is applied here, and the locale's ``LANG``/``LC_ALL``/``LC_CTYPE``) has the value this
-  interpreter started with, which ran with no options of its own (``-I``, ``-S``, ``-X``…);
-- the ``.pth`` files of the site folders are those this interpreter read (a package installed
-  since then as a path entry is seen only by a fresh one);
+  which is applied here; the locale's; those of common ``.pth`` hooks, see :data:`_SHAPING`)
+  has the value this interpreter started with, which ran with no options of its own (``-I``,
+  ``-S``, ``-X``…);
+- the site folders and their ``.pth`` files are those this interpreter read (a package
+  installed since then as a path entry, or a user site made since, is seen only by a fresh one);
 - this process's command line has room for the runner's (a launcher's child has, a cold
   supervisor has not), so ``ps`` and :func:`.procs.is_alive` see the runner's own.
 
@@ -47,29 +48,36 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import io
 
-_SHAPING = ("LANG", "LC_ALL", "LC_CTYPE")
+#: Variables read at an interpreter's start besides ``PYTHON*``: the locale, and those of the
+#: ``.pth`` start-up hooks commonly installed (setuptools' distutils shim, coverage, pytest-cov).
+_SHAPING = ("LANG", "LC_ALL", "LC_CTYPE", "SETUPTOOLS_USE_DISTUTILS", "COVERAGE_PROCESS_START")
 
 
 def _shapes(name: str) -> bool:
-    return (name.startswith("PYTHON") and name != "PYTHONUNBUFFERED") or name in _SHAPING
+    if name.startswith("PYTHON"):
+        return name != "PYTHONUNBUFFERED"
+    return name in _SHAPING or name.startswith("COV_CORE_")
 
 
-def _pth_files() -> frozenset[str]:
+def _site_files() -> frozenset[str]:
+    """The site folders that exist and the ``.pth`` files in them (what ``site`` reads at start)."""
     import site
 
     folders = [*site.getsitepackages(), site.getusersitepackages()]
     found: set[str] = set()
     for folder in folders:
         try:
-            found.update(os.path.join(folder, n) for n in os.listdir(folder) if n.endswith(".pth"))
+            names = os.listdir(folder)
         except OSError:
             continue
+        found.add(folder)  # a user site made since is put on a fresh interpreter's path
+        found.update(os.path.join(folder, name) for name in names if name.endswith(".pth"))
     return frozenset(found)
 
 
 #: What this interpreter started with (taken when the launcher or supervisor loads this module).
 _BOOT_ENV = {name: value for name, value in os.environ.items() if _shapes(name)}
-_BOOT_PTH = _pth_files() if not sys.flags.no_site else frozenset()
+_BOOT_SITE = _site_files() if not sys.flags.no_site else frozenset()
 _PLAIN = not (
     sys.flags.isolated
     or sys.flags.no_site
@@ -93,7 +101,7 @@ def usable(argv: list[str], env: dict[str, str]) -> bool:
     start, end = procs.argv_area()
     if len(_command_line(argv)) >= end - start:  # ps and procs.alive must see the runner's own
         return False
-    return _pth_files() == _BOOT_PTH
+    return _site_files() == _BOOT_SITE
 
 
 def _command_line(argv: list[str]) -> bytes:

@@ -142,3 +142,15 @@ def test_a_forked_runners_first_line_runs_in_its_cgroup(service: Service, tmp_pa
     assert second == "forked True"
     name = cgroup.name_for(str(service.store.path), workload.id)
     assert first.endswith(f"/{cgroup.SLICE}/{name}") == machine_allows_cgroups()
+
+
+def test_a_variable_read_by_a_pth_hook_gets_a_fresh_interpreter(service: Service, tmp_path: Path) -> None:
+    """setuptools' distutils-precedence.pth reads SETUPTOOLS_USE_DISTUTILS as the interpreter starts."""
+    code = "import sys\nprint('workbench.runtime.supervise' in sys.modules)"
+    seen = []
+    for env in ({}, {"SETUPTOOLS_USE_DISTUTILS": "stdlib"}):
+        workload = service.launch({"kind": "pod", "code": code, "env": env}, cwd=str(tmp_path))
+        final = service.wait(workload.id, timeout=60)
+        assert final.status == "succeeded", final.message
+        seen.append("".join(service.logs(final.id)))
+    assert seen == ["True\n", "False\n"]
