@@ -329,13 +329,17 @@ def _exit(code: int) -> None:
     sys.exit(code)
 
 
+def outcome(argv: list[str]) -> int:
+    """Run with ``argv``; the exit status, also when the code left by ``sys.exit()`` or SIGTERM."""
+    try:
+        return main(argv)
+    except SystemExit as stop:  # sys.exit() in the code, or SIGTERM (see _stop)
+        return stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+
+
 def entry() -> None:
     """Run with this process's arguments and leave with the code's exit status."""
-    try:
-        status = main(sys.argv[1:])
-    except SystemExit as stop:  # sys.exit() in the code, or SIGTERM (see _stop)
-        status = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
-    _exit(status)
+    _exit(outcome(sys.argv[1:]))
 
 
 if __name__ == "__main__":

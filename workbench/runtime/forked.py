@@ -99,13 +99,9 @@ def usable(argv: list[str], env: dict[str, str]) -> bool:
     if {name: value for name, value in env.items() if _shapes(name)} != _BOOT_ENV:
         return False
     start, end = procs.argv_area()
-    if len(_command_line(argv)) >= end - start:  # ps and procs.alive must see the runner's own
+    if len(procs.command_line(argv)) >= end - start:  # ps and procs.alive must see the runner's own
         return False
     return _site_files() == _BOOT_SITE
-
-
-def _command_line(argv: list[str]) -> bytes:
-    return b"\0".join(part.encode() for part in argv) + b"\0"
 
 
 class Forked:
@@ -150,8 +146,6 @@ class Forked:
 
 def start(argv: list[str], env: dict[str, str], cwd: str | None, log_path: str, group: str | None) -> Forked:
     """Fork the runner ``argv`` (see :func:`usable`), move it into ``group`` and let it go."""
-    from . import cgroup
-
     if cwd:
         os.stat(cwd)  # a working directory that is gone fails the start here, as Popen's would
     log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -173,10 +167,7 @@ def start(argv: list[str], env: dict[str, str], cwd: str | None, log_path: str, 
                 os._exit(status)
         os.close(gate_r)
         gate_r = -1
-        if group is not None:
-            cgroup.enter(group, pid)
-        with contextlib.suppress(OSError):  # it died already: its exit code is recorded
-            os.write(gate_w, gate.OPEN)
+        gate.let_through(gate_w, pid, group)
         return Forked(pid)
     finally:
         os.close(log_fd)
@@ -189,7 +180,7 @@ def _child(argv: list[str], env: dict[str, str], cwd: str | None, log_fd: int, g
     """The forked runner: become what the exec would have made, wait at the gate, run the cell."""
     import io
 
-    procs.set_argv(_command_line(argv))  # first: ps, and the supervisor's finders, tell it apart at once
+    procs.set_argv(procs.command_line(argv))  # first: ps, and the supervisor's finders, tell it apart at once
     import gc
 
     gc.freeze()  # the supervisor's objects are never the code's garbage: collections skip them
@@ -214,10 +205,8 @@ def _child(argv: list[str], env: dict[str, str], cwd: str | None, log_fd: int, g
         import tempfile
 
         tempfile.tempdir = None
-    got = os.read(gate_r, 1)
-    os.close(gate_r)
-    if got != gate.OPEN:
-        os.write(2, b"workbench: the supervisor went away before the code could start\n")
+    if not gate.passed(gate_r):
+        os.write(2, gate.GONE.encode() + b"\n")
         return 1
     unbuffered = bool(env.get("PYTHONUNBUFFERED"))
     encoding = getattr(sys.__stdout__, "encoding", None) or "utf-8"
@@ -233,9 +222,7 @@ def _child(argv: list[str], env: dict[str, str], cwd: str | None, log_fd: int, g
     from . import cell
 
     try:
-        status = cell.main(sys.argv[1:])
-    except SystemExit as stop:  # as cell.entry takes it
-        status = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+        status = cell.outcome(sys.argv[1:])
     except BaseException:  # what the interpreter prints of an uncaught error
         import traceback
 

@@ -22,6 +22,18 @@ GATE_ENV = "WORKBENCH_GATE_FD"
 OPEN = b"1"
 
 
+#: What a runner whose gate was closed unopened says (nothing of the workload ran).
+GONE = "workbench: the supervisor went away before the code could start"
+
+
+def passed(fd: int) -> bool:
+    """Block on the gate's read end ``fd`` (closed after); whether the supervisor opened it."""
+    try:
+        return os.read(fd, 1) == OPEN
+    finally:
+        os.close(fd)
+
+
 def wait() -> None:
     """Block until the supervisor opens the gate (no gate: return at once).
 
@@ -29,12 +41,17 @@ def wait() -> None:
         SystemExit: the supervisor went away without opening it; nothing of the workload ran.
     """
     value = os.environ.pop(GATE_ENV, None)
-    if value is None:
-        return
-    fd = int(value)
-    try:
-        got = os.read(fd, 1)
-    finally:
-        os.close(fd)
-    if got != OPEN:
-        raise SystemExit("workbench: the supervisor went away before the code could start")
+    if value is not None and not passed(int(value)):
+        raise SystemExit(GONE)
+
+
+def let_through(write_fd: int, pid: int, group: str | None) -> None:
+    """The supervisor's half: move the runner ``pid`` into its cgroup ``group``, then open."""
+    import contextlib
+
+    if group is not None:
+        from . import cgroup
+
+        cgroup.enter(group, pid)
+    with contextlib.suppress(OSError):  # it died already: its exit code is recorded
+        os.write(write_fd, OPEN)

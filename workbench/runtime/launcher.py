@@ -275,18 +275,8 @@ def _serve_one(conn: socket.socket, room: int, own: str) -> bool:
         return True  # another user's process: closed without a word
     conn.settimeout(10.0)
     request = receive(conn)
-    argv = (
-        b"\0".join(
-            part.encode()
-            for part in (
-                str(request["python"]),
-                "-m",
-                "workbench.runtime.supervisor",
-                str(request["db"]),
-                str(request["id"]),
-            )
-        )
-        + b"\0"
+    argv = procs.command_line(
+        (str(request["python"]), "-m", "workbench.runtime.supervisor", str(request["db"]), str(request["id"]))
     )
     reason = _refusal(request, argv, room, own)
     if reason is not None:
@@ -390,8 +380,7 @@ def main(argv: list[str]) -> int:
         os._exit(0)
     os.setsid()
     # the command line as ps shows it: without the padding (which stays, as NULs, for the children)
-    own = (sys.executable, "-m", LAUNCHER_MODULE, path)
-    procs.set_argv(b"\0".join(part.encode() for part in own) + b"\0")
+    procs.set_argv(procs.command_line((sys.executable, "-m", LAUNCHER_MODULE, path)))
     return serve(path, idle)
 
 

@@ -9,6 +9,10 @@ import contextlib
 import os
 import signal
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
 _PROC = "/proc"
 #: The environment variable every process of a local workload carries (set by the backend):
 #: its run directory, unique across stores where a workload's name is not.
@@ -205,6 +209,11 @@ def cgroup_of(pid: int) -> str | None:
         if line.startswith("0::"):
             return line[3:].removesuffix(" (deleted)")
     return None
+
+
+def command_line(argv: Sequence[str]) -> bytes:
+    """``argv`` as ``/proc/PID/cmdline`` holds it (each argument NUL-terminated)."""
+    return b"".join(part.encode() + b"\0" for part in argv)
 
 
 def argv_area() -> tuple[int, int]:

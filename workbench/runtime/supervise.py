@@ -233,10 +233,8 @@ class Supervisor:
                     pass_fds=(gate_r,) if gated else (),
                     preexec_fn=(lambda: cgroup.enter(group)) if group and not gated else None,
                 )
-            if gated and group is not None:
-                cgroup.enter(group, proc.pid)
-                with contextlib.suppress(OSError):  # it died already: its exit code is recorded
-                    os.write(gate_w, gate.OPEN)
+            if gated:
+                gate.let_through(gate_w, proc.pid, group)
             return proc
         finally:
             if gated:

@@ -224,6 +224,16 @@ def _failed_node(index: int, code: int, finished: str) -> dict[str, Any]:
     }
 
 
+def _say(pod: dict[str, Any], message: str | None) -> dict[str, Any]:
+    """``pod`` with its container's termination message set (None: taken away)."""
+    terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+    if message is None:
+        terminated.pop("message", None)
+    else:
+        terminated["message"] = message
+    return pod
+
+
 def test_the_node_that_failed_first_is_not_the_one_that_lost_its_peer() -> None:
     from workbench.backends.kubernetes.train import LOST_PEER, first_failure
 
@@ -278,9 +288,9 @@ def test_a_failed_job_waits_for_its_nodes_while_only_a_lost_peer_has_ended() -> 
     assert alone is not None and alone.status == "running", alone
     assert "node 0 lost a peer; waiting for the other nodes to end" in alone.message
     # its termination message says so just as well as its last line does
-    said = _failed_node(0, 1, before)
-    said["status"]["containerStatuses"][0]["state"]["terminated"]["message"] = (
-        "[rank 0] RuntimeError: [pair.cc:537] Read error [127.0.0.1]:1: Connection reset by peer\n"
+    said = _say(
+        _failed_node(0, 1, before),
+        "[rank 0] RuntimeError: [pair.cc:537] Read error [127.0.0.1]:1: Connection reset by peer\n",
     )
     waiting = observe_train(job, [said], 2, lambda pod: False)
     assert waiting is not None and waiting.status == "running", waiting
