@@ -47,6 +47,10 @@ from . import gate, procs
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import io
+    from collections.abc import Callable
+
+    #: Called with the runner's pid once it is in its cgroup: whether it may run (it is recorded).
+    Ready = Callable[[int], bool]
 
 #: Variables read at an interpreter's start besides ``PYTHON*``: the locale, and those of the
 #: ``.pth`` start-up hooks commonly installed (setuptools' distutils shim, coverage, pytest-cov).
@@ -144,8 +148,11 @@ class Forked:
         return self.wait()
 
 
-def start(argv: list[str], env: dict[str, str], cwd: str | None, log_path: str, group: str | None) -> Forked:
-    """Fork the runner ``argv`` (see :func:`usable`), move it into ``group`` and let it go."""
+def start(
+    argv: list[str], env: dict[str, str], cwd: str | None, log_path: str, group: str | None, ready: Ready
+) -> tuple[Forked, bool]:
+    """Fork the runner ``argv`` (see :func:`usable`), move it into ``group`` and let it go once
+    ``ready(pid)``; the runner, and whether it was let go (see :func:`.gate.let_through`)."""
     if cwd:
         os.stat(cwd)  # a working directory that is gone fails the start here, as Popen's would
     log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -167,8 +174,7 @@ def start(argv: list[str], env: dict[str, str], cwd: str | None, log_path: str, 
                 os._exit(status)
         os.close(gate_r)
         gate_r = -1
-        gate.let_through(gate_w, pid, group)
-        return Forked(pid)
+        return Forked(pid), gate.let_through(gate_w, pid, group, lambda: ready(pid))
     finally:
         os.close(log_fd)
         os.close(gate_w)

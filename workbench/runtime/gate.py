@@ -16,6 +16,10 @@ from __future__ import annotations
 
 import os
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 #: The environment variable that names the gate's read end in the runner.
 GATE_ENV = "WORKBENCH_GATE_FD"
 #: What the supervisor writes to open the gate.
@@ -45,13 +49,18 @@ def wait() -> None:
         raise SystemExit(GONE)
 
 
-def let_through(write_fd: int, pid: int, group: str | None) -> None:
-    """The supervisor's half: move the runner ``pid`` into its cgroup ``group``, then open."""
+def let_through(write_fd: int, pid: int, group: str | None, ready: Callable[[], bool]) -> bool:
+    """The supervisor's half: move the runner ``pid`` into its cgroup ``group``, then open the
+    gate if ``ready()`` (the supervisor has recorded it running; a forked runner prints at once).
+    Whether it was opened: when not, the runner leaves without running anything."""
     import contextlib
 
     if group is not None:
         from . import cgroup
 
         cgroup.enter(group, pid)
+    if not ready():
+        return False
     with contextlib.suppress(OSError):  # it died already: its exit code is recorded
         os.write(write_fd, OPEN)
+    return True

@@ -184,7 +184,7 @@ class Supervisor:
         home = self.store.path.parent
         try:
             env = _child_env(self.launch, home, self.store.results_key(self.id))
-            proc = self._start(env)
+            proc, running = self._start(env)
         except (OSError, RuntimeError, KeyError) as exc:
             what = f"could not start: {exc}"
             if disk.is_full_error(exc):
@@ -192,9 +192,7 @@ class Supervisor:
             return self.end(FAILED, None, what)
         pgid = proc.pid
         self._tell("pgid", pgid)
-        if not self._write(
-            "update", self.id, only_if=[PENDING], status=RUNNING, pid=proc.pid, started=time.time()
-        ):
+        if not running:
             procs.kill_group(pgid)  # cancelled before it started
             proc.wait()
             return 0
@@ -207,15 +205,23 @@ class Supervisor:
         self.stop_all(pgid)
         return self._record(code)
 
-    def _start(self, env: dict[str, str]) -> Child:
+    def _running(self, pid: int) -> bool:
+        """Record the workload running as ``pid``; False when it was cancelled before it started."""
+        return bool(
+            self._write("update", self.id, only_if=[PENDING], status=RUNNING, pid=pid, started=time.time())
+        )
+
+    def _start(self, env: dict[str, str]) -> tuple[Child, bool]:
         """Start the command in its process group, in the workload's cgroup before it runs anything
         (so nothing it starts can leave it): moved between fork and exec, or, for a gated
         runner (:mod:`.gate`), moved while its interpreter boots and only then let through; a
-        gated runner this process can stand in for is forked instead (:mod:`.forked`)."""
+        gated runner this process can stand in for is forked instead (:mod:`.forked`). A gated
+        runner is recorded running before it is let through (its first line can follow at once).
+        The child, and whether it was recorded running (False: cancelled before it started)."""
         group = self.group
         argv = self.launch["argv"]
         if self.launch.get("gate") and forked.usable(argv, env):  # no interpreter to boot
-            return forked.start(argv, env, self.launch.get("cwd"), str(self.log_path), group)
+            return forked.start(argv, env, self.launch.get("cwd"), str(self.log_path), group, self._running)
         gated = bool(group and self.launch.get("gate"))
         gate_r, gate_w = os.pipe() if gated else (-1, -1)
         if gated:
@@ -234,8 +240,8 @@ class Supervisor:
                     preexec_fn=(lambda: cgroup.enter(group)) if group and not gated else None,
                 )
             if gated:
-                gate.let_through(gate_w, proc.pid, group)
-            return proc
+                return proc, gate.let_through(gate_w, proc.pid, group, lambda: self._running(proc.pid))
+            return proc, self._running(proc.pid)
         finally:
             if gated:
                 os.close(gate_r)
