@@ -212,6 +212,7 @@ def test_dask_row_scale_dashboard_cancel(lab: Lab, page: sync_api.Page, tmp_path
     launch(page, "Dask cluster")
     dialog = page.locator(".jp-Dialog")
     expect(dialog.locator(".jp-Dialog-header")).to_contain_text("Launch Dask cluster")
+    expect(dialog.locator("#root_name")).to_be_focused(timeout=10_000)  # its first field: see above
     dialog.locator("#root_name").fill("sidebar-dask")
     dialog.locator("#root_workers").fill("1")
     dialog.locator(".jp-Dialog-footer button", has_text="Launch").click()
