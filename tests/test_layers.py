@@ -18,6 +18,7 @@ ADAPTERS = {
     "cli_serve.py",
     "cli_mlflow.py",
     "widgets.py",
+    "widgets_mode.py",
     "options.py",
     "render.py",
 }

@@ -7,16 +7,13 @@ first magic call, so ``%load_ext workbench`` stays cheap.
 
 from __future__ import annotations
 
-import functools
 import os
-import shlex
 import sys
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 
 if TYPE_CHECKING:
-    from .options import ArgumentParser
     from .service import Service
     from .store import Workload
 
@@ -30,35 +27,6 @@ class WorkbenchCellError(Exception):
 
     def _render_traceback_(self) -> list[str]:
         return [f"\x1b[31m{self.text}\x1b[0m"]
-
-
-def split_line(line: str, magic: str) -> list[str]:
-    """The words of a magic's line, as a shell splits them.
-
-    Raises:
-        SpecError: the line cannot be split (an unclosed quote), naming the magic.
-    """
-    from .errors import SpecError
-
-    try:
-        return shlex.split(line)
-    except ValueError as exc:
-        raise SpecError(
-            f"cannot read the arguments of {magic}: {str(exc).lower()} in {line.strip()!r}",
-            value=line,
-            hint="close the quote, or escape it with a backslash",
-        ) from None
-
-
-@functools.cache
-def cell_parser(kind: str) -> ArgumentParser:
-    """The flags of ``%%pod`` or ``%%train``: built once per kernel (argparse takes ~2 ms to build)."""
-    from .options import ArgumentParser, add_spec_options
-
-    parser = ArgumentParser(prog=f"%%{kind}", add_help=True)
-    add_spec_options(parser, kind)
-    parser.add_argument("--detach", action="store_true", help="return at once; see %%wb logs")
-    return parser
 
 
 def kernel_session() -> str | None:
@@ -115,7 +83,8 @@ class WorkbenchMagics(Magics):
 
     def workload_bundle(self, workload: Workload) -> dict[str, Any] | None:
         """A ``Workload`` as a cell's value: its live widget, or None for IPython's usual text."""
-        from .widgets import wanted, workload_bundle
+        from .widgets import workload_bundle
+        from .widgets_mode import wanted
 
         formatter = self.shell.display_formatter if self.shell is not None else None
         if formatter is None or not wanted():
@@ -145,14 +114,40 @@ class WorkbenchMagics(Magics):
         self._run_cell("train", line, cell)
 
     def _run_cell(self, kind: str, line: str, cell: str) -> None:
+        from .agent_client import AgentError, run_cell
         from .errors import WorkbenchError
-        from .options import HelpShown, spec_fields
+
+        user_ns = self.shell.user_ns if self.shell is not None else {}
+        if self._service is None:  # the agent has pydantic and the store loaded: this kernel need not
+            try:
+                done = run_cell(
+                    kind, line, cell, user_ns=user_ns, session=kernel_session(), on_launch=self._launched
+                )
+            except AgentError as exc:
+                raise WorkbenchCellError(f"workbench: {exc}") from None
+            except WorkbenchError as exc:
+                raise self._fail(exc) from None
+            if done:
+                return
+        self._run_here(kind, line, cell, user_ns)
+
+    def _launched(self, record: dict[str, Any]) -> None:
+        """A launch made by the agent: its widget, where widgets are wanted."""
+        from .widgets_mode import wanted
+
+        if wanted():
+            from .store import Workload
+
+            self._show(Workload(**record))
+
+    def _run_here(self, kind: str, line: str, cell: str, user_ns: dict[str, Any]) -> None:
+        from .errors import WorkbenchError
+        from .options import HelpShown, cell_parser, spec_fields, split_line
 
         try:
             args = cell_parser(kind).parse_args(split_line(line, f"%%{kind}"))
             raw = spec_fields(args, kind)
             raw["code"] = cell
-            user_ns = self.shell.user_ns if self.shell is not None else {}
             sent = {name: user_ns[name] for name in raw.get("send", []) if name in user_ns}
             workload = self.service.launch(raw, inputs=sent, session=kernel_session(), cwd=os.getcwd())
         except HelpShown:
@@ -191,7 +186,7 @@ class WorkbenchMagics(Magics):
         ``%batch NB.ipynb [-p NAME VALUE]… [--strict] [--kernel K] [--sign] [--detach] [flags]``
         """
         from .errors import WorkbenchError
-        from .options import ArgumentParser, HelpShown, add_spec_options, spec_fields
+        from .options import ArgumentParser, HelpShown, add_spec_options, spec_fields, split_line
 
         parser = ArgumentParser(prog="%batch", add_help=True)
         parser.add_argument("notebook", metavar="NB.ipynb")
@@ -230,7 +225,7 @@ class WorkbenchMagics(Magics):
         [--adapt MIN:MAX] [--name NAME] [--backend B] [--keep]``
         """
         from .errors import WorkbenchError
-        from .options import ArgumentParser, HelpShown, add_spec_options, spec_fields
+        from .options import ArgumentParser, HelpShown, add_spec_options, spec_fields, split_line
 
         parser = ArgumentParser(prog="%dask", add_help=True)
         add_spec_options(parser, "dask")
@@ -268,6 +263,7 @@ class WorkbenchMagics(Magics):
         """Manage workloads: ``%wb ls | logs NAME [-f] | describe NAME | cancel NAME | rm NAME``."""
         from . import render
         from .errors import SpecError, WorkbenchError
+        from .options import split_line
         from .spec import check_adapt, check_workers
 
         try:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 
-from .magics import WorkbenchCellError, kernel_session, split_line
+from .magics import WorkbenchCellError, kernel_session
 
 if TYPE_CHECKING:
     from .service import Service
@@ -90,7 +90,7 @@ class ServeMagics(Magics):
         ``%%serve [--name NAME] [--replicas N | --autoscale MIN:MAX] [--model-uri URI] [--send a,b]``
         """
         from .errors import WorkbenchError
-        from .options import ArgumentParser, HelpShown, add_spec_options, spec_fields
+        from .options import ArgumentParser, HelpShown, add_spec_options, spec_fields, split_line
 
         parser = ArgumentParser(prog="%%serve", add_help=True)
         add_spec_options(parser, "serve", skip=("get",))
@@ -136,7 +136,7 @@ class ServeMagics(Magics):
     def rollout(self, line: str, cell: str | None = None) -> None:
         """Ship a new revision of an endpoint, or watch, list, undo or promote its rollouts."""
         from .errors import SpecError, WorkbenchError
-        from .options import ArgumentParser, HelpShown, add_spec_options, spec_fields
+        from .options import ArgumentParser, HelpShown, add_spec_options, spec_fields, split_line
         from .spec import RevisionChange
 
         parser = ArgumentParser(prog="%rollout", add_help=True, description=ROLLOUT_HELP)

@@ -10,21 +10,29 @@ from typing import Any
 from .backends.base import Payload
 from .errors import SpecError
 from .runtime.results import new_key
+from .sending import pickled_inputs
 from .spec import CodeSpec, CommonSpec, RevisionChange, parse_spec
 from .store import Workload
 
 
 def code_payload(
-    spec: CodeSpec, inputs: Mapping[str, Any], *, session: str | None, cwd: str | None, seal_results: bool
+    spec: CodeSpec,
+    inputs: Mapping[str, Any],
+    *,
+    session: str | None,
+    cwd: str | None,
+    seal_results: bool,
+    pickled: bytes | None = None,
 ) -> Payload:
-    """The payload of a cell or script: the code, the ``--send`` values pickled, and (with
+    """The payload of a cell or script: the code, the ``--send`` values pickled (or ``pickled``,
+    what :func:`~workbench.sending.pickled_inputs` made of them elsewhere), and (with
     ``--get`` and ``seal_results``) a fresh key to seal the results with.
 
     Raises:
         SpecError: a ``--send`` name the kernel lacks or that cannot be pickled; a script that
             cannot be read.
     """
-    blob = pickled_inputs(spec.send, inputs)
+    blob = pickled if pickled is not None else pickled_inputs(spec.send, inputs)
     script, script_name = read_script(spec.script, cwd)
     if getattr(spec, "kind", None) == "serve":
         check_model(spec.code, script, spec.script)
@@ -37,38 +45,6 @@ def code_payload(
         session=session,
         results_key=new_key() if spec.get and seal_results else None,
     )
-
-
-def pickled_inputs(send: list[str], inputs: Mapping[str, Any]) -> bytes | None:
-    """The ``--send`` values, cloudpickled; None when nothing is sent.
-
-    Raises:
-        SpecError: a name the kernel lacks, or a value that cannot be pickled.
-    """
-    missing = [name for name in send if name not in inputs]
-    if missing:
-        raise SpecError(
-            f"--send {','.join(missing)}: no such variable in the kernel",
-            value=",".join(missing),
-            hint="define it before the cell, or drop it from --send",
-        )
-    if not send:
-        return None
-    import cloudpickle
-
-    values = {}
-    for name in send:
-        try:
-            cloudpickle.dumps(inputs[name])
-        except Exception as exc:
-            raise SpecError(
-                f"--send {name}: cannot be pickled ({type(exc).__name__}: {exc})",
-                value=name,
-                hint="send plain data (arrays, frames, dicts) or rebuild it inside the cell",
-            ) from None
-        values[name] = inputs[name]
-    blob: bytes = cloudpickle.dumps(values)
-    return blob
 
 
 def read_script(script: str | None, cwd: str | None) -> tuple[bytes | None, str | None]:

@@ -53,11 +53,8 @@ from .store import FAILED, Store, Workload
 
 
 class Service(EndpointOperations, ScheduleOperations):
-    """Launches and tracks workloads; threads may share one service.
-
-    Args:
-        settings: resolved settings; by default read with the usual precedence.
-    """
+    """Launches and tracks workloads; threads may share one service. ``settings``: resolved
+    settings; by default read with the usual precedence."""
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or load_settings()
@@ -104,6 +101,7 @@ class Service(EndpointOperations, ScheduleOperations):
         spec: CommonSpec | Mapping[str, Any],
         *,
         inputs: Mapping[str, Any] | None = None,
+        pickled: bytes | None = None,
         session: str | None = None,
         cwd: str | None = None,
     ) -> Workload:
@@ -111,13 +109,13 @@ class Service(EndpointOperations, ScheduleOperations):
 
         Args:
             spec: a spec, or raw fields to resolve.
-            inputs: values for ``spec.send`` (the kernel's variables).
+            inputs: values for ``spec.send`` (the kernel's variables); or ``pickled``, as pickled there.
             session: the kernel session that launched it, for kernel-scoped cleanup.
             cwd: the working directory the code runs in (local backend).
         """
         if not isinstance(spec, CommonSpec):
             spec = self.resolve(spec)
-        payload = self._payload(spec, inputs or {}, session, cwd)
+        payload = self._payload(spec, inputs or {}, session, cwd, pickled=pickled)
         if isinstance(spec, NotebookSpec):  # record the values as the notebook gets them (typed)
             spec = spec.model_copy(update={"parameters": payload.extra["config"]["parameters"]})
         workload_id = spec.name or f"{getattr(spec, 'kind', 'wl')}-{secrets.token_hex(3)}"
@@ -133,6 +131,7 @@ class Service(EndpointOperations, ScheduleOperations):
         cwd: str | None,
         *,
         seal_results: bool = True,
+        pickled: bytes | None = None,
     ) -> Payload:
         if isinstance(spec, NotebookSpec):
             from .notebooks import notebook_payload
@@ -140,7 +139,9 @@ class Service(EndpointOperations, ScheduleOperations):
             return notebook_payload(spec, session=session, cwd=cwd, home=self.settings.home)
         if not isinstance(spec, CodeSpec):
             return Payload(session=session, cwd=cwd)
-        return code_payload(spec, inputs, session=session, cwd=cwd, seal_results=seal_results)
+        return code_payload(
+            spec, inputs, session=session, cwd=cwd, seal_results=seal_results, pickled=pickled
+        )
 
     # -- queries ---------------------------------------------------------------------------
     def get(self, name: str) -> Workload:

@@ -37,62 +37,27 @@ widget messages, so *Cancel* and *Logs* act once the cell returns; interrupting 
 
 from __future__ import annotations
 
-import functools
-import json
 import logging
-import os
-import sys
 import time
 from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .store import ACTIVE, Workload
+from .widgets_mode import ENV as ENV
+from .widgets_mode import OFF as OFF
+from .widgets_mode import ON as ON
+from .widgets_mode import wanted as wanted
 
 if TYPE_CHECKING:  # the widgets' own modules load with the first widget, not in text mode
     from .service import Service
     from .sweeps import Sweep
     from .widgets_watch import KernelWatcher
 
-ENV = "WORKBENCH_WIDGETS"
-ON, OFF = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 HISTORY = 120  # samples each plot keeps (10 minutes at the default period of 5 s)
 LINGER = 10.0  # seconds a final workload is still watched, for its last usage sample
 LOG_TAIL = 40  # lines the Logs button shows
 LOG = logging.getLogger("workbench.widgets")
-
-
-def wanted() -> bool:
-    """Whether launches from this process show widgets (see the module's text)."""
-    forced = os.environ.get(ENV, "").strip().lower()
-    if forced in ON:
-        return True
-    if forced in OFF:
-        return False
-    return widget_front_end()
-
-
-def widget_front_end() -> bool:
-    """An IPython kernel with a comm manager whose front end is known to render widgets."""
-    from IPython.core.getipython import get_ipython
-
-    kernel = getattr(get_ipython(), "kernel", None)  # type: ignore[no-untyped-call]
-    if kernel is None or getattr(kernel, "comm_manager", None) is None:
-        return False
-    return "google.colab" in sys.modules or bool(_connection_info().get("jupyter_session"))
-
-
-@functools.lru_cache(maxsize=1)
-def _connection_info() -> dict[str, Any]:
-    """This kernel's connection file (written once, by whatever started the kernel)."""
-    try:
-        from ipykernel.connect import get_connection_file
-
-        with open(get_connection_file()) as fh:
-            info = json.load(fh)
-    except Exception:
-        return {}
-    return info if isinstance(info, dict) else {}
 
 
 def _watcher(service: Service) -> KernelWatcher:

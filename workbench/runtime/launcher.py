@@ -35,7 +35,7 @@ import struct
 import sys
 import zlib
 
-from . import procs
+from . import daemons, procs
 
 #: What the backend runs; the launcher's own command line is padded so a child can rewrite it.
 LAUNCHER_MODULE = "workbench.runtime.launcher"
@@ -56,6 +56,7 @@ STAMP_FILES = (
     "runtime/__init__.py",
     "runtime/cell.py",
     "runtime/cgroup.py",
+    "runtime/daemons.py",
     "runtime/disk.py",
     "runtime/forked.py",
     "runtime/gate.py",
@@ -73,11 +74,11 @@ _MAX_MESSAGE = 16 * 2**20
 _RLIMITS = tuple(name for name in dir(__import__("resource")) if name.startswith("RLIMIT_"))
 
 
-def stamp() -> str:
-    """What the launcher's code is: interpreter, package folder, and its files' sizes and times."""
+def stamp(files: tuple[str, ...] = STAMP_FILES) -> str:
+    """What the launcher's code is: interpreter, package folder, and its ``files``' sizes and times."""
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     parts = [sys.executable, sys.version, package]
-    for name in STAMP_FILES:
+    for name in files:
         try:
             info = os.stat(os.path.join(package, name))
             parts.append(f"{name}:{info.st_size}:{info.st_mtime_ns}")
@@ -191,7 +192,7 @@ def _refusal(request: dict[str, object], argv: bytes, room: int, own: str) -> st
     return None
 
 
-def _apply(request: dict[str, object]) -> None:
+def apply_context(request: dict[str, object]) -> None:
     """In the forked child: take on the asking process's context (see :func:`context`)."""
     import resource
 
@@ -254,7 +255,7 @@ def _child(request: dict[str, object], argv: bytes) -> int:
     os.closerange(3, 1 << 16)
     try:
         procs.set_argv(argv)
-        _apply(request)
+        apply_context(request)
     except BaseException:
         import traceback
 
@@ -269,10 +270,6 @@ def _child(request: dict[str, object], argv: bytes) -> int:
 
 def _serve_one(conn: socket.socket, room: int, own: str) -> bool:
     """Answer one request (fork its guard); False when this launcher should leave (stale)."""
-    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    _, uid, gid = struct.unpack("3i", creds)
-    if uid != os.getuid() or gid != os.getgid():
-        return True  # another user's process: closed without a word
     conn.settimeout(10.0)
     request = receive(conn)
     argv = procs.command_line(
@@ -300,78 +297,20 @@ def _serve_one(conn: socket.socket, room: int, own: str) -> bool:
 
 def serve(path: str, idle: float = IDLE_SECONDS) -> int:
     """Listen on ``path`` until idle for ``idle`` seconds or stale; the exit status."""
-    import fcntl
-
     own = stamp()
-    lock = os.open(path + ".lock", os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return 0  # another launcher serves this socket
-    # a pod's runner, forked from its supervisor (forked.py), seals its results with these (OpenSSL)
-    import hashlib  # noqa: F401
-    import hmac  # noqa: F401
-
-    from . import cell, guard, supervise, supervisor  # noqa: F401 - loaded once, for every fork
-
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    old_mask = os.umask(0o177)  # the socket is 0600 from the start, whatever the umask
-    try:
-        listener.bind(path)
-    finally:
-        os.umask(old_mask)
-    os.chmod(path, 0o600)
-    bound = os.stat(path).st_ino
-    listener.listen(64)
-    listener.settimeout(min(idle, 5.0))
     start, end = procs.argv_area()
     room = end - start
-    quiet = 0.0
-    try:
-        while quiet < idle:
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                quiet += min(idle, 5.0)
-                if stamp() != own or not _ours(path, bound):
-                    return 0
-                continue
-            quiet = 0.0
-            with conn:
-                try:
-                    keep = _serve_one(conn, room, own)
-                except (OSError, ValueError, KeyError, TypeError):
-                    keep = True  # a broken request: the backend falls back
-            if not keep:
-                return 0
-        return 0
-    finally:
-        if _ours(path, bound):
-            with contextlib.suppress(OSError):
-                os.unlink(path)
-        listener.close()
-        _tidy(path)
-        os.close(lock)
 
+    def preload() -> None:
+        # a pod's runner, forked from its supervisor (forked.py), seals its results with these (OpenSSL)
+        import hashlib  # noqa: F401
+        import hmac  # noqa: F401
 
-def _tidy(path: str) -> None:
-    """Remove the lock file and an empty log (a later launcher of this stamp makes new ones)."""
-    with contextlib.suppress(OSError):
-        os.unlink(path + ".lock")
-    log = path.removesuffix(".sock") + ".log"
-    with contextlib.suppress(OSError):
-        if os.stat(log).st_size == 0:
-            os.unlink(log)
+        from . import cell, guard, supervise, supervisor  # noqa: F401 - loaded once, for every fork
 
-
-def _ours(path: str, inode: int) -> bool:
-    """Whether ``path`` is still this launcher's socket (not removed or replaced)."""
-    try:
-        return os.stat(path).st_ino == inode
-    except OSError:
-        return False
+    return daemons.serve(
+        path, idle, lambda conn: _serve_one(conn, room, own), lambda: stamp() == own, preload
+    )
 
 
 def main(argv: list[str]) -> int:

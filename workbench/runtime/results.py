@@ -124,6 +124,30 @@ def load(sealed: bytes, key: bytes) -> dict[str, Any]:
     return _unpickle(unseal(sealed, key))
 
 
+def load_run(workload_id: str, status: str, run_dir: str, key: bytes) -> dict[str, Any]:
+    """The ``--get`` values of a local run (its :data:`FILE`); empty unless it succeeded.
+
+    Raises:
+        PermissionDenied: the file's seal does not match ``key``; nothing was unpickled.
+    """
+    from pathlib import Path
+
+    from ..errors import PermissionDenied
+
+    path = Path(run_dir) / FILE
+    if status != "succeeded" or not path.exists():
+        return {}
+    try:
+        return load(path.read_bytes(), key)
+    except Unsealed:
+        raise PermissionDenied(
+            f"the --get results of {workload_id} were not written by its runner "
+            "(their seal does not match the launch's key); they were not loaded",
+            value=str(path),
+            hint="rerun the workload; nothing else should write results.sealed",
+        ) from None
+
+
 def load_from_log(log: str, key: bytes) -> dict[str, Any] | None:
     """The ``--get`` values of the last marked line in ``log`` sealed with ``key``, else None."""
     blob = find_in_log(log, key)

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from workbench.backends.local import launch
-from workbench.runtime import launcher, procs
+from workbench.runtime import daemons, launcher, procs
 from workbench.service import Service
 
 BOUND = 30.0  # seconds: a generous upper bound on what takes well under one here
@@ -42,7 +42,7 @@ def runtime(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A short private runtime folder (a socket path must fit in 108 bytes); its launcher ends with it."""
     folder = Path(tempfile.mkdtemp(prefix="wbl-", dir="/tmp"))
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(folder))
-    launch._spawned.clear()
+    daemons._spawned.clear()
     yield folder / "workbench"
     for pid in launchers(folder):
         os.kill(pid, signal.SIGKILL)
@@ -233,7 +233,7 @@ def test_a_dead_launcher_s_socket_falls_back(service: Service, runtime: Path) ->
     dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     dead.bind(str(path))  # left behind by a launcher killed with SIGKILL: nobody listens
     dead.close()
-    launch._spawned[str(path)] = time.monotonic()  # start no new one: this launch must fall back
+    daemons._spawned[str(path)] = time.monotonic()  # start no new one: this launch must fall back
     final = service.wait(service.launch({"kind": "pod", "code": "print('cold')"}).id, timeout=60)
     assert final.status == "succeeded"
     assert "".join(service.logs(final.id)) == "cold\n"

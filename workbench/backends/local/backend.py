@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ...config import Settings
-from ...errors import BackendUnavailable, Conflict, NotFound, PermissionDenied, SpecError, StoreError
+from ...errors import BackendUnavailable, Conflict, NotFound, SpecError, StoreError
 from ...private import exposed, make_private, private_dir, write_private
 from ...runtime import guard, procs
 from ...runtime import results as sealed
@@ -429,15 +429,4 @@ class LocalBackend:
         return {"available": True, "gpus": gpus}
 
     def results(self, workload: Workload, key: bytes) -> dict[str, Any]:
-        path = Path(workload.run_dir) / sealed.FILE
-        if workload.status != "succeeded" or not path.exists():
-            return {}
-        try:
-            return sealed.load(path.read_bytes(), key)
-        except sealed.Unsealed:
-            raise PermissionDenied(
-                f"the --get results of {workload.id} were not written by its runner "
-                "(their seal does not match the launch's key); they were not loaded",
-                value=str(path),
-                hint="rerun the workload; nothing else should write results.sealed",
-            ) from None
+        return sealed.load_run(workload.id, workload.status, workload.run_dir, key)

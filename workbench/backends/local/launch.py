@@ -17,24 +17,17 @@ cold way, so what it launches stays inside that workload's process tree and cgro
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
-import stat
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-from ...runtime import launcher, procs
+from ...runtime import daemons, launcher, procs
 
 #: Set to ``0``/``off``/``no``/``false`` to never use (or start) the launcher.
 SWITCH_ENV = "WORKBENCH_LAUNCHER"
 SUPERVISOR_LOG = ("logs", "supervisor.log")
-_SOCKET_ROOM = 100  # sun_path holds 108 bytes
-_RESPAWN_AFTER = 10.0  # seconds before this process starts another launcher that did not come up
-_spawned: dict[str, float] = {}
 
 
 def enabled() -> bool:
@@ -42,39 +35,9 @@ def enabled() -> bool:
     return value not in ("0", "off", "no", "false") and procs.MARKER_ENV not in os.environ
 
 
-def runtime_dir() -> Path | None:
-    """This user's private folder for the launcher's socket; None when it cannot be trusted.
-
-    ``$XDG_RUNTIME_DIR/workbench`` where that is set, else ``<tmp>/workbench-<uid>``; made
-    0700, and used only when it is a real folder owned by this user and closed to others.
-    """
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    folder = (
-        Path(runtime) / "workbench" if runtime else Path(tempfile.gettempdir()) / f"workbench-{os.getuid()}"
-    )
-    try:
-        with contextlib.suppress(FileExistsError):
-            folder.mkdir(mode=0o700)
-        info = os.lstat(folder)
-    except OSError:
-        return None
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
-        return None
-    if stat.S_IMODE(info.st_mode) & 0o077:
-        try:
-            os.chmod(folder, 0o700)
-        except OSError:
-            return None
-    return folder
-
-
 def socket_path() -> Path | None:
     """Where the launcher of this installation and interpreter listens (None: no usable folder)."""
-    folder = runtime_dir()
-    if folder is None:
-        return None
-    path = folder / f"launcher-{launcher.stamp()}.sock"
-    return path if len(str(path)) <= _SOCKET_ROOM else None
+    return daemons.socket_path(f"launcher-{launcher.stamp()}.sock")
 
 
 def start_supervisor(db_path: str, workload_id: str, run_dir: Path) -> str:
@@ -149,36 +112,4 @@ def _warm(db_path: str, workload_id: str, run_dir: Path) -> bool:
 
 def _spawn(path: Path) -> None:
     """Start the launcher in the background (it detaches); never twice in a row from here."""
-    key = str(path)
-    if time.monotonic() - _spawned.get(key, -_RESPAWN_AFTER) < _RESPAWN_AFTER:
-        return
-    _spawned[key] = time.monotonic()
-    # its own environment marks nothing: each child gets the asking process's environment
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
-    log = path.with_suffix(".log")
-    try:
-        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    except OSError:
-        return
-    try:
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                launcher.LAUNCHER_MODULE,
-                key,
-                str(launcher.IDLE_SECONDS),
-                "-" * launcher.ARGV_ROOM,  # room for the children's command lines
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=fd,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            close_fds=True,
-            cwd="/",
-            env=env,
-        )
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    daemons.spawn(path, launcher.LAUNCHER_MODULE, str(launcher.IDLE_SECONDS), "-" * launcher.ARGV_ROOM)
