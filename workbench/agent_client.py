@@ -27,6 +27,7 @@ import os
 import socket
 import struct
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -166,6 +167,20 @@ def run_cell(
         }
     except OSError:  # the working directory is gone: the in-kernel path says so
         return False
+    if not _busy.acquire(blocking=False):  # another thread's cell has the connection
+        return False
+    try:
+        return _exchange(path, request, user_ns, on_launch)
+    except BaseException:
+        _drop()  # whatever the fork was doing, the next cell starts afresh
+        raise
+    finally:
+        _busy.release()
+
+
+def _exchange(
+    path: Any, request: dict[str, Any], user_ns: dict[str, Any], on_launch: Callable[[dict[str, Any]], None]
+) -> bool:
     first, channel = None, None
     for _ in range(2):  # a kept connection may have ended (an interrupt, a new context)
         channel = _connection(path)
@@ -181,15 +196,14 @@ def run_cell(
             break
         _drop()
     if first is None or channel is None or "fallback" in first:
+        if first is not None and first.get("fallback") == "stale":
+            _drop()
         return False
-    try:
-        return _converse(channel, first, path, request, user_ns, on_launch)
-    except BaseException:
-        _drop()  # whatever the fork was doing, the next cell starts afresh
-        raise
+    return _converse(channel, first, path, request, user_ns, on_launch)
 
 
 _kept: list[Channel] = []  # this process's connection to its fork of the agent, between cells
+_busy = threading.Lock()
 
 
 def _connection(path: Any) -> Channel | None:

@@ -298,3 +298,20 @@ def chromium_page(*, clipboard_origin: str | None = None) -> Iterator[Any]:
             yield context.new_page()
         finally:
             browser.close()
+
+
+def fill_form(dialog: Any, values: dict[str, str]) -> None:
+    """Fill a launch dialog's fields and check each took its value.
+
+    Once open, the dialog keeps the focus inside itself: a focus that lands outside it (the
+    launch menu closing, the list behind it) sends the focus back to its first field, and a
+    value typed at that instant lands there. A person types after the dialog has settled; a
+    test does not wait, so a value that went astray is filled again (``fill`` replaces).
+    """
+    for _ in range(3):
+        for selector, text in values.items():
+            dialog.locator(selector).fill(text)
+        if all(dialog.locator(selector).input_value() == text for selector, text in values.items()):
+            return
+    seen = {selector: dialog.locator(selector).input_value() for selector in values}
+    raise AssertionError(f"the form did not keep its values: {seen}")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright import sync_api
 
-from .lab import Lab, axe_violations, chromium_page, insert_workloads, module_lab, open_panel
+from .lab import Lab, axe_violations, chromium_page, fill_form, insert_workloads, module_lab, open_panel
 
 pytestmark = pytest.mark.timeout(300)
 expect = sync_api.expect
@@ -115,8 +115,7 @@ def test_status_change_is_announced(page: sync_api.Page) -> None:
     expect(live).to_have_count(1)
     dialog = launch_form(page, "Pod")
     expect(dialog.locator("#root_name")).to_be_focused(timeout=10_000)  # see launch_form
-    dialog.locator("#root_name").fill("a11y-live")
-    dialog.locator("#root_code").fill("print('announced')\n")
+    fill_form(dialog, {"#root_name": "a11y-live", "#root_code": "print('announced')\n"})
     dialog.get_by_role("button", name="Launch").click()
     expect(dialog).to_have_count(0, timeout=15_000)
     expect(live).to_have_text("a11y-live is now succeeded", timeout=60_000)
@@ -125,10 +124,15 @@ def test_status_change_is_announced(page: sync_api.Page) -> None:
 def test_two_bad_fields_are_marked_next_to_themselves(page: sync_api.Page) -> None:
     dialog = launch_form(page, "Pod")
     expect(dialog.locator("#root_name")).to_be_focused(timeout=10_000)  # see launch_form
-    dialog.locator("#root_name").fill("a11y-bad")
-    dialog.locator("#root_code").fill("print('never')\n")
-    dialog.locator("#root_resources_cpu").fill("two cores")
-    dialog.locator("#root_resources_memory").fill("lots")
+    fill_form(
+        dialog,
+        {
+            "#root_name": "a11y-bad",
+            "#root_code": "print('never')\n",
+            "#root_resources_cpu": "two cores",
+            "#root_resources_memory": "lots",
+        },
+    )
     dialog.get_by_role("button", name="Launch").click()
 
     cpu, memory = dialog.locator("#root_resources_cpu"), dialog.locator("#root_resources_memory")

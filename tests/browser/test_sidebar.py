@@ -20,7 +20,7 @@ from playwright import sync_api
 
 from workbench.service import Service
 
-from .lab import Lab, chromium_page, start_lab
+from .lab import Lab, chromium_page, fill_form, start_lab
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -100,9 +100,8 @@ def test_sidebar_launch_follow_logs_delete_and_cli(lab: Lab, page: sync_api.Page
     shot("launch-form")
     # the dialog focuses its first field once its form has rendered: typing waits for that
     expect(dialog.locator("#root_name")).to_be_focused(timeout=10_000)
-    dialog.locator("#root_name").fill("sidebar-pod")
-    dialog.locator("#root_code").fill("import time\ntime.sleep(1)\nprint('hello from the sidebar')\n")
-    dialog.locator("#root_resources_cpu").fill("two cores")
+    code = "import time\ntime.sleep(1)\nprint('hello from the sidebar')\n"
+    fill_form(dialog, {"#root_name": "sidebar-pod", "#root_code": code, "#root_resources_cpu": "two cores"})
     dialog.locator(".jp-Dialog-footer button", has_text="Launch").click()
     error = page.locator(".jp-Dialog .jp-WorkbenchLaunch-error")
     expect(error).to_contain_text("two cores", timeout=15_000)
@@ -213,8 +212,7 @@ def test_dask_row_scale_dashboard_cancel(lab: Lab, page: sync_api.Page, tmp_path
     dialog = page.locator(".jp-Dialog")
     expect(dialog.locator(".jp-Dialog-header")).to_contain_text("Launch Dask cluster")
     expect(dialog.locator("#root_name")).to_be_focused(timeout=10_000)  # its first field: see above
-    dialog.locator("#root_name").fill("sidebar-dask")
-    dialog.locator("#root_workers").fill("1")
+    fill_form(dialog, {"#root_name": "sidebar-dask", "#root_workers": "1"})
     dialog.locator(".jp-Dialog-footer button", has_text="Launch").click()
     expect(dialog).to_have_count(0)
 
@@ -302,8 +300,9 @@ def test_serve_row_url_revision_canary_promote_undo_scale(
     code = dialog.locator("#root_code")
     expect(code).to_have_attribute("placeholder", re.compile("def predict"))
     expect(dialog.locator("#root_name")).to_be_focused(timeout=10_000)  # its first field: see above
-    dialog.locator("#root_name").fill("sidebar-model")
-    code.fill("def predict(inputs):\n    return inputs\n")
+    fill_form(
+        dialog, {"#root_name": "sidebar-model", "#root_code": "def predict(inputs):\n    return inputs\n"}
+    )
     shot("serve-form")
     dialog.locator(".jp-Dialog-footer button", has_text="Serve").click()
     expect(dialog).to_have_count(0)

@@ -315,13 +315,12 @@ def _connect_as(uid: int, path: Path) -> str:
         return fh.read()
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="switching to another uid needs root")
-def test_another_user_is_refused(runtime: Path) -> None:
-    path, pid = start_launcher(runtime)
+def assert_only_this_user_is_served(runtime: Path, path: Path, pid: int) -> None:
+    """Another uid cannot reach the helper's socket, nor be served once the files are opened up."""
     assert _connect_as(65534, path) == "denied"  # the folder and the socket are closed to others
     for folder in (runtime.parent, runtime):
         os.chmod(folder, 0o711)
-    os.chmod(path, 0o666)  # even opened up, the launcher checks who is asking (SO_PEERCRED)
+    os.chmod(path, 0o666)  # even opened up, the helper checks who is asking (SO_PEERCRED)
     try:
         assert _connect_as(65534, path) == "closed"
     finally:
@@ -329,6 +328,11 @@ def test_another_user_is_refused(runtime: Path) -> None:
         for folder in (runtime.parent, runtime):
             os.chmod(folder, 0o700)
     assert procs.is_alive(pid)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to another uid needs root")
+def test_another_user_is_refused(runtime: Path) -> None:
+    assert_only_this_user_is_served(runtime, *start_launcher(runtime))
 
 
 def test_what_the_launcher_keeps_loaded_is_in_its_stamp() -> None:
