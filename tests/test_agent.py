@@ -258,3 +258,23 @@ def test_an_idle_kernel_s_fork_leaves_and_its_next_cell_still_runs(
     reply = k.run("%%pod\nprint('second')")
     assert reply.error is None, reply
     assert reply.stdout == "second\n"
+
+
+def test_the_agent_never_unpickles_what_the_kernel_sends(k: Kernel, service: Service, tmp_path: Path) -> None:
+    """A --send value whose unpickling leaves a mark: only the workload's own process leaves one."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    setup = (
+        "import os\n"
+        "def _mark(folder):\n"
+        "    open(os.path.join(folder, str(os.getpid())), 'w').close()\n"
+        "    return 'marked'\n"
+        "class Marker:\n"
+        f"    def __reduce__(self):\n        return (_mark, ({str(marks)!r},))\n"
+        "m = Marker()\n"
+    )
+    assert k.run(setup).error is None
+    reply = k.run("%%pod --name unpickled --send m\nprint(m)")
+    assert reply.error is None, reply
+    assert reply.stdout == "marked\n"
+    assert [int(p.name) for p in marks.iterdir()] == [service.get("unpickled").pid]

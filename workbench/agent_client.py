@@ -275,6 +275,8 @@ def _interrupted(channel: Channel, workload: dict[str, Any], path: Any, request:
     (a plain KeyboardInterrupt when nothing was launched)."""
     try:
         channel.sock.settimeout(30.0)
+        if workload.pop("sending", False):  # dropping the connection cuts the values short
+            raise KeyboardInterrupt
         if workload.pop("asked", False):  # it waits for the --send values: it stops
             channel.send({"abort": True})
         while "id" not in workload:  # launching, or stopping: see which
@@ -324,10 +326,12 @@ def _step(
             del workload["asked"]
             channel.send({"abort": True})
             raise AgentError(exc.one_line()) from None
+        del workload["asked"]
+        workload["sending"] = True  # the fork reads them: cut short, it launches nothing
         channel.send({"pickled": blob is not None})
         if blob is not None:
             channel.send_blob(blob)
-        del workload["asked"]
+        del workload["sending"]
         return False
     if "launched" in message:
         workload.update(message["launched"])

@@ -46,6 +46,16 @@ _NAMESPACES: list[dict[str, Any]] = []  # the code's globals, dropped before a h
 MISSING_RESULT_EXIT = 3
 #: the container's termination message file (Kubernetes), where the runner says why it failed
 TERMINATION_ENV = "WORKBENCH_TERMINATION_LOG"
+#: How a rank's error reads when it failed only because a peer went away first (gloo's TCP
+#: pair errors included: a peer that died before the connection was made is "timed out
+#: connecting: ... Connection refused"); matched without regard to case.
+LOST_PEER = (
+    r"Connection (reset|closed) by peer|Broken pipe|remote (process|peer) .*(exit|clos)"
+    r"|gloo/transport/tcp/pair\.cc"
+)
+#: Seconds such a rank waits before it leaves, so that a rank that failed on its own ends (its
+#: node first: a Kubernetes Job fails on the first node to end, and stops the others).
+LOST_PEER_LINGER = 3.0
 
 
 def _say_why(reason: str, *, start: bool = False) -> None:
@@ -163,6 +173,18 @@ def _record_rank_failure(text: str) -> None:
         fh.write(json.dumps(record))
 
 
+def _linger_if_a_peer_went_first(exc: BaseException) -> None:
+    """A rank of a distributed run whose error says a peer went away waits a moment before it
+    exits: the rank that failed on its own then ends first, and is the one the status names."""
+    if os.environ.get("WORLD_SIZE", "1") == "1":
+        return
+    import re
+
+    if re.search(LOST_PEER, f"{type(exc).__name__}: {exc}", re.I):
+        sys.stderr.flush()
+        time.sleep(LOST_PEER_LINGER)
+
+
 def _stop(signum: int, _frame: object) -> None:
     # In a container this runner is process 1, which ignores SIGTERM unless it handles it:
     # turn it into SystemExit so `finally` blocks run and a cancel does not wait for SIGKILL.
@@ -237,6 +259,7 @@ def run(run_dir: str, payload: str | None = None, *, results_to_log: bool = Fals
     except BaseException as exc:
         _record_rank_failure(_user_traceback(exc, entry, sys.argv[0]))
         failed = True
+        _linger_if_a_peer_went_first(exc)
     # whatever the code's outcome: what it wrote may be what explains it
     unpublished = _publish(main_rank, failed=failed)
     if failed:

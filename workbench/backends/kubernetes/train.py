@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ...errors import BackendUnavailable, NotFound, WorkbenchError
+from ...runtime import cell
 from ...spec import TrainSpec
 from ...store import FAILED, PENDING, RUNNING, SUCCEEDED, Workload
 from ..base import Payload
@@ -97,14 +98,8 @@ def _phase(pod: Mapping[str, Any]) -> str:
 _PEER_WAIT = 30.0
 #: Seconds after a node's exit before its log is read to name the failing node.
 _LOG_SETTLE = 3.0
-#: How a rank's last line reads when it failed only because a peer went away first (gloo's TCP
-#: pair errors included: a peer that died before the connection was made is "timed out
-#: connecting: ... Connection refused").
-LOST_PEER = re.compile(
-    r"Connection (reset|closed) by peer|Broken pipe|remote (process|peer) .*(exit|clos)"
-    r"|gloo/transport/tcp/pair\.cc",
-    re.I,
-)
+#: How a rank's last line reads when it failed only because a peer went away first.
+LOST_PEER = re.compile(cell.LOST_PEER, re.I)
 
 
 def first_failure(
