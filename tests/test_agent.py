@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench import agent, agent_client
+from workbench import agent_client
 from workbench.runtime import daemons, launcher, procs
 from workbench.service import Service
 
@@ -198,8 +198,8 @@ def test_a_stale_request_falls_back_and_the_agent_leaves(runtime: Path) -> None:
                "line": "", "code": "print(1)", "session": None}  # fmt: skip
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.connect(str(path))
-        launcher.send(sock, request)
-        assert launcher.receive(sock) == {"fallback": "stale"}
+        daemons.send(sock, request)
+        assert daemons.receive(sock) == {"fallback": "stale"}
     within(lambda: not procs.is_alive(pid))
     assert not path.exists()
 
@@ -220,7 +220,7 @@ def test_another_user_is_refused(runtime: Path) -> None:
 
 
 def test_a_fork_compares_the_whole_context_the_launcher_reproduces() -> None:
-    assert set(agent._CONTEXT_KEYS) == set(launcher.context())
+    assert set(launcher.CONTEXT_KEYS) == set(launcher.context())
 
 
 def test_the_switch_turns_the_agent_off(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -304,11 +304,11 @@ def test_a_tracked_workload_links_its_mlflow_run() -> None:
 
 
 def test_widgets_wanted_follows_the_setting_and_else_the_front_end(monkeypatch: pytest.MonkeyPatch) -> None:
-    from workbench import widgets
+    from workbench import widgets_mode
 
     for value, expected in (("1", True), ("on", True), ("0", False), ("off", False), ("", False)):
-        monkeypatch.setenv(widgets.ENV, value)
-        assert widgets.wanted() is expected, value  # "" : no IPython kernel in this process
+        monkeypatch.setenv(widgets_mode.ENV, value)
+        assert widgets_mode.wanted() is expected, value  # "" : no IPython kernel in this process
 
 
 LAUNCH = (

@@ -4,7 +4,7 @@
 kernel finds none) imports pydantic, pydantic-settings, the spec models, the service and the
 local backend once, then listens on its socket (:func:`workbench.runtime.daemons.serve`: this
 user only, 0600 in a 0700 folder, gone after ``IDLE`` seconds without a request or once a
-module of the package changed). Each request is served by a fork that takes on the asking
+module of the package changed). Each kernel's connection is served by a fork that takes on the asking
 kernel's context (environment, working directory, umask, limits, nice value, CPU affinity,
 ignored signals: :func:`workbench.runtime.launcher.apply_context`), so its settings, store and
 launch are those the kernel would have had, and then:
@@ -17,9 +17,12 @@ launch are those the kernel would have had, and then:
 4. streams the logs (``out``), waits, checks the outcome (a failure's one line), and names
    the run and its results' key (``done``); the kernel unpickles, never the agent.
 
-Meanwhile a thread reads the kernel's side: ``cancel`` cancels the workload (``interrupted``
-and its status); the kernel going away ends the fork and leaves the workload running.
-What the fork prints itself (warnings, ``--help``) goes to the kernel too (``out``, ``err``).
+The fork stays with its kernel for the next cells (a request in another context gets
+``again``: a new fork takes it on) and leaves when the kernel hangs up, even while it follows
+a workload (which goes on), or after ``IDLE`` seconds without a cell. An interrupt comes as a
+request of its own on a second connection (``op: cancel``), answered ``interrupted`` and the
+status. What the fork prints itself (warnings, ``--help``) goes to the kernel too (``out``,
+``err``).
 """
 
 from __future__ import annotations
@@ -33,10 +36,8 @@ from collections.abc import Iterator
 from typing import Any, TextIO
 
 from . import agent_client
-from .agent_client import Channel
 from .runtime import daemons, launcher
-
-_CONTEXT_KEYS = ("cwd", "cwd_id", "env", "umask", "rlimits", "nice", "affinity", "ignored", "groups")
+from .runtime.daemons import Channel
 
 
 class _Stream:
@@ -58,7 +59,7 @@ class _Stream:
 
 
 class _Link(Channel):
-    """The kernel's connection, sent to from two threads."""
+    """The kernel's connection, written to by whichever thread of the fork prints."""
 
     def __init__(self, sock: Any) -> None:
         super().__init__(sock)
@@ -98,7 +99,7 @@ def _serve_one(conn: Any, own: str, idle: float) -> bool:
     conn.settimeout(10.0)
     link = _Link(conn)
     request = link.receive()
-    if request.get("stamp") != own or request.get("python") != sys.executable:
+    if request.get("stamp") != own:  # the stamp names the interpreter too
         link.send({"fallback": "stale"})
         return False
     sys.stdout.flush()
@@ -154,7 +155,7 @@ def _child(link: _Link, request: dict[str, Any], idle: float) -> int:
 
 
 def _context(request: dict[str, Any]) -> dict[str, Any]:
-    return {key: request.get(key) for key in _CONTEXT_KEYS}
+    return {key: request.get(key) for key in launcher.CONTEXT_KEYS}
 
 
 class _Server:
@@ -184,13 +185,11 @@ class _Server:
 
     def cell(self, request: dict[str, Any]) -> None:
         from .errors import WorkbenchError
-        from .options import HelpShown, cell_parser, spec_fields, split_line
+        from .options import HelpShown, cell_fields
 
-        link, kind = self.link, str(request["kind"])
+        link = self.link
         try:
-            args = cell_parser(kind).parse_args(split_line(str(request["line"]), f"%%{kind}"))
-            raw = spec_fields(args, kind)
-            raw["code"] = str(request["code"])
+            raw, detach = cell_fields(str(request["kind"]), str(request["line"]), str(request["code"]))
             spec = self.service.resolve(raw)
         except HelpShown:
             link.send({"help": True})
@@ -216,7 +215,7 @@ class _Server:
             link.send({"error": exc.one_line()})
             return
         link.send({"launched": workload.to_dict()})
-        if args.detach:
+        if detach:
             link.send({"detached": True})
             return
         with _gone_ends_me(link):
@@ -224,10 +223,7 @@ class _Server:
                 link.send({"out": chunk})
         final = service.wait(workload.id)
         try:
-            service.check(final)
-            key = service.store.results_key(final.id) if final.spec.get("get") else None
-            if final.spec.get("get") and key is None:
-                service.results(final.id)  # says why there is no key
+            key = service.results_key(service.check(final))
         except WorkbenchError as exc:
             link.send({"error": exc.one_line()})
             return

@@ -25,21 +25,19 @@ from __future__ import annotations
 
 import os
 import socket
-import struct
 import sys
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from .runtime import daemons, launcher, procs
+from .runtime.daemons import Channel
 
 #: Set to ``0``/``off``/``no``/``false`` to launch from the kernel itself.
 SWITCH_ENV = "WORKBENCH_AGENT"
 AGENT_MODULE = "workbench.agent"
 #: Seconds without a request after which the agent exits.
 IDLE_SECONDS = 600.0
-_HEADER = struct.Struct("!I")
-_BLOB = struct.Struct("!Q")
 _PACKAGE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -82,56 +80,6 @@ def spawn(path: Any) -> None:
     daemons.spawn(path, AGENT_MODULE, str(IDLE_SECONDS))
 
 
-class Channel:
-    """Length-prefixed JSON messages both ways, and one blob of bytes; an interrupt between
-    two reads loses nothing (what arrived waits in the buffer)."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.buffer = bytearray()
-
-    def send(self, message: dict[str, Any]) -> None:
-        launcher.send(self.sock, message)
-
-    def send_blob(self, blob: bytes) -> None:
-        self.sock.sendall(_BLOB.pack(len(blob)))
-        self.sock.sendall(blob)
-
-    def _take(self, size: int) -> bytes:
-        while len(self.buffer) < size:
-            chunk = self.sock.recv(1 << 20)
-            if not chunk:
-                raise ConnectionError("the agent closed the connection")
-            self.buffer += chunk
-        data = bytes(self.buffer[:size])
-        del self.buffer[:size]
-        return data
-
-    def receive(self) -> dict[str, Any]:
-        import json
-
-        while len(self.buffer) < _HEADER.size or len(self.buffer) < _HEADER.size + self._size():
-            chunk = self.sock.recv(1 << 20)
-            if not chunk:
-                raise ConnectionError("the agent closed the connection")
-            self.buffer += chunk
-        size = self._size()
-        data = bytes(self.buffer[_HEADER.size : _HEADER.size + size])
-        del self.buffer[: _HEADER.size + size]
-        message = json.loads(data)
-        if not isinstance(message, dict):
-            raise ConnectionError("not a message")
-        return message
-
-    def _size(self) -> int:
-        size: int = _HEADER.unpack(bytes(self.buffer[: _HEADER.size]))[0]
-        return size
-
-    def receive_blob(self) -> bytes:
-        (size,) = _BLOB.unpack(self._take(_BLOB.size))
-        return self._take(size)
-
-
 def run_cell(
     kind: str,
     line: str,
@@ -158,8 +106,7 @@ def run_cell(
     try:
         request = {
             **launcher.context(),
-            "stamp": _known[0],
-            "python": sys.executable,
+            "stamp": _known[0],  # the interpreter's path and version included
             "kind": kind,
             "line": line,
             "code": code,
@@ -199,7 +146,7 @@ def _exchange(
         if first is not None and first.get("fallback") == "stale":
             _drop()
         return False
-    return _converse(channel, first, path, request, user_ns, on_launch)
+    return _Cell(channel, path, request, user_ns, on_launch).run(first)
 
 
 _kept: list[Channel] = []  # this process's connection to its fork of the agent, between cells
@@ -247,106 +194,106 @@ def _cancel(path: Any, request: dict[str, Any], workload_id: str) -> dict[str, A
         return {"interrupted": final.id, "status": final.status}
 
 
-def _converse(
-    channel: Channel,
-    message: dict[str, Any],
-    path: Any,
-    request: dict[str, Any],
-    user_ns: dict[str, Any],
-    on_launch: Callable[[dict[str, Any]], None],
-) -> bool:
-    workload: dict[str, Any] = {}
-    try:
-        while True:
-            if _step(channel, message, user_ns, on_launch, workload):
-                return True
-            message = channel.receive()
-    except KeyboardInterrupt:
-        _interrupted(channel, workload, path, request)
-    except (OSError, ValueError) as exc:
-        name = workload.get("id")
-        where = f"`%wb logs {name}` follows {name}" if name else "`%wb ls` shows whether it started"
-        raise AgentError(f"lost the workbench agent ({exc}) — {where}") from None
-    return True
+class _Cell:
+    """One cell's conversation with the kernel's fork of the agent, after its first answer."""
 
+    def __init__(
+        self,
+        channel: Channel,
+        path: Any,
+        request: dict[str, Any],
+        user_ns: dict[str, Any],
+        on_launch: Callable[[dict[str, Any]], None],
+    ) -> None:
+        self.channel, self.path, self.request = channel, path, request
+        self.user_ns, self.on_launch = user_ns, on_launch
+        self.record: dict[str, Any] = {}  # the workload, once launched
+        self.phase = ""  # "asked": the fork waits for the --send values; "sending": it reads them
 
-def _interrupted(channel: Channel, workload: dict[str, Any], path: Any, request: dict[str, Any]) -> None:
-    """After an interrupt: the workload is cancelled; raise what the in-kernel path raises
-    (a plain KeyboardInterrupt when nothing was launched)."""
-    try:
-        channel.sock.settimeout(30.0)
-        if workload.pop("sending", False):  # dropping the connection cuts the values short
-            raise KeyboardInterrupt
-        if workload.pop("asked", False):  # it waits for the --send values: it stops
-            channel.send({"abort": True})
-        while "id" not in workload:  # launching, or stopping: see which
-            message = channel.receive()
-            if "launched" in message:
-                workload.update(message["launched"])
-            elif "send" in message:
-                channel.send({"abort": True})
-            elif "error" in message:
-                raise AgentError(message["error"])
-            elif "out" not in message and "err" not in message:
+    def run(self, message: dict[str, Any]) -> bool:
+        try:
+            while not self._step(message):
+                message = self.channel.receive()
+        except KeyboardInterrupt:
+            self._interrupted()
+        except (OSError, ValueError) as exc:
+            name = self.record.get("id")
+            where = f"`%wb logs {name}` follows {name}" if name else "`%wb ls` shows whether it started"
+            raise AgentError(f"lost the workbench agent ({exc}) — {where}") from None
+        return True
+
+    def _interrupted(self) -> None:
+        """After an interrupt: the workload is cancelled; raise what the in-kernel path raises
+        (a plain KeyboardInterrupt when nothing was launched)."""
+        channel = self.channel
+        try:
+            channel.sock.settimeout(30.0)
+            if self.phase == "sending":  # dropping the connection cuts the values short
                 raise KeyboardInterrupt
-    except (OSError, ValueError):
-        raise KeyboardInterrupt from None
-    answer = _cancel(path, request, workload["id"])
-    if "error" in answer:
-        raise AgentError(answer["error"])
-    raise AgentError(f"interrupted; {answer['interrupted']} {answer['status']}")
+            if self.phase == "asked":  # it waits for the --send values: it stops
+                channel.send({"abort": True})
+            while "id" not in self.record:  # launching, or stopping: see which
+                message = channel.receive()
+                if "launched" in message:
+                    self.record.update(message["launched"])
+                elif "send" in message:  # the interrupt came before it asked
+                    channel.send({"abort": True})
+                elif "error" in message:
+                    raise AgentError(message["error"])
+                elif "out" not in message and "err" not in message:
+                    raise KeyboardInterrupt
+        except (OSError, ValueError):
+            raise KeyboardInterrupt from None
+        answer = _cancel(self.path, self.request, self.record["id"])
+        if "error" in answer:
+            raise AgentError(answer["error"])
+        raise AgentError(f"interrupted; {answer['interrupted']} {answer['status']}")
 
+    def _step(self, message: dict[str, Any]) -> bool:
+        """Act on one message; True once the cell is over."""
+        if "out" in message or "err" in message:
+            stream = sys.stdout if "out" in message else sys.stderr
+            stream.write(message.get("out") or message.get("err") or "")
+            stream.flush()
+            return False
+        if "error" in message:
+            raise AgentError(message["error"])
+        if "bug" in message:
+            raise RuntimeError(f"the workbench agent failed:\n{message['bug']}")
+        if "send" in message:
+            self._send(list(message["send"]))
+            return False
+        if "launched" in message:
+            self.record.update(message["launched"])
+            self.channel.sock.settimeout(None)  # a workload may run for days
+            self.on_launch(self.record)
+            return False
+        if "detached" in message:
+            print(f"{self.record['id']} launched; `%wb logs {self.record['id']}` to follow")
+            return True
+        if "done" in message:
+            key = message.get("key")  # the workload succeeded; its results' key when it has --get
+            if key:
+                from .runtime.results import load_run
 
-def _step(
-    channel: Channel,
-    message: dict[str, Any],
-    user_ns: dict[str, Any],
-    on_launch: Callable[[dict[str, Any]], None],
-    workload: dict[str, Any],
-) -> bool:
-    """Act on one message; True once the cell is over."""
-    if "out" in message or "err" in message:
-        stream = sys.stdout if "out" in message else sys.stderr
-        stream.write(message.get("out") or message.get("err") or "")
-        stream.flush()
-        return False
-    if "error" in message:
-        raise AgentError(message["error"])
-    if "bug" in message:
-        raise RuntimeError(f"the workbench agent failed:\n{message['bug']}")
-    if "send" in message:
+                values = load_run(message["done"], message["status"], message["run_dir"], bytes.fromhex(key))
+                self.user_ns.update(values)
+            return True
+        return "help" in message
+
+    def _send(self, names: list[str]) -> None:
         from .errors import WorkbenchError
         from .sending import pickled_inputs
 
-        names = list(message["send"])
-        workload["asked"] = True
+        self.phase = "asked"
         try:
-            blob = pickled_inputs(names, {n: user_ns[n] for n in names if n in user_ns})
+            blob = pickled_inputs(names, {n: self.user_ns[n] for n in names if n in self.user_ns})
         except WorkbenchError as exc:
-            del workload["asked"]
-            channel.send({"abort": True})
+            self.phase = ""
+            self.channel.send({"abort": True})
             raise AgentError(exc.one_line()) from None
-        del workload["asked"]
-        workload["sending"] = True  # the fork reads them: cut short, it launches nothing
-        channel.send({"pickled": blob is not None})
+        self.phase = "sending"  # the fork reads them: cut short, it launches nothing
+        self.channel.send({"pickled": blob is not None})
         if blob is not None:
-            channel.send_blob(blob)
-        del workload["sending"]
-        return False
-    if "launched" in message:
-        workload.update(message["launched"])
-        channel.sock.settimeout(None)  # a workload may run for days
-        on_launch(workload)
-        return False
-    if "detached" in message:
-        print(f"{workload['id']} launched; `%wb logs {workload['id']}` to follow")
-        return True
-    if "done" in message:
-        key = message.get("key")  # the workload succeeded; its results' key when it has --get
-        if key:
-            from .runtime.results import load_run
-
-            values = load_run(message["done"], message["status"], message["run_dir"], bytes.fromhex(key))
-            user_ns.update(values)
-        return True
-    return "help" in message
+            self.channel.send_blob(blob)
+        self.phase = ""

@@ -142,12 +142,10 @@ class WorkbenchMagics(Magics):
 
     def _run_here(self, kind: str, line: str, cell: str, user_ns: dict[str, Any]) -> None:
         from .errors import WorkbenchError
-        from .options import HelpShown, cell_parser, spec_fields, split_line
+        from .options import HelpShown, cell_fields
 
         try:
-            args = cell_parser(kind).parse_args(split_line(line, f"%%{kind}"))
-            raw = spec_fields(args, kind)
-            raw["code"] = cell
+            raw, detach = cell_fields(kind, line, cell)
             sent = {name: user_ns[name] for name in raw.get("send", []) if name in user_ns}
             workload = self.service.launch(raw, inputs=sent, session=kernel_session(), cwd=os.getcwd())
         except HelpShown:
@@ -155,7 +153,7 @@ class WorkbenchMagics(Magics):
         except WorkbenchError as exc:
             raise self._fail(exc) from None
         self._show(workload)
-        if args.detach:
+        if detach:
             print(f"{workload.id} launched; `%wb logs {workload.id}` to follow")
             return
         self._follow(workload, user_ns)

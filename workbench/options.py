@@ -139,6 +139,18 @@ def split_line(line: str, magic: str) -> list[str]:
         ) from None
 
 
+def cell_fields(kind: str, line: str, code: str) -> tuple[dict[str, Any], bool]:
+    """The raw spec of ``%%kind line`` over ``code``, and whether it asked for ``--detach``.
+
+    Raises:
+        SpecError: a line that cannot be split or parsed; HelpShown: ``--help`` was printed.
+    """
+    args = cell_parser(kind).parse_args(split_line(line, f"%%{kind}"))
+    raw = spec_fields(args, kind)
+    raw["code"] = code
+    return raw, bool(args.detach)
+
+
 @functools.cache
 def cell_parser(kind: str) -> ArgumentParser:
     """The flags of ``%%pod`` or ``%%train``: built once per kernel (argparse takes ~2 ms to build)."""

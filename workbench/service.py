@@ -243,27 +243,27 @@ class Service(EndpointOperations, ScheduleOperations):
         shutil.rmtree(workload.run_dir, ignore_errors=True)
 
     def results(self, name: str) -> dict[str, Any]:
-        """The ``--get`` values of a succeeded workload; empty when it asked for none.
+        """The ``--get`` values of a succeeded workload; empty when it asked for none. Only what
+        its own runner sealed with the launch's key is unpickled: without ``--get``, nothing."""
+        workload = self.store.find(name)
+        key = self.results_key(workload)
+        return {} if key is None else self.backend(workload.backend).results(workload, key)
 
-        Only what the run's own runner sealed with the launch's key is unpickled: a workload
-        launched without ``--get`` brings nothing back, whatever it prints or writes.
+    def results_key(self, workload: Workload) -> bytes | None:
+        """The key that seals ``workload``'s ``--get`` values; None when it asked for none.
 
         Raises:
-            PermissionDenied: the workload asked for results, but this store has no key for
-                them (it was launched from another machine, or found in the cluster).
+            PermissionDenied: it asked for results, but this store has no key for them.
         """
-        workload = self.store.find(name)
-        if not workload.spec.get("get"):
-            return {}
-        key = self.store.results_key(workload.id)
-        if key is None:
+        key = self.store.results_key(workload.id) if workload.spec.get("get") else None
+        if key is None and workload.spec.get("get"):
             raise PermissionDenied(
                 f"the --get results of {workload.id} cannot be authenticated here: "
                 "their key stays in the store of the machine that launched it",
                 value=workload.id,
                 hint="read them from the kernel or machine that launched the workload",
             )
-        return self.backend(workload.backend).results(workload, key)
+        return key
 
     # -- Dask ------------------------------------------------------------------------------
     def _dask_backend(self, name: str) -> tuple[DaskControl, Workload]:

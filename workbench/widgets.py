@@ -44,10 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .store import ACTIVE, Workload
-from .widgets_mode import ENV as ENV
-from .widgets_mode import OFF as OFF
-from .widgets_mode import ON as ON
-from .widgets_mode import wanted as wanted
+from .widgets_mode import wanted
 
 if TYPE_CHECKING:  # the widgets' own modules load with the first widget, not in text mode
     from .service import Service

@@ -4,12 +4,14 @@ Both are per-user servers on a Unix socket in a private folder, started in the b
 the first process that finds them absent, and gone again after an idle period or as soon as
 the code they loaded has changed (the socket's name carries a stamp of that code, so a changed
 installation is served by a new one). Only peers of this user (``SO_PEERCRED``) are served;
-the socket is 0600 in a 0700 folder, whatever the umask.
+the socket is 0600 in a 0700 folder, whatever the umask. Requests and answers are
+length-prefixed JSON messages (:class:`Channel`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import stat
@@ -17,7 +19,7 @@ import struct
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -26,6 +28,64 @@ _RESPAWN_AFTER = 10.0  # seconds before this process starts another helper that 
 _spawned: dict[str, float] = {}
 #: Bytes of ``sun_path`` a socket's path may use (it holds 108).
 SOCKET_ROOM = 100
+_HEADER = struct.Struct("!I")
+_BLOB = struct.Struct("!Q")
+_MAX_MESSAGE = 16 * 2**20
+
+
+class Channel:
+    """Length-prefixed JSON messages both ways, and blobs of bytes. It reads no further than
+    the message it returns, and what arrived before an interrupt waits in its buffer."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = bytearray()
+
+    def send(self, message: dict[str, Any]) -> None:
+        data = json.dumps(message).encode()
+        self.sock.sendall(_HEADER.pack(len(data)) + data)
+
+    def send_blob(self, blob: bytes) -> None:
+        self.sock.sendall(_BLOB.pack(len(blob)))
+        self.sock.sendall(blob)
+
+    def _fill(self, size: int) -> None:
+        while len(self.buffer) < size:
+            chunk = self.sock.recv(size - len(self.buffer))
+            if not chunk:
+                raise ConnectionError("the peer closed the connection")
+            self.buffer += chunk
+
+    def _take(self, start: int, size: int) -> bytes:
+        self._fill(start + size)
+        data = bytes(self.buffer[start : start + size])
+        del self.buffer[: start + size]
+        return data
+
+    def receive(self) -> dict[str, Any]:
+        """One message; raises OSError (ConnectionError) on a short read or an oversized one."""
+        self._fill(_HEADER.size)
+        (size,) = _HEADER.unpack_from(self.buffer)
+        if size > _MAX_MESSAGE:
+            raise ConnectionError(f"message of {size} bytes refused")
+        message = json.loads(self._take(_HEADER.size, size))
+        if not isinstance(message, dict):
+            raise ConnectionError("not a message")
+        return message
+
+    def receive_blob(self) -> bytes:
+        self._fill(_BLOB.size)
+        (size,) = _BLOB.unpack_from(self.buffer)
+        return self._take(_BLOB.size, size)
+
+
+def send(sock: socket.socket, message: dict[str, Any]) -> None:
+    Channel(sock).send(message)
+
+
+def receive(sock: socket.socket) -> dict[str, Any]:
+    """One message (see :meth:`Channel.receive`)."""
+    return Channel(sock).receive()
 
 
 def runtime_dir() -> Path | None:

@@ -27,11 +27,9 @@ The launcher leaves after an idle period, or as soon as a file it loaded has cha
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import socket
-import struct
 import sys
 import zlib
 
@@ -69,8 +67,6 @@ STAMP_FILES = (
     "runtime/track_end.py",
     "runtime/usage.py",
 )
-_HEADER = struct.Struct("!I")
-_MAX_MESSAGE = 16 * 2**20
 _RLIMITS = tuple(name for name in dir(__import__("resource")) if name.startswith("RLIMIT_"))
 
 
@@ -88,34 +84,6 @@ def stamp(files: tuple[str, ...] = STAMP_FILES) -> str:
     return f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}{len(data) & 0xFFFF:04x}"
 
 
-def send(sock: socket.socket, message: dict[str, object]) -> None:
-    data = json.dumps(message).encode()
-    sock.sendall(_HEADER.pack(len(data)) + data)
-
-
-def receive(sock: socket.socket) -> dict[str, object]:
-    """One message; raises OSError (ConnectionError) on a short read or an oversized one."""
-    header = _read_exactly(sock, _HEADER.size)
-    (size,) = _HEADER.unpack(header)
-    if size > _MAX_MESSAGE:
-        raise ConnectionError(f"message of {size} bytes refused")
-    message = json.loads(_read_exactly(sock, size))
-    if not isinstance(message, dict):
-        raise ConnectionError("not a message")
-    return message
-
-
-def _read_exactly(sock: socket.socket, size: int) -> bytes:
-    chunks, left = [], size
-    while left:
-        chunk = sock.recv(min(left, 1 << 20))
-        if not chunk:
-            raise ConnectionError("the peer closed the connection")
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
-
-
 def _umask() -> int:
     """This process's umask, read without changing it (another thread may be creating a file)."""
     with open("/proc/self/status") as fh:
@@ -123,6 +91,10 @@ def _umask() -> int:
             if line.startswith("Umask:"):
                 return int(line.split()[1], 8)
     raise OSError("no Umask in /proc/self/status")
+
+
+#: What :func:`context` holds (a forked helper compares requests by these).
+CONTEXT_KEYS = ("cwd", "cwd_id", "env", "umask", "rlimits", "nice", "affinity", "ignored", "groups")
 
 
 def context() -> dict[str, object]:
@@ -271,13 +243,13 @@ def _child(request: dict[str, object], argv: bytes) -> int:
 def _serve_one(conn: socket.socket, room: int, own: str) -> bool:
     """Answer one request (fork its guard); False when this launcher should leave (stale)."""
     conn.settimeout(10.0)
-    request = receive(conn)
+    request = daemons.receive(conn)
     argv = procs.command_line(
         (str(request["python"]), "-m", "workbench.runtime.supervisor", str(request["db"]), str(request["id"]))
     )
     reason = _refusal(request, argv, room, own)
     if reason is not None:
-        send(conn, {"ok": False, "reason": reason})
+        daemons.send(conn, {"ok": False, "reason": reason})
         return reason != "stale"
     sys.stdout.flush()
     sys.stderr.flush()
@@ -291,7 +263,7 @@ def _serve_one(conn: socket.socket, room: int, own: str) -> bool:
             os._exit(code)
     _, status = os.waitpid(pid, 0)  # it forks the guard and leaves at once
     started = os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
-    send(conn, {"ok": True} if started else {"ok": False, "reason": "could not claim the workload"})
+    daemons.send(conn, {"ok": True} if started else {"ok": False, "reason": "could not claim the workload"})
     return True
 
 

@@ -249,7 +249,7 @@ def test_a_launcher_that_never_answers_starts_it_exactly_once(service: Service, 
 
     def hang_up() -> None:
         conn, _ = mute.accept()
-        launcher.receive(conn)
+        daemons.receive(conn)
         conn.close()  # it had the request and closed without a word
 
     answering = threading.Thread(target=hang_up)
@@ -270,8 +270,8 @@ def test_a_stale_request_is_refused_and_the_launcher_leaves(runtime: Path, tmp_p
                "id": "x", "run_dir": str(tmp_path)}  # fmt: skip
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.connect(str(path))
-        launcher.send(sock, request)
-        assert launcher.receive(sock) == {"ok": False, "reason": "stale"}
+        daemons.send(sock, request)
+        assert daemons.receive(sock) == {"ok": False, "reason": "stale"}
     within(lambda: not procs.is_alive(pid))
     assert not path.exists()
     assert not (tmp_path / "logs").exists()  # nothing was forked
@@ -301,8 +301,8 @@ def _connect_as(uid: int, path: Path) -> str:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
                 sock.settimeout(10)
                 sock.connect(str(path))
-                launcher.send(sock, {"stamp": launcher.stamp()})
-                launcher.receive(sock)
+                daemons.send(sock, {"stamp": launcher.stamp()})
+                daemons.receive(sock)
         except PermissionError:
             outcome = "denied"
         except (ConnectionError, TimeoutError):

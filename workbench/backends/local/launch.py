@@ -101,8 +101,8 @@ def _warm(db_path: str, workload_id: str, run_dir: Path) -> bool:
             _spawn(path)
             return False
         try:
-            launcher.send(sock, request)
-            reply = launcher.receive(sock)
+            daemons.send(sock, request)
+            reply = daemons.receive(sock)
         except (OSError, ValueError):
             return False  # no answer: the cold path's claim tells whether the launcher started it
         return reply.get("ok") is True
