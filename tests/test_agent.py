@@ -35,7 +35,7 @@ def agents(folder: Path) -> list[int]:
     """Live agents listening under ``folder``."""
     found = []
     for pid in procs.with_argv_tail(str(agent_client.IDLE_SECONDS)):
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        cmdline = procs.cmdline(pid)
         if agent_client.AGENT_MODULE.encode() in cmdline and str(folder).encode() in cmdline:
             found.append(pid)
     return found

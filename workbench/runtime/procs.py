@@ -188,6 +188,11 @@ def marked(run_dir: str) -> list[int]:
     return found
 
 
+def cmdline(pid: int) -> bytes:
+    """``pid``'s NUL-separated command line; empty once it has gone (or for a kernel thread)."""
+    return _read(pid, "cmdline") or b""
+
+
 def with_argv_tail(*tail: str) -> list[int]:
     """Live processes whose command line contains ``tail`` as consecutive arguments (not this one)."""
     needle = b"\0" + b"\0".join(part.encode() for part in tail) + b"\0"

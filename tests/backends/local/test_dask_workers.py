@@ -3,11 +3,11 @@ config says. Real clusters, real workers."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from workbench.runtime import procs
 from workbench.service import Service
 
 
@@ -32,7 +32,7 @@ def workers(
     client: Any = service.dask_client(workload.id)
     try:
         found = list(client.run(probe).values())
-        return found, {parent: Path(f"/proc/{parent}/cmdline").read_bytes() for parent, _, _, _ in found}
+        return found, {parent: procs.cmdline(parent) for parent, _, _, _ in found}
     finally:
         client.close()
         service.cancel(workload.id)

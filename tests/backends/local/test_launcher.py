@@ -53,7 +53,7 @@ def launchers(folder: Path) -> list[int]:
     """Live launcher processes listening under ``folder``."""
     found = []
     for pid in procs.with_argv_tail("-m", launcher.LAUNCHER_MODULE):
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        cmdline = procs.cmdline(pid)
         if str(folder).encode() in cmdline:
             found.append(pid)
     return found
