@@ -183,7 +183,7 @@ def test_a_kernel_that_goes_away_leaves_its_workload_running(
     within(lambda: "first" in "".join(service.logs("outlives")) if service.store.list() else False)
     pid = k.km.provisioner.pid  # type: ignore[union-attr]
     os.kill(pid, signal.SIGKILL)  # the kernel dies while its cell follows the workload
-    within(lambda: not procs.is_alive(pid) or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z")
+    within(lambda: not procs.is_alive(pid))  # a zombie counts as gone
     within(lambda: len(agents(runtime.parent)) == 1)  # its fork of the agent left; the agent stays
     assert service.get("outlives").status == "running"
     gate.touch()
