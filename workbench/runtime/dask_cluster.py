@@ -8,9 +8,9 @@ are requested through two handlers added to the scheduler (``workbench_scale``,
 ``workbench_adapt``). With an idle timeout the scheduler closes itself when nothing has run
 for that long, and the process exits.
 
-Starting fast: the workers' forkserver starts first (it imports distributed while this process
-does), the record is written as soon as the first workers registered, and the Bokeh dashboard
-(about a second of imports) is attached just after; its link works from the start.
+Starting fast: the workers fork from a warm server (see :mod:`.dask_workers`), the record is
+written as soon as the first workers registered, and the Bokeh dashboard (about a second of
+imports) is attached just after; its link works from the start.
 
 The final message names why the cluster ended: its idle timeout or a client's
 ``Client.shutdown()`` (both a normal end, exit 0), a signal (a cancel or a timeout, which the
@@ -32,7 +32,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import FINAL_MESSAGE
+from . import FINAL_MESSAGE, dask_workers
 
 if TYPE_CHECKING:  # imported where used: the workers' server starts before anything heavy
     from ..store import Store
@@ -95,106 +95,11 @@ def describe_end(
     return f"the Dask scheduler closed unexpectedly (reason: {reason})", 1
 
 
-#: Dask's own value for workers' ``PYTHONHASHSEED`` when none is configured (distributed.nanny):
-#: every worker of a cluster must hash alike.
-_DASK_HASH_SEED = "6640"
-_PRE_SPAWN = "distributed.nanny.pre-spawn-environ"
-_METHOD = "distributed.worker.multiprocessing-method"
-
-
-def worker_environ(wanted: dict[str, Any]) -> dict[str, str]:
-    """The environment a nanny gives a worker it spawns, from the configured ``pre-spawn-environ``
-    (as ``distributed.nanny`` reads it: this process's own values win; Dask's hash seed)."""
-    environ = {k: os.environ.get(k, str(v)) for k, v in wanted.items() if v is not None}
-    if environ.get("PYTHONHASHSEED") in (None, "0"):
-        environ["PYTHONHASHSEED"] = _DASK_HASH_SEED
-    return environ
-
-
-def _start_server(environ: dict[str, str]) -> bool:
-    """Start multiprocessing's forkserver, distributed preloaded, in ``environ`` (this process's
-    own environment is left as it was)."""
-    import multiprocessing
-    import multiprocessing.forkserver
-
-    saved = dict(os.environ)
-    os.environ.update(environ)
-    try:
-        multiprocessing.get_context("forkserver").set_forkserver_preload(["distributed"])
-        multiprocessing.forkserver.ensure_running()
-    except OSError:
-        return False
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    return True
-
-
-def start_worker_server() -> dict[str, str] | None:
-    """Start the workers' server before this process imports distributed; the environment it got.
-
-    By default each worker is a fresh interpreter that imports distributed (``spawn``). Instead
-    the nannies fork their workers from multiprocessing's ``forkserver`` with distributed
-    preloaded: each worker is then a fork of a clean process that has never run anything else.
-    Started first, the server imports distributed while this process does. Its environment is
-    the one a spawned worker would get from distributed's own defaults (read from its package,
-    not imported); :func:`use_worker_server` checks it against the Dask config once distributed
-    is imported. None when it could not be started.
-    """
-    import importlib.util
-
-    import yaml
-
-    spec = importlib.util.find_spec("distributed")  # finds it without importing it
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    try:
-        text = Path(spec.submodule_search_locations[0], "distributed.yaml").read_text()
-        safe = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's, when built with it
-        defaults = yaml.load(text, Loader=safe)  # noqa: S506 - a safe loader
-        environ = worker_environ(dict(defaults["distributed"]["nanny"]["pre-spawn-environ"]))
-    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
-        return None
-    return environ if _start_server(environ) else None
-
-
-def use_worker_server(started: dict[str, str] | None) -> bool:
-    """Have the nannies use the workers' server, unless the Dask config chooses a method itself.
-
-    ``started`` is the environment :func:`start_worker_server` gave the server; when the Dask
-    config (its files, ``DASK_*`` variables) asks for another one, the server is started again
-    in it. True when the nannies fork from the server.
-    """
-    import multiprocessing.forkserver
-
-    import dask.config
-    import distributed.utils
-    from distributed import nanny
-
-    user = dask.config.collect(env=os.environ)  # files and DASK_* variables, without the defaults
-    method = dask.config.get(_METHOD, None, config=user)
-    get_env = getattr(nanny, "_get_env_variables", None)
-    wanted = worker_environ(get_env(_PRE_SPAWN)) if get_env is not None else None
-    usable = method is None and wanted is not None and hasattr(distributed.utils, "_forkserver_preload_set")
-    if started is not None and (not usable or wanted != started):
-        stop = getattr(getattr(multiprocessing.forkserver, "_forkserver", None), "_stop", None)
-        if stop is None:
-            return False  # cannot be replaced: the nannies spawn (distributed's default)
-        stop()
-        started = None
-    if not usable or (started is None and not _start_server(wanted or {})):
-        return False
-    distributed.utils._forkserver_preload_set = True  # preloaded here: not numpy and pandas too
-    dask.config.set({_METHOD: "forkserver"})
-    return True
-
-
 async def serve(
     run_dir: Path,
     config: dict[str, Any],
     store: Store,
     workload_id: str,
-    server_env: dict[str, str] | None = None,
 ) -> tuple[str, int]:
     """Run the cluster until it is stopped (a signal) or its scheduler closes.
 
@@ -207,8 +112,6 @@ async def serve(
     from distributed import Nanny, Scheduler, SchedulerPlugin, SpecCluster
 
     from . import dask_dashboard
-
-    use_worker_server(server_env)
 
     class WorkbenchScheduler(Scheduler):
         """Remembers why it was closed (distributed only logs it)."""
@@ -350,19 +253,19 @@ async def serve(
 
 
 def main(argv: list[str]) -> int:
-    worker_server = start_worker_server()  # first: it imports distributed while this process does
-    import asyncio
-
-    from ..store import Store
-
+    started = dict(os.environ)  # with what the backend added for this interpreter's start
+    early = dask_workers.start(started)  # first: a fresh workers' server imports alongside this one
     run_dir = Path(argv[0])
-    config: dict[str, Any] = json.loads((run_dir / "payload" / "dask.json").read_text())
-    home = Path(os.environ["WORKBENCH_HOME"])
-    store = Store(home / "workbench.db")
-    workload_id = os.environ["WORKBENCH_WORKLOAD_ID"]
     final = run_dir / FINAL_MESSAGE
     try:
-        message, code = asyncio.run(serve(run_dir, config, store, workload_id, worker_server))
+        dask_workers.use(early, started)  # imports distributed; a forked server is forked here
+        import asyncio
+
+        from ..store import Store
+
+        config: dict[str, Any] = json.loads((run_dir / "payload" / "dask.json").read_text())
+        store = Store(Path(os.environ["WORKBENCH_HOME"]) / "workbench.db")
+        message, code = asyncio.run(serve(run_dir, config, store, os.environ["WORKBENCH_WORKLOAD_ID"]))
     except Exception as exc:
         import traceback
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from workbench.runtime import dask_dashboard
-from workbench.runtime.dask_cluster import worker_environ
+from workbench.runtime import dask_dashboard, procs
+from workbench.runtime.dask_workers import worker_environ
 from workbench.service import Service
 
 
@@ -108,16 +108,17 @@ def test_a_workers_environment_is_the_nannys(monkeypatch: pytest.MonkeyPatch) ->
     assert worker_environ({"PYTHONHASHSEED": 5})["PYTHONHASHSEED"] == "12"
 
 
-def environ_probe() -> tuple[int, dict[str, str | None]]:
-    """A worker's parent and what the parent was started with (a nanny also sets the variables in
-    each worker, but after the server imported numpy: what counts is the server's own start)."""
+def environ_probe() -> tuple[int, dict[str, str | None], str | None]:
+    """A worker's parent, what the parent was started with (a nanny also sets the variables in
+    each worker, but after the server imported numpy: what counts is the server's own start),
+    and the worker's own ``OMP_NUM_THREADS``."""
     import os
 
     parent = os.getppid()
     with open(f"/proc/{parent}/environ", "rb") as fh:
         started = dict(item.decode().partition("=")[::2] for item in fh.read().split(b"\0") if item)
     names = ("OMP_NUM_THREADS", "MALLOC_TRIM_THRESHOLD_", "PYTHONHASHSEED")
-    return parent, {name: started.get(name) for name in names}
+    return parent, {name: started.get(name) for name in names}, os.environ.get("OMP_NUM_THREADS")
 
 
 def test_a_configured_worker_environment_reaches_the_workers_server(
@@ -138,8 +139,11 @@ def test_a_configured_worker_environment_reaches_the_workers_server(
     finally:
         client.close()
     assert len(found) == 2
-    assert [env for _, env in found] == [
+    assert [env for _, env, _ in found] == [
         {"OMP_NUM_THREADS": "3", "MALLOC_TRIM_THRESHOLD_": "65536", "PYTHONHASHSEED": "6640"}
     ] * 2
-    (parent,) = {parent for parent, _ in found}  # still forked by one warm server
-    assert b"multiprocessing.forkserver" in Path(f"/proc/{parent}/cmdline").read_bytes()
+    assert [own for _, _, own in found] == ["3", "3"]  # not the default the backend started it with
+    # the cluster process started with distributed's defaults, not the user's: a fresh server,
+    # still one warm server for both
+    (parent,) = {parent for parent, _, _ in found}
+    assert b"multiprocessing.forkserver" in procs.cmdline(parent)

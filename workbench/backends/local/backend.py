@@ -244,6 +244,8 @@ class LocalBackend:
             from ...runtime.notebook import SIGN_ENV
 
             env[SIGN_ENV] = "1"
+        if plan.start_env is not None:  # what the runner's interpreter must start with
+            env.update(plan.start_env({**os.environ, **env}))
         launch: dict[str, Any] = {
             "argv": [sys.executable, *(plan.start or ("-m", plan.module)), str(run_dir)],
             "cwd": payload.cwd,

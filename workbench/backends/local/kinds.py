@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ...config import folder_problem
 from ...errors import SpecError
-from ...runtime import OUTPUT_LOCATION_ENV
+from ...runtime import OUTPUT_LOCATION_ENV, dask_workers
 from ...runtime.cell import START
 from ...runtime.publish import run_location
 from ...spec import CodeSpec, CommonSpec, DaskSpec, NotebookSpec, PodSpec, ServeSpec, TrainSpec
@@ -35,6 +35,9 @@ class Plan:
         start: the interpreter's arguments that start the runner (default ``-m module``).
         gated: the runner waits at :mod:`workbench.runtime.gate` before it runs any of the
             workload's code, so the supervisor may start it before moving it into its cgroup.
+        start_env: given the environment the runner will have, what it must start with
+            besides (a Dask cluster: the environment its workers need, see
+            :mod:`workbench.runtime.dask_workers`).
     """
 
     gpus: int
@@ -45,6 +48,7 @@ class Plan:
     env: dict[str, str] = field(default_factory=dict)
     start: tuple[str, ...] = ()
     gated: bool = False
+    start_env: Callable[[Mapping[str, str]], dict[str, str]] | None = None
 
 
 def write_code(folder: Path, payload: Payload, script: str | None, meta: dict[str, Any]) -> None:
@@ -203,6 +207,7 @@ def plan_for(workload_id: str, spec: CommonSpec, payload: Payload) -> Plan:
             "workbench.runtime.dask_cluster",
             _stage_dask(spec),
             group_memory_limit=False,
+            start_env=dask_workers.start_environ,
         )
     if isinstance(spec, TrainSpec):
         return Plan(
