@@ -74,7 +74,7 @@ _bench_report(started=_w.started, **_marks)
 PHASES = [
     ("parse, validate, launch", "cell0", "dask_cluster1"),
     ("supervisor starts the cluster process", "dask_cluster1", "started"),
-    ("cluster process: imports (workers' forkserver alongside), scheduler listening", "started", "scheduler"),
+    ("cluster process: imports, workers' server forked, scheduler listening", "started", "scheduler"),
     ("2 nanny workers forked and registered", "scheduler", "registered"),
     ("address recorded and seen by the kernel", "registered", "dask_address1"),
     ("Client connects", "dask_address1", "dask_client1"),
