@@ -98,11 +98,15 @@ class JobController:
     def _condition(self, status: Obj, type_: str, value: bool, reason: str, message: str) -> None:
         conditions = status.setdefault("conditions", [])
         stamp = now()
+        wanted = "True" if value else "False"
         for cond in conditions:
             if cond["type"] == type_:
-                if cond["status"] != ("True" if value else "False"):
-                    cond.update(status="True" if value else "False", lastTransitionTime=stamp)
-                cond.update(reason=reason, message=message, lastProbeTime=stamp)
+                # as the Job controller does: a condition that says the same is left as it is (a
+                # probe time bumped on every pass changed every suspended Job once a second)
+                if (cond["status"], cond.get("reason"), cond.get("message")) != (wanted, reason, message):
+                    if cond["status"] != wanted:
+                        cond["lastTransitionTime"] = stamp
+                    cond.update(status=wanted, reason=reason, message=message, lastProbeTime=stamp)
                 return
         conditions.append(
             {
