@@ -111,7 +111,7 @@ class JobController:
         conditions.append(
             {
                 "type": type_,
-                "status": "True" if value else "False",
+                "status": wanted,
                 "reason": reason,
                 "message": message,
                 "lastProbeTime": stamp,

@@ -40,7 +40,7 @@ _PRE_SPAWN = "distributed.nanny.pre-spawn-environ"
 _METHOD = "distributed.worker.multiprocessing-method"
 #: BLAS thread counts: above 1, numpy's BLAS starts threads as it loads, and a fork keeps one.
 _BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
-#: The state of multiprocessing's ``ForkServer`` (CPython 3.11 and 3.12) that a forked server
+#: The state of multiprocessing's ``ForkServer`` (CPython 3.11's) that a forked server
 #: sets as ``ensure_running`` would; any other shape starts a fresh server instead.
 _SERVER_STATE = frozenset(
     {
@@ -198,24 +198,27 @@ def _fork() -> bool:
     return True
 
 
+def _started_in(started: Mapping[str, str], environ: Mapping[str, str] | None) -> bool:
+    """Whether a process that started with ``started`` began in ``environ``."""
+    return environ is not None and all(started.get(k) == v for k, v in environ.items())
+
+
+def _defaults_environ() -> dict[str, str] | None:
+    defaults = package_defaults()
+    return worker_environ(defaults) if defaults is not None else None
+
+
 def start(started: Mapping[str, str]) -> str | dict[str, str] | None:
     """Before distributed is imported: :data:`FORK` when the server can be forked once it is
-    (this process, which started with ``started``, began in the workers' environment), else a
-    fresh server started now and the environment it got; None when neither."""
-    environ = None
-    if not started.get(DEFAULTED):  # else the backend started it so (:func:`use` checks it)
-        defaults = package_defaults()
-        if defaults is None:
-            return None
-        environ = worker_environ(defaults)
-    if _forkable() and (environ is None or all(started.get(k) == v for k, v in environ.items())):
+    (this process, which started with ``started``, began in the workers' environment: the
+    backend says so with :data:`DEFAULTED`, :func:`use` checks it), else a fresh server started
+    now and the environment it got; None when neither."""
+    if _forkable() and (started.get(DEFAULTED) or _started_in(started, _defaults_environ())):
         from multiprocessing import resource_tracker
 
         resource_tracker.ensure_running()  # a small interpreter, started while this one imports
         return FORK
-    if environ is None:
-        defaults = package_defaults()
-        environ = worker_environ(defaults) if defaults is not None else None
+    environ = _defaults_environ()
     return environ if environ is not None and _spawn(environ) else None
 
 
@@ -237,7 +240,7 @@ def use(early: str | dict[str, str] | None, started: Mapping[str, str]) -> str |
     wanted = worker_environ(get_env(_PRE_SPAWN)) if get_env is not None else None
     usable = method is None and wanted is not None and hasattr(distributed.utils, "_forkserver_preload_set")
     kind = None
-    if usable and early == FORK and all(started.get(k) == v for k, v in (wanted or {}).items()) and _fork():
+    if usable and early == FORK and _started_in(started, wanted) and _fork():
         kind = "forked"
     elif isinstance(early, dict) and (not usable or wanted != early):
         stop = getattr(getattr(multiprocessing.forkserver, "_forkserver", None), "_stop", None)

@@ -53,8 +53,7 @@ def is_alive(pid: int | None, marker: str | None = None) -> bool:
         return False
     if marker is None:
         return True
-    cmdline = _read(pid, "cmdline")
-    return cmdline is not None and marker.encode() in cmdline
+    return marker.encode() in cmdline(pid)
 
 
 def group_members(pgid: int) -> list[int]:
@@ -199,8 +198,8 @@ def with_argv_tail(*tail: str) -> list[int]:
     me = os.getpid()
     found = []
     for pid in _pids():
-        cmdline = _read(pid, "cmdline")
-        if pid != me and cmdline and needle in b"\0" + cmdline:
+        line = cmdline(pid)
+        if pid != me and line and needle in b"\0" + line:
             fields = _stat_fields(pid)
             if fields and fields[0] not in ("Z", "X"):
                 found.append(pid)
